@@ -1,0 +1,93 @@
+# depfence: build, test, demo, install.
+# Quiet by default; V=1 shows every command.
+
+BUILD ?= build
+PREFIX ?= /usr
+DESTDIR ?=
+VERSION := 0.1.0
+
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+MULTIARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -I$(BUILD) -DDF_VERSION='"$(VERSION)"'
+LDLIBS := -lbpf -lelf -lz -lyajl -lseccomp
+BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -I/usr/include/$(MULTIARCH) -Ibpf
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+HOOK_SRCS := $(wildcard hook/*.c) $(wildcard oci/*.c)
+HOOK_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(HOOK_SRCS))
+LIB_OBJS := $(filter-out $(BUILD)/obj/hook/main.o,$(HOOK_OBJS))
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+TOOLS := $(BUILD)/tests/dfclient $(BUILD)/tests/dfserver
+
+.PHONY: all deps check check-unit check-integration check-e2e demo install uninstall clean format
+
+all: $(BUILD)/depfence
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
+
+$(BUILD)/obj/%.o: %.c $(SKELS) $(wildcard hook/*.h oci/*.h bpf/*.h)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/depfence: $(HOOK_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/unit.h $(LIB_OBJS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@
+
+# Test clients go into containers too: static, no dependencies.
+$(BUILD)/tests/%: tests/tools/%.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -static $< -o $@
+
+.PHONY: tests
+tests: $(UNIT_BINS) $(TOOLS)
+
+deps:
+	$(Q)tests/deps.sh
+
+check: all $(UNIT_BINS) $(TOOLS)
+	$(Q)tests/run.sh
+
+demo: all
+	$(Q)examples/deploy/demo.sh
+
+install: all
+	install -D -m 0755 $(BUILD)/depfence $(DESTDIR)$(PREFIX)/bin/depfence
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/depfence
+
+format:
+	clang-format -i bpf/*.c bpf/*.h hook/*.c hook/*.h oci/*.c oci/*.h tests/unit/*.c tests/tools/*.c
+
+clean:
+	rm -rf $(BUILD)
+
+.DELETE_ON_ERROR:

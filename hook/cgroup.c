@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <fcntl.h>
+#include <signal.h>
+#include <time.h>
+
+#include "cgroup.h"
+#include "util.h"
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo */
+static void unescape_octal(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+int cg2_mount_from(FILE *f, char *ret, size_t len)
+{
+	char line[4096];
+
+	while (fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - "), *save = NULL, *tok, *mnt = NULL, *root = NULL;
+		int field = 0;
+
+		if (!sep)
+			continue;
+		if (strncmp(sep + 3, "cgroup2 ", 8))
+			continue;
+		*sep = '\0';
+		for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+			field++;
+			if (field == 4)
+				root = tok;
+			else if (field == 5)
+				mnt = tok;
+		}
+		if (!mnt || !root)
+			continue;
+		/* a bind mount of a sub-tree is not the hierarchy root */
+		if (strcmp(root, "/"))
+			continue;
+		unescape_octal(mnt);
+		if (strlen(mnt) >= len)
+			return -ENAMETOOLONG;
+		snprintf(ret, len, "%s", mnt);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int cg2_mount(char *ret, size_t len)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f)
+		return -errno;
+	return cg2_mount_from(f, ret, len);
+}
+
+int cg2_path_from(FILE *f, char *ret, size_t len)
+{
+	char line[PATH_MAX + 64];
+
+	while (fgets(line, sizeof(line), f)) {
+		size_t n;
+
+		if (strncmp(line, "0::", 3))
+			continue;
+		n = strcspn(line + 3, "\n");
+		line[3 + n] = '\0';
+		if (line[3] != '/')
+			return -EINVAL;
+		if (n >= len)
+			return -ENAMETOOLONG;
+		/* "(deleted)" suffix: the cgroup is gone */
+		if (n > 10 && !strcmp(line + 3 + n - 10, " (deleted)"))
+			return -ESTALE;
+		snprintf(ret, len, "%s", line + 3);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int cg2_path_of(int pid, char *ret, size_t len)
+{
+	char p[64];
+	_cleanup_fclose_ FILE *f = NULL;
+
+	if (pid > 0)
+		snprintf(p, sizeof(p), "/proc/%d/cgroup", pid);
+	else
+		snprintf(p, sizeof(p), "/proc/self/cgroup");
+	f = fopen(p, "re");
+	if (!f)
+		return -errno;
+	return cg2_path_from(f, ret, len);
+}
+
+int cg2_dir_of(int pid, char *ret, size_t len)
+{
+	char mnt[PATH_MAX], rel[PATH_MAX];
+	int r;
+
+	r = cg2_mount(mnt, sizeof(mnt));
+	if (r < 0)
+		return r;
+	r = cg2_path_of(pid, rel, sizeof(rel));
+	if (r < 0)
+		return r;
+	if (!strcmp(rel, "/"))
+		return -EPERM; /* the root cgroup: would fence the whole host */
+	if (strstr(rel, "/../") || strlen(mnt) + strlen(rel) >= len)
+		return -EINVAL;
+	snprintf(ret, len, "%s%s", !strcmp(mnt, "/") ? "" : mnt, rel);
+	return 0;
+}
+
+int cg2_only_pid(const char *dir, int pid, int *ret_other)
+{
+	_cleanup_close_ int dfd = -1;
+	_cleanup_free_ char *buf = NULL;
+	char *save = NULL;
+	int r;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	r = read_file_capped(dfd, "cgroup.procs", 1 << 20, &buf, NULL);
+	if (r < 0)
+		return r;
+	for (char *t = strtok_r(buf, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+		unsigned int v;
+
+		if (parse_u32(t, 0x7fffffff, &v) < 0)
+			return -EINVAL;
+		if ((int)v != pid) {
+			*ret_other = (int)v;
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int cg2_populated(const char *dir)
+{
+	_cleanup_close_ int dfd = -1;
+	_cleanup_free_ char *buf = NULL;
+	int r;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	r = read_file_capped(dfd, "cgroup.procs", 1 << 20, &buf, NULL);
+	if (r < 0)
+		return r;
+	return buf[0] != '\0';
+}
+
+/* Kill every process left in the cgroup (the job's daemons); bounded in rounds and time. */
+int cg2_kill_all(const char *dir)
+{
+	_cleanup_close_ int dfd = -1;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	for (int round = 0; round < 200; round++) {
+		_cleanup_free_ char *buf = NULL;
+		char *save = NULL;
+		int any = 0, kfd;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		if (read_file_capped(dfd, "cgroup.procs", 1 << 20, &buf, NULL) < 0)
+			return -errno;
+		if (!buf[0])
+			return 0;
+		kfd = openat(dfd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+		if (kfd >= 0) {
+			if (write(kfd, "1", 1) == 1)
+				any = 1;
+			close(kfd);
+		}
+		if (!any)
+			for (char *t = strtok_r(buf, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+				unsigned int v;
+
+				if (parse_u32(t, 0x7fffffff, &v) == 0 && v > 1)
+					kill((pid_t)v, SIGKILL);
+			}
+		nanosleep(&ts, NULL);
+	}
+	return -EBUSY;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* cgroup v2 discovery: where the hierarchy is mounted, which cgroup a process is in. */
+#ifndef DEPFENCE_CGROUP_H
+#define DEPFENCE_CGROUP_H
+
+#include <limits.h>
+#include <stdio.h>
+
+/* The cgroup2 mount point from a mountinfo stream (hybrid hosts: /sys/fs/cgroup/unified). */
+int cg2_mount_from(FILE *mountinfo, char *ret, size_t len);
+int cg2_mount(char *ret, size_t len);
+
+/* The v2 path ("0::/a/b") of pid, relative to the hierarchy root, from a /proc/<pid>/cgroup stream. */
+int cg2_path_from(FILE *f, char *ret, size_t len);
+int cg2_path_of(int pid, char *ret, size_t len);
+
+/* Absolute directory of pid's cgroup; refuses the root cgroup. */
+int cg2_dir_of(int pid, char *ret, size_t len);
+
+/* Every process in the cgroup at dir is pid itself (or dir is empty). */
+int cg2_only_pid(const char *dir, int pid, int *ret_other);
+
+int cg2_populated(const char *dir);
+int cg2_kill_all(const char *dir);
+
+#endif

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Subcommand handlers and what they share. */
+#ifndef DEPFENCE_CLI_H
+#define DEPFENCE_CLI_H
+
+#include "config.h"
+#include "fence.h"
+
+/* Exit codes (documented in README.md and --help). */
+#define DF_EXIT_OK 0
+#define DF_EXIT_ERROR 1
+#define DF_EXIT_USAGE 2
+
+#ifndef DF_VERSION
+#define DF_VERSION "0.1.0"
+#endif
+
+int cmd_hook(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+
+/*
+ * Read what the fence recorded, write the report to report_path (NULL: the
+ * report dir), log the summary, then remove pins and state. Records stay
+ * pinned when the report cannot be written. 0 when there was no fence.
+ */
+int fence_finish(const struct df_host_config *hc, const char *id, const char *report_path,
+		 struct fence_data *ret_data);
+
+void df_libbpf_logging(void);
+
+#endif

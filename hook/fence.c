@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "../oci/json.h"
+#include "fence.h"
+#include "fence.skel.h"
+
+static void fence_bpf_freep(struct fence_bpf **s)
+{
+	if (*s)
+		fence_bpf__destroy(*s);
+}
+#define _cleanup_skel_ _cleanup_(fence_bpf_freep)
+
+#define STATE_MAX (4 * 1024 * 1024)
+
+static const char *const pin_maps[] = { "config", "counters", "records" };
+static const char *const pin_links[] = { "connect4", "connect6", "sendmsg4", "sendmsg6" };
+
+void fence_state_free(struct fence_state *s)
+{
+	df_policy_free(&s->policy);
+}
+
+void fence_data_free(struct fence_data *d)
+{
+	free(d->recs);
+	memset(d, 0, sizeof(*d));
+}
+
+static int is_bpffs(const char *path)
+{
+	struct statfs sf;
+
+	if (statfs(path, &sf) < 0)
+		return -errno;
+	return sf.f_type == BPF_FS_MAGIC;
+}
+
+int fence_ensure_bpffs(const char *root, struct df_error *e)
+{
+	char cur[PATH_MAX];
+	int r;
+
+	snprintf(cur, sizeof(cur), "%s", root);
+	/* the deepest existing ancestor decides */
+	for (;;) {
+		struct stat st;
+		char *slash;
+
+		if (stat(cur, &st) == 0)
+			break;
+		if (errno != ENOENT)
+			return df_fail(e, -errno, "bpffs root %s: %s", cur, strerror(errno));
+		slash = strrchr(cur, '/');
+		if (!slash || slash == cur)
+			return df_fail(e, -ENOENT, "bpffs root %s: no existing parent", root);
+		*slash = '\0';
+	}
+	r = is_bpffs(cur);
+	if (r < 0)
+		return df_fail(e, r, "statfs %s: %s", cur, strerror(-r));
+	if (!r) {
+		/* Mount bpffs only at its usual place, never over another directory. */
+		if (strcmp(cur, "/sys/fs/bpf"))
+			return df_fail(e, -ENOTSUP,
+				       "bpffs root %s: %s is not on a bpf filesystem (mount one, or use a bpffs_root under /sys/fs/bpf)",
+				       root, cur);
+		if (mount("bpf", "/sys/fs/bpf", "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "mode=0700") < 0)
+			return df_fail(e, -errno, "mount bpffs on /sys/fs/bpf: %s", strerror(errno));
+	}
+	r = mkdir_p(root, 0700);
+	if (r < 0)
+		return df_fail(e, r, "mkdir %s: %s", root, strerror(-r));
+	return 0;
+}
+
+static int join(char *buf, size_t len, const char *a, const char *b, const char *c)
+{
+	int n = c ? snprintf(buf, len, "%s/%s/%s", a, b, c) : snprintf(buf, len, "%s/%s", a, b);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int fill_rules(struct bpf_map *map, int family, const struct df_compiled *c,
+		      struct df_error *e)
+{
+	size_t ksz = family == 4 ? sizeof(struct df_key4) : sizeof(struct df_key6);
+
+	for (size_t i = 0; i < c->n; i++) {
+		struct df_key4 k4;
+		const void *key = &c->keys[i];
+
+		if (family == 4) {
+			k4.prefixlen = c->keys[i].prefixlen;
+			memcpy(&k4.addr, c->keys[i].addr, 4);
+			key = &k4;
+		}
+		if (bpf_map__update_elem(map, key, ksz, &c->vals[i], sizeof(c->vals[i]), BPF_ANY) <
+		    0)
+			return df_fail(e, -errno, "fill rules%d: %s", family, strerror(errno));
+	}
+	return 0;
+}
+
+int fence_remove(const struct df_host_config *hc, const char *id)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	_cleanup_close_ int sdfd = -1;
+	DIR *d;
+	int r = 0;
+
+	if (safe_id(id) < 0)
+		return -EINVAL;
+	if (join(dir, sizeof(dir), hc->bpffs_root, id, NULL) < 0)
+		return -ENAMETOOLONG;
+	d = opendir(dir);
+	if (d) {
+		struct dirent *de;
+
+		/* links first: removing their pins detaches the programs */
+		for (size_t i = 0; i < ARRAY_SIZE(pin_links); i++)
+			if (unlinkat(dirfd(d), pin_links[i], 0) < 0 && errno != ENOENT)
+				r = -errno;
+		while ((de = readdir(d))) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
+				r = -errno;
+		}
+		closedir(d);
+		if (rmdir(dir) < 0 && errno != ENOENT)
+			r = -errno;
+	} else if (errno != ENOENT) {
+		r = -errno;
+	}
+	if (join(path, sizeof(path), hc->state_dir, id, NULL) < 0)
+		return -ENAMETOOLONG;
+	strncat(path, ".json", sizeof(path) - strlen(path) - 1);
+	if (unlink(path) < 0 && errno != ENOENT)
+		r = -errno;
+	return r;
+}
+
+int fence_start(const struct df_host_config *hc, const struct fence_state *st, struct df_error *e)
+{
+	_cleanup_skel_ struct fence_bpf *skel = NULL;
+	_cleanup_close_ int cgfd = -1;
+	struct df_compiled c4 = {}, c6 = {};
+	struct df_config cfg = {};
+	_cleanup_free_ char *json = NULL;
+	char dir[PATH_MAX], path[PATH_MAX], name[160];
+	struct bpf_program *progs[4];
+	size_t json_len;
+	__u32 zero = 0;
+	int r, created = 0;
+
+	if (safe_id(st->id) < 0)
+		return df_fail(e, -EINVAL, "container id \"%.80s\" is not a safe file name", st->id);
+	r = df_policy_compile(&st->policy, 4, &c4, e);
+	if (r < 0)
+		return r;
+	r = df_policy_compile(&st->policy, 6, &c6, e);
+	if (r < 0)
+		goto out;
+
+	r = fence_ensure_bpffs(hc->bpffs_root, e);
+	if (r < 0)
+		goto out;
+	r = join(dir, sizeof(dir), hc->bpffs_root, st->id, NULL);
+	if (r < 0) {
+		df_fail(e, r, "pin path for %s: too long", st->id);
+		goto out;
+	}
+	r = mkdir_p(hc->state_dir, 0700);
+	if (r < 0) {
+		df_fail(e, r, "mkdir %s: %s", hc->state_dir, strerror(-r));
+		goto out;
+	}
+
+	cgfd = open(st->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0) {
+		r = df_fail(e, -errno, "open cgroup %s: %s", st->cgroup, strerror(errno));
+		goto out;
+	}
+
+	skel = fence_bpf__open();
+	if (!skel) {
+		r = df_fail(e, -errno, "open BPF object: %s", strerror(errno));
+		goto out;
+	}
+	bpf_map__set_max_entries(skel->maps.rules4, c4.n ? (__u32)c4.n : 1);
+	bpf_map__set_max_entries(skel->maps.rules6, c6.n ? (__u32)c6.n : 1);
+	bpf_map__set_max_entries(skel->maps.records, hc->max_records);
+	r = fence_bpf__load(skel);
+	if (r < 0) {
+		r = df_fail(e, r, "load BPF programs: %s (run with --verbose for the verifier log)",
+			    strerror(-r));
+		goto out;
+	}
+	cfg.mode = (__u32)st->policy.mode;
+	cfg.default_verdict = (__u32)st->policy.default_verdict;
+	if ((r = fill_rules(skel->maps.rules4, 4, &c4, e)) < 0 ||
+	    (r = fill_rules(skel->maps.rules6, 6, &c6, e)) < 0)
+		goto out;
+	if (bpf_map__update_elem(skel->maps.config, &zero, sizeof(zero), &cfg, sizeof(cfg),
+				 BPF_ANY) < 0) {
+		r = df_fail(e, -errno, "fill config: %s", strerror(errno));
+		goto out;
+	}
+
+	/* The state file comes first: whatever is pinned after it can be found and removed. */
+	r = fence_state_to_json(st, &json, &json_len);
+	if (r < 0) {
+		df_fail(e, r, "state for %s: %s", st->id, strerror(-r));
+		goto out;
+	}
+	snprintf(name, sizeof(name), "%s.json", st->id);
+	if (mkdir(dir, 0700) < 0) {
+		r = df_fail(e, -errno, "create pin directory %s: %s%s", dir, strerror(errno),
+			    errno == EEXIST ? " (a fence with this id exists; depfence gc removes stale ones)" : "");
+		goto out;
+	}
+	created = 1;
+	r = write_file_atomic(hc->state_dir, name, json, json_len, 0600);
+	if (r < 0) {
+		df_fail(e, r, "write state %s/%s: %s", hc->state_dir, name, strerror(-r));
+		goto out;
+	}
+
+	{
+		struct bpf_map *maps[] = { skel->maps.config, skel->maps.counters,
+					   skel->maps.records };
+
+		for (size_t i = 0; i < ARRAY_SIZE(maps); i++) {
+			join(path, sizeof(path), dir, pin_maps[i], NULL);
+			r = bpf_map__pin(maps[i], path);
+			if (r < 0) {
+				df_fail(e, r, "pin %s: %s", path, strerror(-r));
+				goto out;
+			}
+		}
+	}
+
+	progs[0] = skel->progs.df_connect4;
+	progs[1] = skel->progs.df_connect6;
+	progs[2] = skel->progs.df_sendmsg4;
+	progs[3] = skel->progs.df_sendmsg6;
+	for (size_t i = 0; i < ARRAY_SIZE(progs); i++) {
+		struct bpf_link *link = bpf_program__attach_cgroup(progs[i], cgfd);
+
+		if (!link) {
+			r = df_fail(e, -errno, "attach %s to %s: %s", pin_links[i], st->cgroup,
+				    strerror(errno));
+			goto out;
+		}
+		join(path, sizeof(path), dir, pin_links[i], NULL);
+		r = bpf_link__pin(link, path);
+		/* the pin holds the link now: drop our fd without detaching */
+		bpf_link__disconnect(link);
+		bpf_link__destroy(link);
+		if (r < 0) {
+			df_fail(e, r, "pin %s: %s", path, strerror(-r));
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	if (r < 0 && created)
+		fence_remove(hc, st->id);
+	df_compiled_free(&c4);
+	df_compiled_free(&c6);
+	return r;
+}
+
+int fence_load_state(const struct df_host_config *hc, const char *id, struct fence_state *ret,
+		     struct df_error *e)
+{
+	_cleanup_close_ int dfd = -1;
+	_cleanup_free_ char *buf = NULL;
+	char name[160];
+	int r;
+
+	if (safe_id(id) < 0)
+		return df_fail(e, -EINVAL, "id \"%.80s\" is not a safe file name", id);
+	dfd = open(hc->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 && errno == ENOENT)
+		return 0;
+	if (dfd < 0)
+		return df_fail(e, -errno, "open %s: %s", hc->state_dir, strerror(errno));
+	snprintf(name, sizeof(name), "%s.json", id);
+	r = read_file_capped(dfd, name, STATE_MAX, &buf, NULL);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return df_fail(e, r, "read %s/%s: %s", hc->state_dir, name, strerror(-r));
+	r = fence_state_from_json(buf, ret, e);
+	if (r < 0)
+		return r;
+	return 1;
+}
+
+int fence_collect(const struct df_host_config *hc, const char *id, struct fence_data *ret,
+		  struct df_error *e)
+{
+	char path[PATH_MAX];
+	_cleanup_close_ int cfd = -1, rfd = -1;
+	struct fence_data d = {};
+	struct df_rec_key key, next;
+	size_t cap = 0;
+	__u32 zero = 0;
+	int r;
+
+	join(path, sizeof(path), hc->bpffs_root, id, "counters");
+	cfd = bpf_obj_get(path);
+	if (cfd < 0)
+		return df_fail(e, -errno, "open pinned %s: %s", path, strerror(errno));
+	if (bpf_map_lookup_elem(cfd, &zero, &d.counters) < 0)
+		return df_fail(e, -errno, "read %s: %s", path, strerror(errno));
+	join(path, sizeof(path), hc->bpffs_root, id, "records");
+	rfd = bpf_obj_get(path);
+	if (rfd < 0)
+		return df_fail(e, -errno, "open pinned %s: %s", path, strerror(errno));
+
+	/* bounded: a hash map never yields more keys than its max_entries, and we stop at 2^20 */
+	for (r = bpf_map_get_next_key(rfd, NULL, &next); r == 0 && d.n_recs < (1u << 20);
+	     r = bpf_map_get_next_key(rfd, &key, &next)) {
+		if (d.n_recs == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct fence_record *nr = realloc(d.recs, ncap * sizeof(*nr));
+
+			if (!nr) {
+				fence_data_free(&d);
+				return -ENOMEM;
+			}
+			d.recs = nr;
+			cap = ncap;
+		}
+		key = next;
+		if (bpf_map_lookup_elem(rfd, &key, &d.recs[d.n_recs].v) < 0)
+			continue; /* deleted meanwhile: nothing deletes records, but be safe */
+		d.recs[d.n_recs].k = key;
+		d.n_recs++;
+	}
+	d.stopped_ns = now_realtime_ns();
+	*ret = d;
+	return 0;
+}
+
+/* ---- state file ---- */
+
+int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_len)
+{
+	_cleanup_yajl_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *out;
+	size_t len;
+	int r = 0;
+
+	if (!g)
+		return -ENOMEM;
+	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+	yajl_gen_map_open(g);
+	r |= jg_key_str(g, "schema", "depfence.state/v1");
+	r |= jg_key_str(g, "id", st->id);
+	r |= jg_key_str(g, "kind", st->kind);
+	r |= jg_key_str(g, "cgroup", st->cgroup);
+	r |= jg_key_str(g, "command", st->command[0] ? st->command : NULL);
+	r |= jg_key_int(g, "started_at_ns", (long long)st->started_ns);
+	r |= jg_key_str(g, "label", st->policy.label);
+	r |= jg_key_str(g, "mode", df_mode_name(st->policy.mode));
+	r |= jg_key_str(g, "default", df_verdict_name(st->policy.default_verdict));
+	r |= jg_str(g, "rules");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < st->policy.n_rules; i++) {
+		const struct df_rule *ru = &st->policy.rules[i];
+
+		yajl_gen_map_open(g);
+		r |= jg_key_str(g, "rule", ru->text);
+		r |= jg_key_str(g, "verdict", df_verdict_name(ru->verdict));
+		r |= jg_key_str(g, "source", ru->source);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	if (yajl_gen_map_close(g) != yajl_gen_status_ok || r)
+		return -EINVAL;
+	yajl_gen_get_buf(g, &out, &len);
+	*ret = strndup((const char *)out, len);
+	if (!*ret)
+		return -ENOMEM;
+	*ret_len = len;
+	return 0;
+}
+
+int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_error *e)
+{
+	_cleanup_yajl_ yajl_val root = NULL;
+	struct fence_state st = {};
+	const char *s;
+	long long n;
+	yajl_val rules;
+	int r;
+
+	r = json_parse(buf, "state file", &root, e);
+	if (r < 0)
+		return r;
+	df_policy_init(&st.policy);
+	if (json_get_string(root, "schema", &s, NULL) < 0 || strcmp(s, "depfence.state/v1"))
+		goto bad;
+	if (json_get_string(root, "id", &s, NULL) < 0 || safe_id(s) < 0)
+		goto bad;
+	snprintf(st.id, sizeof(st.id), "%s", s);
+	if (json_get_string(root, "kind", &s, NULL) < 0)
+		goto bad;
+	snprintf(st.kind, sizeof(st.kind), "%s", s);
+	if (json_get_string(root, "cgroup", &s, NULL) < 0)
+		goto bad;
+	snprintf(st.cgroup, sizeof(st.cgroup), "%s", s);
+	if (json_get_string(root, "command", &s, NULL) == 0)
+		snprintf(st.command, sizeof(st.command), "%s", s);
+	if (json_get_int(root, "started_at_ns", &n, NULL) < 0)
+		goto bad;
+	st.started_ns = (unsigned long long)n;
+	if (json_get_string(root, "label", &s, NULL) == 0 && !(st.policy.label = strdup(s)))
+		goto nomem;
+	if (json_get_string(root, "mode", &s, NULL) < 0 || df_parse_mode(s, &st.policy.mode) < 0)
+		goto bad;
+	if (json_get_string(root, "default", &s, NULL) < 0 ||
+	    df_parse_default(s, &st.policy.default_verdict) < 0)
+		goto bad;
+	if (json_get_array(root, "rules", &rules, NULL) < 0)
+		goto bad;
+	for (size_t i = 0; i < json_array_len(rules); i++) {
+		yajl_val o = json_array_at(rules, i);
+		const char *text, *verdict, *source;
+
+		if (json_get_string(o, "rule", &text, NULL) < 0 ||
+		    json_get_string(o, "verdict", &verdict, NULL) < 0 ||
+		    json_get_string(o, "source", &source, NULL) < 0)
+			goto bad;
+		r = df_policy_add_list(&st.policy, text, !strcmp(verdict, "deny") ? DF_DENY : DF_ALLOW,
+				       source, 1, e);
+		if (r < 0)
+			goto fail;
+	}
+	*ret = st;
+	return 0;
+bad:
+	r = df_fail(e, -EINVAL, "state file: missing or mistyped keys (not written by this depfence?)");
+	goto fail;
+nomem:
+	r = -ENOMEM;
+fail:
+	fence_state_free(&st);
+	return r;
+}

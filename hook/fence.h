@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* A fence: programs attached to one cgroup, links and maps pinned, a state file. */
+#ifndef DEPFENCE_FENCE_H
+#define DEPFENCE_FENCE_H
+
+#include "../bpf/fence.h"
+#include "config.h"
+#include "policy.h"
+
+#define DF_KIND_HOOK "hook"
+#define DF_KIND_RUN "run"
+
+/* What the state file keeps between attach and report. */
+struct fence_state {
+	char id[130];
+	char kind[8];
+	char cgroup[PATH_MAX];
+	char command[1024]; /* run: the job's command line */
+	unsigned long long started_ns; /* CLOCK_REALTIME */
+	struct df_policy policy;
+};
+
+struct fence_record {
+	struct df_rec_key k;
+	struct df_rec_val v;
+};
+
+struct fence_data {
+	struct df_counters counters;
+	struct fence_record *recs;
+	size_t n_recs;
+	unsigned long long stopped_ns;
+};
+
+void fence_state_free(struct fence_state *s);
+void fence_data_free(struct fence_data *d);
+
+/* Make sure the bpffs that holds root is mounted (mounting /sys/fs/bpf if needed). */
+int fence_ensure_bpffs(const char *root, struct df_error *e);
+
+/*
+ * Load, fill, attach to the cgroup at cgdir, pin under <bpffs_root>/<id>/ and
+ * write <state_dir>/<id>.json. On failure nothing is left attached or pinned.
+ */
+int fence_start(const struct df_host_config *hc, const struct fence_state *st,
+		struct df_error *e);
+
+/* 1 and the state when the fence exists, 0 when there is nothing (already stopped). */
+int fence_load_state(const struct df_host_config *hc, const char *id, struct fence_state *ret,
+		     struct df_error *e);
+
+/* Read counters and records from the pins without changing them. */
+int fence_collect(const struct df_host_config *hc, const char *id, struct fence_data *ret,
+		  struct df_error *e);
+
+/* Remove pins (detaching the programs) and the state file. */
+int fence_remove(const struct df_host_config *hc, const char *id);
+
+/* Serialize the state file JSON / parse it back. */
+int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_len);
+int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_error *e);
+
+#endif

@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* depfence: the CLI and OCI hook entry points. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <sys/stat.h>
+
+#include <bpf/libbpf.h>
+
+#include "../oci/state.h"
+#include "cgroup.h"
+#include "cli.h"
+#include "report.h"
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && df_verbose < 2)
+		return 0;
+	if (!df_verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+void df_libbpf_logging(void)
+{
+	libbpf_set_print(libbpf_print);
+}
+
+int fence_finish(const struct df_host_config *hc, const char *id, const char *report_path,
+		 struct fence_data *ret_data)
+{
+	struct fence_state st = {};
+	struct fence_data d = {};
+	struct df_error e = {};
+	_cleanup_free_ char *json = NULL;
+	char path[PATH_MAX], line[1024];
+	size_t len;
+	int r;
+
+	r = fence_load_state(hc, id, &st, &e);
+	if (r < 0) {
+		df_err("poststop %s: %s", id, e.msg);
+		return r;
+	}
+	if (r == 0) {
+		char dir[PATH_MAX];
+		struct stat sb;
+
+		snprintf(dir, sizeof(dir), "%s/%s", hc->bpffs_root, id);
+		if (stat(dir, &sb) == 0) {
+			df_err("poststop %s: pins at %s but no state file in %s; leaving them for depfence gc",
+			       id, dir, hc->state_dir);
+			return -ENOENT;
+		}
+		df_debug("poststop %s: no fence, nothing to do", id);
+		return 0;
+	}
+	r = fence_collect(hc, id, &d, &e);
+	if (r < 0) {
+		df_err("poststop %s: %s", id, e.msg);
+		goto out;
+	}
+	r = report_build(&st, &d, &json, &len);
+	if (r < 0) {
+		df_err("poststop %s: build report: %s", id, strerror(-r));
+		goto out;
+	}
+	if (report_path)
+		snprintf(path, sizeof(path), "%s", report_path);
+	else
+		snprintf(path, sizeof(path), "%s/%s.json", hc->report_dir, id);
+	r = report_write(path, json, len, &e);
+	if (r < 0) {
+		df_err("poststop %s: %s; the records stay pinned in %s/%s", id, e.msg,
+		       hc->bpffs_root, id);
+		goto out;
+	}
+	report_summary_line(&st, &d, path, line, sizeof(line));
+	df_info("%s", line);
+	r = fence_remove(hc, id);
+	if (r < 0)
+		df_err("poststop %s: remove pins and state: %s", id, strerror(-r));
+	r = r < 0 ? r : 1;
+	if (ret_data) {
+		*ret_data = d;
+		memset(&d, 0, sizeof(d));
+	}
+out:
+	fence_data_free(&d);
+	fence_state_free(&st);
+	return r;
+}
+
+static int hook_create(const struct df_host_config *hc, struct oci_state *s)
+{
+	struct fence_state st = {};
+	struct df_error e = {};
+	char cg[PATH_MAX];
+	int r, other = 0;
+
+	if (!s->has_annotations) {
+		r = oci_config_annotations(s, &e);
+		if (r < 0) {
+			df_err("container %s: %s", s->id, e.msg);
+			return r;
+		}
+	}
+	if (s->n_ann == 0) {
+		df_debug("container %s: no depfence.io/ annotations, no fence", s->id);
+		return 0;
+	}
+	df_policy_init(&st.policy);
+	r = oci_policy_from_annotations(s->ann, s->n_ann, &st.policy, &e);
+	if (r < 0) {
+		df_err("container %s: %s", s->id, e.msg);
+		goto out;
+	}
+	if (s->pid <= 0) {
+		df_err("container %s: the state has no \"pid\": cannot find the container's cgroup (is this hook registered for createRuntime or prestart?)",
+		       s->id);
+		r = -EINVAL;
+		goto out;
+	}
+	r = cg2_dir_of(s->pid, cg, sizeof(cg));
+	if (r == -EPERM) {
+		df_err("container %s: pid %d is in the root cgroup; refusing to fence the whole host",
+		       s->id, s->pid);
+		goto out;
+	}
+	if (r < 0) {
+		df_err("container %s: find the cgroup v2 directory of pid %d: %s", s->id, s->pid,
+		       strerror(-r));
+		goto out;
+	}
+	r = cg2_only_pid(cg, s->pid, &other);
+	if (r < 0) {
+		df_err("container %s: read %s/cgroup.procs: %s", s->id, cg, strerror(-r));
+		goto out;
+	}
+	if (r == 0) {
+		df_err("container %s: cgroup %s also holds pid %d, which is not the container's; refusing to fence processes outside the container",
+		       s->id, cg, other);
+		r = -EBUSY;
+		goto out;
+	}
+	snprintf(st.id, sizeof(st.id), "%s", s->id);
+	snprintf(st.kind, sizeof(st.kind), DF_KIND_HOOK);
+	snprintf(st.cgroup, sizeof(st.cgroup), "%s", cg);
+	st.started_ns = now_realtime_ns();
+	r = fence_start(hc, &st, &e);
+	if (r < 0) {
+		df_err("container %s: %s", s->id, e.msg);
+		goto out;
+	}
+	df_info("fence %s%s%s%s attached to %s: mode=%s default=%s, %zu rules", st.id,
+		st.policy.label ? " (" : "", st.policy.label ? st.policy.label : "",
+		st.policy.label ? ")" : "", cg, df_mode_name(st.policy.mode),
+		df_verdict_name(st.policy.default_verdict), st.policy.n_rules);
+	if (df_policy_count_names(&st.policy))
+		df_info("fence %s: %zu name rules are validated but not enforced by this version",
+			st.id, df_policy_count_names(&st.policy));
+out:
+	fence_state_free(&st);
+	return r;
+}
+
+static void hook_usage(FILE *f)
+{
+	fprintf(f, "Usage: depfence hook createRuntime|prestart|poststop < state.json\n"
+		   "\n"
+		   "OCI hook: reads the container state JSON on stdin. createRuntime and prestart\n"
+		   "attach the fence built from the depfence.io/ annotations; poststop writes the\n"
+		   "report to the report dir and removes the fence. Exit 0 on success, 1 on error\n"
+		   "(the runtime then does not start the container), 2 on usage errors.\n");
+}
+
+int cmd_hook(int argc, char **argv)
+{
+	struct df_host_config hc;
+	struct oci_state s = {};
+	struct df_error e = {};
+	_cleanup_free_ char *buf = NULL;
+	const char *stage;
+	int r;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		hook_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? DF_EXIT_USAGE : DF_EXIT_OK;
+	}
+	stage = argv[1];
+	if (strcmp(stage, "createRuntime") && strcmp(stage, "prestart") &&
+	    strcmp(stage, "poststop")) {
+		df_err("hook: unknown stage \"%s\" (createRuntime, prestart, poststop)", stage);
+		return DF_EXIT_USAGE;
+	}
+	df_log_init("depfence", 1);
+	r = df_config_load(&hc, &e);
+	if (r < 0) {
+		df_err("%s", e.msg);
+		return DF_EXIT_ERROR;
+	}
+	r = read_fd_capped(STDIN_FILENO, OCI_STATE_MAX, &buf, NULL);
+	if (r == -E2BIG) {
+		df_err("hook %s: container state on stdin is larger than %d bytes", stage,
+		       OCI_STATE_MAX);
+		return DF_EXIT_ERROR;
+	}
+	if (r < 0) {
+		df_err("hook %s: read container state from stdin: %s", stage, strerror(-r));
+		return DF_EXIT_ERROR;
+	}
+	r = oci_state_parse(buf, &s, &e);
+	if (r < 0) {
+		df_err("hook %s: %s", stage, e.msg);
+		return DF_EXIT_ERROR;
+	}
+	df_libbpf_logging();
+	if (!strcmp(stage, "poststop"))
+		r = fence_finish(&hc, s.id, NULL, NULL);
+	else
+		r = hook_create(&hc, &s);
+	oci_state_free(&s);
+	return r < 0 ? DF_EXIT_ERROR : DF_EXIT_OK;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("depfence %s (libbpf %s)\n", DF_VERSION, libbpf_version_string());
+	return DF_EXIT_OK;
+}
+
+static int cmd_help(int argc, char **argv);
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "hook", cmd_hook, "OCI hook: createRuntime|prestart|poststop, state JSON on stdin" },
+	{ "run", cmd_run, "run a command inside a fence: depfence run [OPTIONS] -- CMD [ARG]..." },
+	{ "version", cmd_version, "print the version" },
+	{ "help", cmd_help, "this text" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: depfence [--verbose] COMMAND [ARGS]\n\nCommands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'depfence COMMAND --help' describes each command.\n"
+		   "Exit status: 0 ok, 1 error, 2 usage; run exits with the command's status.\n"
+		   "Configuration: /etc/depfence/depfence.json or $DEPFENCE_CONFIG.\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	usage(stdout);
+	return DF_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+			df_verbose++;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return cmd_help(0, NULL);
+		else if (!strcmp(argv[i], "--version"))
+			return cmd_version(0, NULL);
+		else {
+			fprintf(stderr, "depfence: unknown option %s\n", argv[i]);
+			usage(stderr);
+			return DF_EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return DF_EXIT_USAGE;
+	}
+	for (size_t c = 0; c < ARRAY_SIZE(commands); c++)
+		if (!strcmp(argv[i], commands[c].name))
+			return commands[c].fn(argc - i, argv + i);
+	fprintf(stderr, "depfence: unknown command \"%s\"\n", argv[i]);
+	usage(stderr);
+	return DF_EXIT_USAGE;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Policy: mode, default verdict, rules; the rule grammar and precedence. */
+#ifndef DEPFENCE_POLICY_H
+#define DEPFENCE_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../bpf/fence.h"
+#include "util.h"
+
+#define DF_RULE_MAX_LEN 300 /* bracketed IPv6 + prefix + ports, or a 253-byte name + ports */
+#define DF_NAME_MAX_LEN 253
+
+enum df_target {
+	DF_TARGET_CIDR4,
+	DF_TARGET_CIDR6,
+	DF_TARGET_NAME,
+};
+
+enum df_name_kind {
+	DF_NAME_EXACT, /* github.com */
+	DF_NAME_ONE, /* *.github.com: exactly one more label */
+	DF_NAME_MANY, /* **.github.com: one or more labels */
+};
+
+struct df_rule {
+	char *text; /* normalized */
+	char *source; /* where it came from: "annotation depfence.io/deny", "--allow", ... */
+	uint8_t verdict; /* DF_ALLOW or DF_DENY */
+	uint8_t proto_mask; /* DF_PROTO_TCP, DF_PROTO_UDP or DF_PROTO_ANY */
+	uint8_t has_ports;
+	uint8_t target;
+	uint16_t port_lo, port_hi;
+	uint8_t addr[16]; /* CIDR: network bytes, IPv4 in the first 4 */
+	uint8_t prefixlen;
+	uint8_t name_kind;
+	char *name; /* DF_TARGET_NAME: lowercase, no trailing dot, no wildcard prefix */
+};
+
+struct df_policy {
+	int mode; /* DF_MODE_* */
+	int default_verdict; /* DF_ALLOW or DF_DENY */
+	struct df_rule *rules;
+	size_t n_rules, cap_rules;
+	char *label;
+};
+
+int df_parse_mode(const char *s, int *ret);
+int df_parse_default(const char *s, int *ret);
+const char *df_mode_name(int mode);
+const char *df_verdict_name(int verdict);
+
+void df_policy_init(struct df_policy *p);
+void df_policy_free(struct df_policy *p);
+
+/* Parse one rule. Fills *ret (owning text and name) on success. */
+int df_rule_parse(const char *text, uint8_t verdict, struct df_rule *ret, struct df_error *e);
+void df_rule_free(struct df_rule *r);
+
+/*
+ * Add every rule of a list separated by commas and/or whitespace.
+ * key names the place the list came from, for errors and the report.
+ */
+int df_policy_add_list(struct df_policy *p, const char *list, uint8_t verdict, const char *key,
+		       size_t max_rules, struct df_error *e);
+
+size_t df_policy_count_names(const struct df_policy *p);
+
+/* Compiled LPM contents for one family. */
+struct df_compiled {
+	size_t n;
+	struct df_key6 *keys; /* prefixlen + up to 16 address bytes; IPv4 uses 4 */
+	struct df_prefix_val *vals;
+};
+
+int df_policy_compile(const struct df_policy *p, int family, struct df_compiled *ret,
+		      struct df_error *e);
+void df_compiled_free(struct df_compiled *c);
+
+/* What the kernel does with a compiled table: longest prefix, then the first entry. */
+void df_compiled_judge(const struct df_compiled *c, int family, const uint8_t *addr,
+		       uint8_t proto_bit, uint16_t port, int default_verdict, uint8_t *ret_verdict,
+		       uint32_t *ret_rule_id);
+
+/* The reference: every address rule, most specific wins, deny on a tie. */
+void df_policy_judge(const struct df_policy *p, int family, const uint8_t *addr,
+		     uint8_t proto_bit, uint16_t port, uint8_t *ret_verdict, uint32_t *ret_rule_id);
+
+#endif

@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * depfence run: a fresh cgroup, the fence on it, the command in it; wait,
+ * end what the command left behind, write the report, remove it all, and
+ * exit with the command's status.
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "cgroup.h"
+#include "cli.h"
+#include "report.h"
+
+#define RUN_RULES_MAX 1000000
+
+static volatile sig_atomic_t child_pid;
+
+static void forward_signal(int sig)
+{
+	if (child_pid > 0)
+		kill((pid_t)child_pid, sig);
+}
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: depfence run [OPTIONS] -- CMD [ARG]...\n"
+		"\n"
+		"Run CMD in a new cgroup fenced by the policy, wait for it, write the report,\n"
+		"remove the cgroup and the fence, and exit with CMD's status.\n"
+		"\n"
+		"  --mode observe|audit|enforce   default audit\n"
+		"  --default allow|deny           verdict when no rule matches; default allow\n"
+		"  --deny RULES                   rules, comma or space separated; repeatable\n"
+		"  --allow RULES                  rules, comma or space separated; repeatable\n"
+		"  --label TEXT                   free text shown in the report\n"
+		"  --report FILE                  where the report goes (default: the report dir)\n"
+		"\n"
+		"RULE = [tcp/|udp/]TARGET[:PORT[-PORT]], TARGET = IPV4[/LEN] | [IPV6[/LEN]] | NAME\n"
+		"Exit status: CMD's (128+N when killed by signal N); 1 when the fence could not\n"
+		"be set up or the report not written; 2 on usage errors.\n");
+}
+
+static int join_argv(char **argv, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; argv[i]; i++) {
+		int n = snprintf(buf + off, len - off, "%s%s", i ? " " : "", argv[i]);
+
+		if (n < 0 || (size_t)n >= len - off) {
+			if (len > 4)
+				memcpy(buf + len - 4, "...", 4);
+			return 0;
+		}
+		off += (size_t)n;
+	}
+	/* keep the state and report valid JSON text: no control characters */
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+	return 0;
+}
+
+static int spawn_in_cgroup(const char *cgdir, char **argv, pid_t *ret_pid)
+{
+	_cleanup_close_ int procs = -1;
+	int pfd[2], child_err = 0;
+	char path[PATH_MAX];
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cgdir);
+	procs = open(path, O_WRONLY | O_CLOEXEC);
+	if (procs < 0)
+		return -errno;
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int r = -errno;
+
+		close(pfd[0]);
+		close(pfd[1]);
+		return r;
+	}
+	if (pid == 0) {
+		int err;
+
+		close(pfd[0]);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGQUIT, SIG_DFL);
+		if (write(procs, "0", 1) != 1) {
+			err = errno;
+			(void)!write(pfd[1], &err, sizeof(err));
+			_exit(127);
+		}
+		execvp(argv[0], argv);
+		err = errno;
+		(void)!write(pfd[1], &err, sizeof(err));
+		_exit(127);
+	}
+	close(pfd[1]);
+	do
+		n = read(pfd[0], &child_err, sizeof(child_err));
+	while (n < 0 && errno == EINTR);
+	close(pfd[0]);
+	*ret_pid = pid;
+	if (n == sizeof(child_err)) {
+		waitpid(pid, NULL, 0);
+		return -child_err;
+	}
+	return 0;
+}
+
+static int remove_cgroup(const char *dir)
+{
+	/* rmdir fails with EBUSY for a moment after the last process exits */
+	for (int i = 0; i < 500; i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		if (rmdir(dir) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY)
+			return -errno;
+		nanosleep(&ts, NULL);
+	}
+	return -EBUSY;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mode", required_argument, NULL, 'm' },
+		{ "default", required_argument, NULL, 'd' },
+		{ "deny", required_argument, NULL, 'D' },
+		{ "allow", required_argument, NULL, 'A' },
+		{ "label", required_argument, NULL, 'l' },
+		{ "report", required_argument, NULL, 'r' },
+		{ "profile", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct df_host_config hc;
+	struct fence_state st = {};
+	struct df_error e = {};
+	const char *report = NULL;
+	char parent[PATH_MAX], cg[PATH_MAX], mnt[PATH_MAX], rel[PATH_MAX], rpath[PATH_MAX];
+	pid_t pid = 0;
+	int c, r, status = 0, rc = DF_EXIT_ERROR;
+	struct sigaction sa = {};
+
+	df_policy_init(&st.policy);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (df_parse_mode(optarg, &st.policy.mode) < 0) {
+				df_err("run: --mode \"%s\": not a mode (observe, audit, enforce)",
+				       optarg);
+				goto usage;
+			}
+			break;
+		case 'd':
+			if (df_parse_default(optarg, &st.policy.default_verdict) < 0) {
+				df_err("run: --default \"%s\": not a verdict (allow, deny)", optarg);
+				goto usage;
+			}
+			break;
+		case 'D':
+		case 'A':
+			r = df_policy_add_list(&st.policy, optarg, c == 'D' ? DF_DENY : DF_ALLOW,
+					       c == 'D' ? "--deny" : "--allow", RUN_RULES_MAX, &e);
+			if (r < 0) {
+				df_err("run: %s", e.msg);
+				goto usage;
+			}
+			break;
+		case 'l':
+			if (strlen(optarg) > 1024) {
+				df_err("run: --label: longer than 1024 bytes");
+				goto usage;
+			}
+			free(st.policy.label);
+			st.policy.label = strdup(optarg);
+			if (!st.policy.label)
+				goto fail;
+			break;
+		case 'r':
+			report = optarg;
+			break;
+		case 'p':
+			df_err("run: --profile \"%s\": host profiles are not supported by this version",
+			       optarg);
+			goto usage;
+		case 'h':
+			run_usage(stdout);
+			df_policy_free(&st.policy);
+			return DF_EXIT_OK;
+		default:
+			df_err("run: unknown or incomplete option \"%s\"", argv[optind - 1]);
+			goto usage;
+		}
+	}
+	if (optind >= argc) {
+		df_err("run: no command given");
+		goto usage;
+	}
+	if (report) {
+		if (!realpath(".", rpath) || (report[0] != '/' &&
+					      strlen(rpath) + strlen(report) + 2 > sizeof(rpath))) {
+			df_err("run: --report %s: path too long", report);
+			goto usage;
+		}
+		if (report[0] != '/') {
+			strcat(rpath, "/");
+			strcat(rpath, report);
+		} else {
+			snprintf(rpath, sizeof(rpath), "%s", report);
+		}
+		report = rpath;
+	}
+
+	df_log_init("depfence", 1);
+	df_libbpf_logging();
+	r = df_config_load(&hc, &e);
+	if (r < 0) {
+		df_err("%s", e.msg);
+		goto fail;
+	}
+
+	r = cg2_mount(mnt, sizeof(mnt));
+	if (r == 0)
+		r = cg2_path_of(0, rel, sizeof(rel));
+	if (r < 0) {
+		df_err("run: find this process's cgroup v2 directory: %s (is cgroup2 mounted?)",
+		       strerror(-r));
+		goto fail;
+	}
+	snprintf(parent, sizeof(parent), "%s%s", !strcmp(mnt, "/") ? "" : mnt,
+		 !strcmp(rel, "/") ? "" : rel);
+	snprintf(st.id, sizeof(st.id), "run-%d-%llx", (int)getpid(),
+		 (unsigned long long)(now_realtime_ns() & 0xffffffffffULL));
+	snprintf(st.kind, sizeof(st.kind), DF_KIND_RUN);
+	if ((size_t)snprintf(cg, sizeof(cg), "%s/depfence-%s", parent, st.id) >= sizeof(cg)) {
+		df_err("run: cgroup path too long");
+		goto fail;
+	}
+	snprintf(st.cgroup, sizeof(st.cgroup), "%s", cg);
+	join_argv(argv + optind, st.command, sizeof(st.command));
+	st.started_ns = now_realtime_ns();
+
+	if (mkdir(cg, 0755) < 0) {
+		df_err("run: create cgroup %s: %s", cg, strerror(errno));
+		goto fail;
+	}
+	r = fence_start(&hc, &st, &e);
+	if (r < 0) {
+		df_err("run: %s", e.msg);
+		remove_cgroup(cg);
+		goto fail;
+	}
+	if (df_policy_count_names(&st.policy))
+		df_info("run: %zu name rules are validated but not enforced by this version",
+			df_policy_count_names(&st.policy));
+
+	sa.sa_handler = forward_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+
+	r = spawn_in_cgroup(cg, argv + optind, &pid);
+	if (r < 0) {
+		df_err("run: start %s: %s", argv[optind], strerror(-r));
+		status = 127 << 8;
+	} else {
+		child_pid = pid;
+		while (waitpid(pid, &status, 0) < 0) {
+			if (errno != EINTR) {
+				df_err("run: wait for %d: %s", (int)pid, strerror(errno));
+				break;
+			}
+		}
+		child_pid = 0;
+	}
+
+	/* whatever the job left running goes with it: the fence ends now */
+	r = cg2_kill_all(cg);
+	if (r < 0)
+		df_err("run: end the processes left in %s: %s", cg, strerror(-r));
+	r = remove_cgroup(cg);
+	if (r < 0)
+		df_err("run: remove cgroup %s: %s", cg, strerror(-r));
+
+	r = fence_finish(&hc, st.id, report, NULL);
+	if (WIFEXITED(status))
+		rc = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		rc = 128 + WTERMSIG(status);
+	if (r < 0 && rc == 0)
+		rc = DF_EXIT_ERROR;
+	fence_state_free(&st);
+	return rc;
+
+usage:
+	run_usage(stderr);
+	fence_state_free(&st);
+	return DF_EXIT_USAGE;
+fail:
+	fence_state_free(&st);
+	return DF_EXIT_ERROR;
+}

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <string.h>
+
+#include "json.h"
+
+/* yajl_tree_free() recurses: refuse deep nesting before yajl sees it. */
+#define JSON_MAX_DEPTH 64
+
+static int json_depth_ok(const char *s)
+{
+	int depth = 0, in_str = 0;
+
+	for (; *s; s++) {
+		if (in_str) {
+			if (*s == '\\' && s[1])
+				s++;
+			else if (*s == '"')
+				in_str = 0;
+			continue;
+		}
+		if (*s == '"')
+			in_str = 1;
+		else if (*s == '{' || *s == '[') {
+			if (++depth > JSON_MAX_DEPTH)
+				return 0;
+		} else if (*s == '}' || *s == ']')
+			depth--;
+	}
+	return 1;
+}
+
+int json_parse(const char *buf, const char *what, yajl_val *ret, struct df_error *e)
+{
+	char err[256] = "";
+	yajl_val v;
+
+	if (!json_depth_ok(buf))
+		return df_fail(e, -E2BIG, "%s: JSON nested deeper than %d levels", what,
+			       JSON_MAX_DEPTH);
+
+	v = yajl_tree_parse(buf, err, sizeof(err));
+	if (!v) {
+		/* yajl's message spans lines; keep the first */
+		err[strcspn(err, "\n")] = '\0';
+		return df_fail(e, -EINVAL, "%s: not valid JSON: %s", what, err[0] ? err : "parse error");
+	}
+	*ret = v;
+	return 0;
+}
+
+int json_is_object(yajl_val v)
+{
+	return v && YAJL_IS_OBJECT(v);
+}
+
+size_t json_object_len(yajl_val obj)
+{
+	return json_is_object(obj) ? obj->u.object.len : 0;
+}
+
+const char *json_object_key(yajl_val obj, size_t i)
+{
+	return obj->u.object.keys[i];
+}
+
+yajl_val json_object_value(yajl_val obj, size_t i)
+{
+	return obj->u.object.values[i];
+}
+
+yajl_val json_get(yajl_val obj, const char *key)
+{
+	if (!json_is_object(obj))
+		return NULL;
+	/* the last duplicate wins, as in most JSON readers */
+	for (size_t i = obj->u.object.len; i-- > 0;)
+		if (!strcmp(obj->u.object.keys[i], key))
+			return obj->u.object.values[i];
+	return NULL;
+}
+
+int json_get_string(yajl_val obj, const char *key, const char **ret, struct df_error *e)
+{
+	yajl_val v = json_get(obj, key);
+
+	if (!v || YAJL_IS_NULL(v))
+		return -ENOENT;
+	if (!YAJL_IS_STRING(v))
+		return df_fail(e, -EINVAL, "key \"%s\": expected a string", key);
+	*ret = YAJL_GET_STRING(v);
+	return 0;
+}
+
+int json_get_int(yajl_val obj, const char *key, long long *ret, struct df_error *e)
+{
+	yajl_val v = json_get(obj, key);
+
+	if (!v || YAJL_IS_NULL(v))
+		return -ENOENT;
+	if (!YAJL_IS_INTEGER(v))
+		return df_fail(e, -EINVAL, "key \"%s\": expected an integer", key);
+	*ret = YAJL_GET_INTEGER(v);
+	return 0;
+}
+
+int json_get_bool(yajl_val obj, const char *key, int *ret, struct df_error *e)
+{
+	yajl_val v = json_get(obj, key);
+
+	if (!v || YAJL_IS_NULL(v))
+		return -ENOENT;
+	if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v))
+		return df_fail(e, -EINVAL, "key \"%s\": expected true or false", key);
+	*ret = YAJL_IS_TRUE(v);
+	return 0;
+}
+
+int json_get_object(yajl_val obj, const char *key, yajl_val *ret, struct df_error *e)
+{
+	yajl_val v = json_get(obj, key);
+
+	if (!v || YAJL_IS_NULL(v))
+		return -ENOENT;
+	if (!YAJL_IS_OBJECT(v))
+		return df_fail(e, -EINVAL, "key \"%s\": expected an object", key);
+	*ret = v;
+	return 0;
+}
+
+int json_get_array(yajl_val obj, const char *key, yajl_val *ret, struct df_error *e)
+{
+	yajl_val v = json_get(obj, key);
+
+	if (!v || YAJL_IS_NULL(v))
+		return -ENOENT;
+	if (!YAJL_IS_ARRAY(v))
+		return df_fail(e, -EINVAL, "key \"%s\": expected an array", key);
+	*ret = v;
+	return 0;
+}
+
+size_t json_array_len(yajl_val arr)
+{
+	return arr && YAJL_IS_ARRAY(arr) ? arr->u.array.len : 0;
+}
+
+yajl_val json_array_at(yajl_val arr, size_t i)
+{
+	return arr->u.array.values[i];
+}
+
+const char *json_string(yajl_val v)
+{
+	return v && YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
+}
+
+int jg_str(yajl_gen g, const char *s)
+{
+	if (!s)
+		return yajl_gen_null(g) == yajl_gen_status_ok ? 0 : -EINVAL;
+	return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) == yajl_gen_status_ok ?
+		       0 :
+		       -EINVAL;
+}
+
+int jg_key_str(yajl_gen g, const char *k, const char *v)
+{
+	int r = jg_str(g, k);
+
+	return r < 0 ? r : jg_str(g, v);
+}
+
+int jg_key_int(yajl_gen g, const char *k, long long v)
+{
+	int r = jg_str(g, k);
+
+	if (r < 0)
+		return r;
+	return yajl_gen_integer(g, v) == yajl_gen_status_ok ? 0 : -EINVAL;
+}
+
+int jg_key_bool(yajl_gen g, const char *k, int v)
+{
+	int r = jg_str(g, k);
+
+	if (r < 0)
+		return r;
+	return yajl_gen_bool(g, v) == yajl_gen_status_ok ? 0 : -EINVAL;
+}

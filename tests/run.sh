@@ -1,0 +1,68 @@
+#!/bin/bash
+# The whole test suite: unit, integration (real cgroups, netns), e2e (runc, podman).
+# Every test prints "ok - NAME", "not ok - NAME: why" or "skip - NAME: why".
+# Closes with one line: "N passed, N failed, N skipped".
+# Under CI=true a skip counts as a failure: the privileged tiers must run there.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export DF_BIN="$ROOT/build/depfence" DF_TOOLS="$ROOT/build/tests" DF_ROOT="$ROOT"
+LOG_DIR=${DF_TEST_LOGS:-$ROOT/build/test-logs}
+mkdir -p "$LOG_DIR"
+
+# What this suite mounts it unmounts: bpffs on /sys/fs/bpf is mounted by the
+# product when missing; put the machine back as it was.
+bpffs_before=0
+grep -q ' /sys/fs/bpf bpf ' /proc/mounts && bpffs_before=1
+
+pass=0 fail=0 skip=0
+declare -a failures=()
+
+run_one() {
+	local name=$1; shift
+	local log="$LOG_DIR/$name.log" rc line got=0
+	timeout --kill-after=10 "${DF_TEST_TIMEOUT:-600}" "$@" >"$log" 2>&1
+	rc=$?
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) pass=$((pass + 1)); got=1 ;;
+		"not ok - "*) fail=$((fail + 1)); failures+=("$name: ${line#not ok - }"); got=1 ;;
+		"skip - "*)
+			got=1
+			if [ "${CI:-}" = true ]; then
+				fail=$((fail + 1)); failures+=("$name: skipped under CI: ${line#skip - }")
+			else
+				skip=$((skip + 1))
+			fi ;;
+		esac
+	done <"$log"
+	if [ $rc -ne 0 ] && ! grep -q '^not ok - ' "$log"; then
+		fail=$((fail + 1)); failures+=("$name: exited $rc without a failing check (see $log)")
+	elif [ $got = 0 ]; then
+		fail=$((fail + 1)); failures+=("$name: ran no check (see $log)")
+	fi
+	printf '%-40s %s\n' "$name" "$(grep -c '^ok - ' "$log") ok, $(grep -c '^not ok - ' "$log") failed, $(grep -c '^skip - ' "$log") skipped (rc $rc)"
+}
+
+only=${1:-}
+for t in build/tests/test_*; do
+	[ -x "$t" ] || continue
+	n=unit/$(basename "$t")
+	[ -n "$only" ] && [[ $n != *$only* ]] && continue
+	run_one "$n" "$t"
+done
+for t in tests/integration/test_*.sh tests/e2e/test_*.sh tests/examples/test_*.sh; do
+	[ -f "$t" ] || continue
+	n=${t#tests/}; n=${n%.sh}
+	[ -n "$only" ] && [[ $n != *$only* ]] && continue
+	run_one "$n" bash "$t"
+done
+
+if [ $bpffs_before = 0 ] && grep -q ' /sys/fs/bpf bpf ' /proc/mounts; then
+	rmdir /sys/fs/bpf/depfence 2>/dev/null
+	[ -z "$(ls -A /sys/fs/bpf 2>/dev/null)" ] && umount /sys/fs/bpf
+fi
+
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
