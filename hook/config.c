@@ -91,13 +91,19 @@ int df_config_load(struct df_host_config *c, struct df_error *e)
 {
 	const char *path = getenv("DEPFENCE_CONFIG");
 	_cleanup_free_ char *buf = NULL;
+	_cleanup_close_ int fd = -1;
 	int explicit = path && *path;
 	int r;
 
 	df_config_defaults(c);
 	if (!explicit)
 		path = DF_CONFIG_DEFAULT;
-	r = read_file_capped(AT_FDCWD, path, DF_CONFIG_MAX, &buf, NULL);
+	/*
+	 * The admin names this file, not the container: follow symlinks, as
+	 * ConfigMap volumes, NixOS's /etc and config management make them.
+	 */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	r = fd < 0 ? -errno : read_fd_capped(fd, DF_CONFIG_MAX, &buf, NULL);
 	if (r == -ENOENT && !explicit)
 		return 0;
 	if (r == -E2BIG)

@@ -69,6 +69,10 @@ int df_fail(struct df_error *e, int err, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 		va_end(ap);
+		/* messages quote untrusted input and end up in logs: keep them one line */
+		for (char *p = e->msg; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
 	}
 	return err < 0 ? err : -EINVAL;
 }
@@ -218,7 +222,7 @@ int parse_u32(const char *s, unsigned int max, unsigned int *ret)
 
 /*
  * A container id becomes a file name: allow what runc, crun and podman
- * generate (letters, digits, '-', '_', '.'), not starting with '.', 1..128.
+ * generate (letters, digits, '-', '_', '.', '+': runc's set), not starting with '.', 1..128.
  */
 int safe_id(const char *id)
 {
@@ -232,7 +236,7 @@ int safe_id(const char *id)
 		if (n >= 128)
 			return -E2BIG;
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.'))
+		      c == '-' || c == '_' || c == '.' || c == '+'))
 			return -EINVAL;
 	}
 	return 0;

@@ -154,13 +154,64 @@ const char *json_string(yajl_val v)
 	return v && YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
 }
 
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629), 0 when there is none. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+			return 0;
+		if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
+			return 0;
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+			return 0;
+		if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
 int jg_str(yajl_gen g, const char *s)
 {
+	_cleanup_free_ unsigned char *fixed = NULL;
+	const unsigned char *out = (const unsigned char *)s;
+	size_t len, i, n;
+
 	if (!s)
 		return yajl_gen_null(g) == yajl_gen_status_ok ? 0 : -EINVAL;
-	return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) == yajl_gen_status_ok ?
-		       0 :
-		       -EINVAL;
+	len = strlen(s);
+	for (i = 0; i < len && (n = utf8_len(out + i)); i += n)
+		;
+	if (i < len) {
+		/*
+		 * Command lines, labels and paths are bytes, not always UTF-8 (and
+		 * a length cap can cut a character); yajl lets overlong forms and
+		 * surrogates through. Write '?' for what is not UTF-8 rather than
+		 * lose the document or write one strict readers refuse.
+		 */
+		fixed = malloc(len + 1);
+		if (!fixed)
+			return -ENOMEM;
+		memcpy(fixed, s, len + 1);
+		for (; i < len; i += n) {
+			n = utf8_len(fixed + i);
+			if (!n) {
+				fixed[i] = '?';
+				n = 1;
+			}
+		}
+		out = fixed;
+	}
+	return yajl_gen_string(g, out, len) == yajl_gen_status_ok ? 0 : -EINVAL;
 }
 
 int jg_key_str(yajl_gen g, const char *k, const char *v)

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* The end of a fence, shared by the poststop hook, depfence run and gc. */
+#include <sys/stat.h>
+
+#include <bpf/libbpf.h>
+
+#include "cli.h"
+#include "report.h"
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && df_verbose < 2)
+		return 0;
+	if (!df_verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+void df_libbpf_logging(void)
+{
+	libbpf_set_print(libbpf_print);
+}
+
+int fence_finish(const struct df_host_config *hc, const char *id, const char *report_path,
+		 struct fence_data *ret_data)
+{
+	struct fence_state st = {};
+	struct fence_data d = {};
+	struct df_error e = {};
+	_cleanup_free_ char *json = NULL;
+	char path[PATH_MAX], line[1024];
+	size_t len;
+	int r;
+
+	r = fence_load_state(hc, id, &st, &e);
+	if (r < 0) {
+		df_err("poststop %s: %s", id, e.msg);
+		return r;
+	}
+	if (r == 0) {
+		char dir[PATH_MAX];
+		struct stat sb;
+
+		snprintf(dir, sizeof(dir), "%s/%s", hc->bpffs_root, id);
+		if (stat(dir, &sb) == 0) {
+			df_err("poststop %s: pins at %s but no state file in %s; leaving them for depfence gc",
+			       id, dir, hc->state_dir);
+			return -ENOENT;
+		}
+		df_debug("poststop %s: no fence, nothing to do", id);
+		return 0;
+	}
+	r = fence_collect(hc, id, &d, &e);
+	if (r < 0) {
+		df_err("poststop %s: %s", id, e.msg);
+		goto out;
+	}
+	r = report_build(&st, &d, &json, &len);
+	if (r < 0) {
+		df_err("poststop %s: build report: %s", id, strerror(-r));
+		goto out;
+	}
+	if (report_path)
+		snprintf(path, sizeof(path), "%s", report_path);
+	else
+		snprintf(path, sizeof(path), "%s/%s.json", hc->report_dir, id);
+	r = report_write(path, json, len, &e);
+	if (r < 0) {
+		df_err("poststop %s: %s; the records stay pinned in %s/%s", id, e.msg,
+		       hc->bpffs_root, id);
+		goto out;
+	}
+	report_summary_line(&st, &d, path, line, sizeof(line));
+	df_info("%s", line);
+	r = fence_remove(hc, id);
+	if (r < 0)
+		df_err("poststop %s: remove pins and state: %s", id, strerror(-r));
+	r = r < 0 ? r : 1;
+	if (ret_data) {
+		*ret_data = d;
+		memset(&d, 0, sizeof(d));
+	}
+out:
+	fence_data_free(&d);
+	fence_state_free(&st);
+	return r;
+}
+

@@ -1,0 +1,142 @@
+#!/bin/bash
+# depfence run with real sockets in real cgroups, inside a network namespace
+# made here (test hosts 203.0.113.0/24 and 2001:db8::/32 on its lo), with the
+# fenced client inside the namespace too: no packet can leave the machine.
+. "$(dirname "$0")/../lib.sh"
+df_require_privileges "integration/run"
+df_setup
+
+NS=$(df_netns run) || { notok "create netns" "ip netns add failed"; exit 1; }
+df_servers "$NS" 80 443 5432 8080 || { notok "test servers" "did not come up"; exit 1; }
+
+# (a v6 socket sending to a mapped address goes through the kernel's IPv4 path: sendmsg4)
+# name | mode | default | deny | allow | client | addr | port | client says | event verdict | hook | rule
+CASES='
+enforce denies tcp4          |enforce|allow|203.0.113.10:443|-|tcp|203.0.113.10|443|EPERM|blocked|connect4|203.0.113.10:443
+enforce lets other ports     |enforce|allow|203.0.113.10:443|-|tcp|203.0.113.10|80|ok|-|-|-
+enforce lets other hosts     |enforce|allow|203.0.113.10:443|-|tcp|203.0.113.20|443|ok|-|-|-
+audit records would-block    |audit|allow|203.0.113.10:443|-|tcp|203.0.113.10|443|ok|would-block|connect4|203.0.113.10:443
+observe records allowed      |observe|allow|-|-|tcp|203.0.113.20|80|ok|allowed|connect4|default
+observe records would-block  |observe|allow|203.0.113.0/24|-|tcp|203.0.113.20|80|ok|would-block|connect4|203.0.113.0/24
+enforce denies tcp6          |enforce|allow|[2001:db8::10]|-|tcp|2001:db8::10|443|EPERM|blocked|connect6|[2001:db8::10]
+enforce v6 prefix            |enforce|allow|[2001:db8::/32]:80|-|tcp|2001:db8::20|80|EPERM|blocked|connect6|[2001:db8::/32]:80
+v6 rule spares other v6      |enforce|allow|[2001:db8::10]|-|tcp|2001:db8::20|443|ok|-|-|-
+v4-mapped judged as v4       |enforce|allow|203.0.113.10|-|tcp|::ffff:203.0.113.10|443|EPERM|blocked|connect6|203.0.113.10
+mapped rule is a v4 rule     |enforce|allow|[::ffff:203.0.113.0/120]|-|tcp|203.0.113.20|80|EPERM|blocked|connect4|203.0.113.0/24
+udp sendto denied            |enforce|allow|udp/203.0.113.10:53|-|udp-sendto|203.0.113.10|53|EPERM|blocked|sendmsg4|udp/203.0.113.10:53
+udp sendmsg v6 denied        |enforce|allow|udp/[2001:db8::/32]|-|udp-sendmsg|2001:db8::10|5353|EPERM|blocked|sendmsg6|udp/[2001:db8::/32]
+udp sendto mapped denied     |enforce|allow|udp/203.0.113.10|-|udp-sendto|::ffff:203.0.113.10|53|EPERM|blocked|sendmsg4|udp/203.0.113.10
+connected udp denied         |enforce|allow|203.0.113.10:5432|-|udp-connect|203.0.113.10|5432|EPERM|blocked|connect4|203.0.113.10:5432
+udp sendto audit             |audit|allow|udp/203.0.113.10:53|-|udp-sendto|203.0.113.10|53|ok|would-block|sendmsg4|udp/203.0.113.10:53
+port range denies inside     |enforce|allow|203.0.113.10:8000-8100|-|tcp|203.0.113.10|8080|EPERM|blocked|connect4|203.0.113.10:8000-8100
+port range spares outside    |enforce|allow|203.0.113.10:8000-8100|-|tcp|203.0.113.10|443|ok|-|-|-
+tcp rule spares udp          |enforce|allow|tcp/203.0.113.10|-|udp-sendto|203.0.113.10|443|ok|-|-|-
+tcp rule denies tcp          |enforce|allow|tcp/203.0.113.10|-|tcp|203.0.113.10|443|EPERM|blocked|connect4|tcp/203.0.113.10
+udp rule spares tcp          |enforce|allow|udp/203.0.113.10|-|tcp|203.0.113.10|443|ok|-|-|-
+default deny allows exception|enforce|deny|-|203.0.113.10:80|tcp|203.0.113.10|80|ok|-|-|-
+default deny refuses the rest|enforce|deny|-|203.0.113.10:80|tcp|203.0.113.10|443|EPERM|blocked|connect4|default
+default deny other host      |enforce|deny|-|203.0.113.10:80|tcp|203.0.113.20|80|EPERM|blocked|connect4|default
+default deny v6              |enforce|deny|-|203.0.113.10:80|tcp|2001:db8::10|80|EPERM|blocked|connect6|default
+default deny loopback too    |enforce|deny|-|203.0.113.10|tcp|127.0.0.1|80|EPERM|blocked|connect4|default
+longest prefix allows        |enforce|allow|203.0.113.0/24|203.0.113.20|tcp|203.0.113.20|80|ok|-|-|-
+longest prefix denies        |enforce|allow|203.0.113.0/24|203.0.113.20|tcp|203.0.113.10|80|EPERM|blocked|connect4|203.0.113.0/24
+port rule beats bare rule    |enforce|allow|203.0.113.10|203.0.113.10:80|tcp|203.0.113.10|80|ok|-|-|-
+bare rule holds elsewhere    |enforce|allow|203.0.113.10|203.0.113.10:80|tcp|203.0.113.10|443|EPERM|blocked|connect4|203.0.113.10
+deny wins a tie              |enforce|allow|203.0.113.10:80|203.0.113.10:80|tcp|203.0.113.10|80|EPERM|blocked|connect4|203.0.113.10:80
+'
+
+while IFS='|' read -r name mode def deny allow client addr port want verdict hook rule; do
+	name=$(echo "$name" | sed 's/ *$//')
+	[ -z "$name" ] && continue
+	args=(--mode "$mode" --default "$def")
+	[ "$deny" != - ] && args+=(--deny "$deny")
+	[ "$allow" != - ] && args+=(--allow "$allow")
+	rep=$DF_T/run-$RANDOM.json
+	out=$(in_ns "$NS" "$DF_BIN" run "${args[@]}" --report "$rep" -- "$DF_TOOLS/dfclient" "$client" "$addr" "$port" 2>"$DF_T/stderr")
+	check "$name: client" "$want" "$out"
+	if [ ! -s "$rep" ]; then
+		notok "$name: report" "no report at $rep: $(cat "$DF_T/stderr")"
+		continue
+	fi
+	if [ "$verdict" = - ]; then
+		check "$name: no event" "0" "$(jqr "$rep" '.events | length')"
+	else
+		# the address as the kernel reported it: mapped addresses are judged as IPv4
+		daddr=${addr#::ffff:}
+		ev=$(jqr "$rep" ".events[] | select(.daddr == \"$daddr\" and .dport == $port) | [.verdict, .hook, .rule, .process.comm, .count] | join(\" \")")
+		check "$name: event" "$verdict $hook $rule dfclient 1" "$ev"
+	fi
+done <<<"$CASES"
+df_check_clean "table"
+
+# --- the report ---
+rep=$DF_T/full.json
+in_ns "$NS" "$DF_BIN" run --mode enforce --deny 203.0.113.10:443 --label "job 42" --report "$rep" -- \
+	sh -c "$DF_TOOLS/dfclient tcp 203.0.113.10 443; $DF_TOOLS/dfclient tcp 203.0.113.10 443; $DF_TOOLS/dfclient tcp 203.0.113.10 80" >/dev/null 2>&1
+check "report: schema" "depfence.report/v1" "$(jqr "$rep" .schema)"
+check "report: label" "job 42" "$(jqr "$rep" .label)"
+check "report: mode and default" "enforce allow" "$(jqr "$rep" '.mode + " " + .default')"
+check "report: summary" "3 1 2 0" "$(jqr "$rep" '.summary | "\(.connections) \(.allowed) \(.blocked) \(.would_block)"')"
+check "report: two blocked attempts, two processes, two events" "2" "$(jqr "$rep" '[.events[] | select(.verdict == "blocked")] | length')"
+check "report: policy lists the deny rule" "203.0.113.10:443" "$(jqr "$rep" '.policy.deny[0]')"
+check "report: rule source" "--deny" "$(jqr "$rep" '.policy.rules[0].source')"
+check "report: times in RFC 3339" "1" "$(jqr "$rep" '[.started_at, .stopped_at, .events[0].first_seen] | map(test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$")) | all | if . then 1 else 0 end')"
+check "report: mode 0640" "640" "$(stat -c %a "$rep")"
+check "report: pid is a process id" "1" "$(jqr "$rep" '.events[0].process.pid > 1 | if . then 1 else 0 end')"
+
+# same process, same destination: one event, counted
+rep=$DF_T/agg.json
+in_ns "$NS" "$DF_BIN" run --mode audit --deny 203.0.113.10 --report "$rep" -- \
+	python3 -c '
+import socket
+for i in range(5):
+    s = socket.socket(); s.settimeout(2); s.connect(("203.0.113.10", 80)); s.close()
+' >/dev/null 2>&1
+check "aggregation: one event per process and destination" "1 5" "$(jqr "$rep" '"\(.events | length) \(.events[0].count)"')"
+
+# name rules are parsed now but enforced only with DNS provenance: said so, never silently
+rep=$DF_T/names.json
+in_ns "$NS" "$DF_BIN" run --mode enforce --deny 'github.com,**.github.com' --report "$rep" -- true 2>"$DF_T/stderr"
+check "names: report says names are not enforced" "false" "$(jqr "$rep" '.policy.names_enforced')"
+check "names: rule marked not enforced" "false" "$(jqr "$rep" '.policy.rules[0].enforced')"
+check "names: a note explains" "1" "$(jqr "$rep" '[.notes[] | select(test("name rules"))] | length')"
+check "names: stderr says so" "1" "$(grep -c 'name rules are validated but not enforced' "$DF_T/stderr")"
+
+# --- exit status and bad input ---
+in_ns "$NS" "$DF_BIN" run --report "$DF_T/x.json" -- sh -c 'exit 7' 2>/dev/null
+check "exit status is the command's" "7" "$?"
+in_ns "$NS" "$DF_BIN" run --report "$DF_T/x.json" -- /nonexistent/cmd 2>/dev/null
+check "missing command exits 127" "127" "$?"
+in_ns "$NS" "$DF_BIN" run --report "$DF_T/x.json" -- sh -c 'kill -TERM $$' 2>/dev/null
+check "killed command exits 128+signal" "143" "$?"
+err=$("$DF_BIN" run --deny 'git*hub.com' -- true 2>&1)
+check "bad rule: usage exit" "2" "$?"
+case $err in *"--deny"*"git*hub.com"*) ok "bad rule: message names flag and rule" ;;
+*) notok "bad rule: message names flag and rule" "got: $err" ;; esac
+"$DF_BIN" run --mode enforcing -- true >/dev/null 2>&1
+check "bad mode: usage exit" "2" "$?"
+"$DF_BIN" run --mode enforce >/dev/null 2>&1
+check "no command: usage exit" "2" "$?"
+echo '{"report_dir": "/tmp", "bogus": 1}' >"$DF_T/bad.json"
+err=$(DEPFENCE_CONFIG=$DF_T/bad.json "$DF_BIN" run -- true 2>&1)
+check "bad config: error exit" "1" "$?"
+case $err in *bogus*) ok "bad config: names the key" ;; *) notok "bad config: names the key" "got: $err" ;; esac
+check "bad input leaves no cgroup" "" "$(find /sys/fs/cgroup -maxdepth 3 -name 'depfence-run-*' 2>/dev/null)"
+
+# --- processes outside the fence are not affected ---
+nsenter --net="/run/netns/$NS" -- "$DF_BIN" run --mode enforce --deny 203.0.113.10 --report "$DF_T/bg.json" -- sleep 3 2>/dev/null &
+bg=$!
+df_track_pid $bg
+for i in $(seq 50); do [ -n "$(find "$DF_PINS" -mindepth 1 -maxdepth 1 2>/dev/null)" ] && break; sleep 0.1; done
+check "outside the fence: connect allowed while a fence is live" "ok" "$(in_ns "$NS" "$DF_TOOLS/dfclient" tcp 203.0.113.10 80)"
+wait $bg
+check "outside the fence: report has no event" "0" "$(jqr "$DF_T/bg.json" '.events | length')"
+
+# --- children and daemons of the job are fenced, and ended with it ---
+rep=$DF_T/kids.json
+in_ns "$NS" "$DF_BIN" run --mode enforce --deny 203.0.113.10:443 --report "$rep" -- \
+	sh -c "($DF_TOOLS/dfclient tcp 203.0.113.10 443 >$DF_T/child.out) & wait; setsid sleep 60 & exit 0" 2>/dev/null
+check "child process is fenced" "EPERM" "$(cat "$DF_T/child.out")"
+check "left-behind daemon ended with the job" "" "$(pgrep -f '^sleep 60$' | while read -r p; do grep -l depfence-run /proc/$p/cgroup 2>/dev/null; done)"
+check "no depfence-run cgroup left" "" "$(find /sys/fs/cgroup -maxdepth 3 -name 'depfence-run-*' 2>/dev/null)"
+df_check_clean "end"

@@ -1,0 +1,130 @@
+# Helpers for the shell test tiers. Source it; call df_setup first.
+# Output lines: "ok - NAME", "not ok - NAME: why", "skip - NAME: why".
+# shellcheck shell=bash
+
+DF_BIN=${DF_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build/depfence}
+DF_TOOLS=${DF_TOOLS:-$(dirname "$DF_BIN")/tests}
+DF_ROOT=${DF_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+
+ok() { echo "ok - $1"; }
+notok() { echo "not ok - $1: $2"; }
+skip() { echo "skip - $1: $2"; }
+
+# check NAME EXPECTED ACTUAL
+check() {
+	if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "expected '$2', got '$3'"; fi
+}
+
+# check_cmd NAME CMD...: the command succeeds
+check_cmd() {
+	local name=$1; shift
+	local out
+	if out=$("$@" 2>&1); then ok "$name"; else notok "$name" "command failed: $* -> $out"; fi
+}
+
+# The privileged tiers need root, cgroup2 and BPF. Anything else is a skip
+# (which tests/run.sh turns into a failure under CI=true).
+df_require_privileges() {
+	local why=""
+	[ "$(id -u)" = 0 ] || why="not root"
+	[ -z "$why" ] && ! grep -q ' - cgroup2 ' /proc/self/mountinfo && why="no cgroup2 mount"
+	[ -z "$why" ] && ! command -v ip >/dev/null && why="no iproute2"
+	if [ -n "$why" ]; then
+		skip "${1:-privileged tier}" "$why"
+		exit 0
+	fi
+}
+
+_df_netns=()
+_df_pids=()
+_df_cgroups=()
+_df_cleanups=()
+
+df_cleanup() {
+	local p n c
+	for c in "${_df_cleanups[@]}"; do eval "$c" >/dev/null 2>&1; done
+	for p in "${_df_pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${_df_pids[@]}"; do wait "$p" 2>/dev/null; done
+	for c in "${_df_cgroups[@]}"; do
+		[ -d "$c" ] || continue
+		# end what a failed test left in its own cgroups, bounded
+		for n in 1 2 3 4 5; do
+			[ -s "$c/cgroup.procs" ] || break
+			xargs -r kill -9 <"$c/cgroup.procs" 2>/dev/null; sleep 0.1
+		done
+		rmdir "$c" 2>/dev/null
+	done
+	for n in "${_df_netns[@]}"; do ip netns del "$n" 2>/dev/null; done
+	if [ -n "${DF_PINS:-}" ] && [ -d "$DF_PINS" ]; then
+		find "$DF_PINS" -mindepth 1 -depth -exec rm -rf {} + 2>/dev/null
+		rmdir "$DF_PINS" 2>/dev/null
+	fi
+	# cgroups depfence run made under ours and left behind by a failure
+	[ -n "${DF_T:-}" ] && rm -rf "$DF_T"
+}
+
+# A private config, report dir, state dir and bpffs root for this test file.
+df_setup() {
+	DF_T=$(mktemp -d /tmp/depfence-test.XXXXXX)
+	DF_PINS=/sys/fs/bpf/depfence-test-$$
+	DF_REPORTS=$DF_T/reports
+	DF_STATE=$DF_T/state
+	cat >"$DF_T/config.json" <<EOC
+{ "report_dir": "$DF_REPORTS", "state_dir": "$DF_STATE", "bpffs_root": "$DF_PINS" }
+EOC
+	export DEPFENCE_CONFIG=$DF_T/config.json
+	trap df_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+df_on_exit() { _df_cleanups+=("$*"); }
+df_track_pid() { _df_pids+=("$1"); }
+df_track_cgroup() { _df_cgroups+=("$1"); }
+
+# df_netns NAME: a network namespace with lo up and the test hosts on lo.
+df_netns() {
+	local ns=df$$-$1
+	ip netns add "$ns" || return 1
+	_df_netns+=("$ns")
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add 203.0.113.10/32 dev lo
+	ip -n "$ns" addr add 203.0.113.20/32 dev lo
+	ip -n "$ns" addr add 198.51.100.10/32 dev lo
+	ip -n "$ns" addr add 2001:db8::10/128 dev lo nodad
+	ip -n "$ns" addr add 2001:db8::20/128 dev lo nodad
+	echo "$ns"
+}
+
+# in_ns NS CMD...: run inside the namespace without remounting /sys (unlike ip netns exec)
+in_ns() {
+	local ns=$1; shift
+	nsenter --net="/run/netns/$ns" -- "$@"
+}
+
+# df_servers NS PORT...: TCP+UDP listeners on every v4 and v6 address of NS
+df_servers() {
+	local ns=$1; shift
+	# nsenter execs the server, so $! is the server's own pid (a function would fork)
+	nsenter --net="/run/netns/$ns" -- "$DF_TOOLS/dfserver" -t 300 0.0.0.0 "$@" >/dev/null 2>&1 &
+	df_track_pid $!
+	nsenter --net="/run/netns/$ns" -- "$DF_TOOLS/dfserver" -t 300 :: "$@" >/dev/null 2>&1 &
+	df_track_pid $!
+	# bounded wait until a port answers
+	local i
+	for i in $(seq 50); do
+		in_ns "$ns" "$DF_TOOLS/dfclient" tcp 203.0.113.10 "$1" >/dev/null 2>&1 &&
+			in_ns "$ns" "$DF_TOOLS/dfclient" tcp 2001:db8::10 "$1" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# jqr FILE EXPR: raw jq output, "" on error
+jqr() { jq -r "$2" "$1" 2>/dev/null; }
+
+# Nothing of the fence is left: no pins, no state files.
+df_check_clean() {
+	local name=$1 left
+	left=$(find "$DF_PINS" -mindepth 1 2>/dev/null; find "$DF_STATE" -name '*.json' 2>/dev/null)
+	check "$name: no pins or state left" "" "$left"
+}
