@@ -31,7 +31,7 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
-TOOLS := $(BUILD)/tests/dfclient $(BUILD)/tests/dfserver
+TOOLS := $(BUILD)/tests/dfclient $(BUILD)/tests/dfserver $(BUILD)/tests/dfdns
 
 .PHONY: all deps check check-unit check-integration check-e2e demo install uninstall clean format
 
@@ -89,5 +89,8 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# skeletons and BPF objects are kept: hook objects depend on them
+.SECONDARY: $(SKELS) $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 
 .DELETE_ON_ERROR:

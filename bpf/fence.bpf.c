@@ -58,6 +58,55 @@ struct {
 	__type(value, struct df_rec_val);
 } records SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DF_DEFAULT_NAME_TARGETS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct df_name_key);
+	__type(value, struct df_prefix_val);
+} name_rules SEC(".maps");
+
+/* Text of the names seen, for the report. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DF_DEFAULT_NAMES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct df_name_id);
+	__type(value, struct df_name_text);
+} names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DF_DEFAULT_PENDING);
+	__type(key, struct df_pending_key);
+	__type(value, struct df_pending_val);
+} pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DF_DEFAULT_PROVENANCE);
+	__type(key, __u32);
+	__type(value, struct df_prov);
+} prov4 SEC(".maps");
+
+struct addr6 {
+	__u8 a[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DF_DEFAULT_PROVENANCE);
+	__type(key, struct addr6);
+	__type(value, struct df_prov);
+} prov6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct df_dns_scratch);
+} scratch SEC(".maps");
+
 struct judged {
 	__u32 rule_id;
 	__u8 verdict; /* DF_ALLOW or DF_DENY */
@@ -123,9 +172,9 @@ static __always_inline void judge6(const struct df_config *cfg, const __u32 ip6[
 }
 
 static __always_inline void record(__u8 ev, __u8 hook, __u8 proto, __u8 family, const __u32 *addr,
-				   __u16 port, __u32 rule_id)
+				   __u16 port, __u32 rule_id, const struct df_name_id *name, __u16 qtype)
 {
-	struct df_rec_key key = {};
+	struct df_rec_key key;
 	struct df_rec_val *val, init = {};
 	__u64 now = bpf_ktime_get_ns();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -133,7 +182,11 @@ static __always_inline void record(__u8 ev, __u8 hook, __u8 proto, __u8 family, 
 	__u32 zero = 0;
 	long err;
 
+	__builtin_memset(&key, 0, sizeof(key));
 	key.verdict = ev;
+	key.qtype = qtype;
+	if (name)
+		key.name = *name;
 	key.hook = hook;
 	key.proto = proto;
 	key.family = family;
@@ -179,7 +232,8 @@ static __always_inline void record(__u8 ev, __u8 hook, __u8 proto, __u8 family, 
  * refuses; only enforce refuses.
  */
 static __always_inline int finish(const struct df_config *cfg, const struct judged *j, __u8 hook,
-				  __u32 proto, __u8 family, const __u32 *addr, __u16 port)
+				  __u32 proto, __u8 family, const __u32 *addr, __u16 port,
+				  const struct df_name_id *name)
 {
 	struct df_counters *c;
 	__u32 zero = 0;
@@ -203,13 +257,39 @@ static __always_inline int finish(const struct df_config *cfg, const struct judg
 			__sync_fetch_and_add(&c->would_block, 1);
 	}
 	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE)
-		record(ev, hook, (__u8)proto, family, addr, port, j->rule_id);
+		record(ev, hook, (__u8)proto, family, addr, port, j->rule_id, name, 0);
 	return ev == DF_EV_BLOCKED ? SOCK_REFUSE : SOCK_PASS;
+}
+
+/*
+ * An address with DNS provenance is also judged by the name rules: a rule of
+ * either kind that refuses it refuses it; otherwise one that allows it allows
+ * it; otherwise the default.
+ */
+static __always_inline void judge_provenance(const struct df_prov *pv, __u8 pbit, __u16 port,
+					     struct judged *j, struct df_name_id *ret_name)
+{
+	struct df_name_key target;
+	const struct df_prefix_val *v;
+	struct judged nj;
+
+	if (!pv || pv->expires_ns < bpf_ktime_get_ns())
+		return;
+	*ret_name = pv->name;
+	if (pv->target.kind > DF_NAME_MANY)
+		return;
+	target = pv->target;
+	v = bpf_map_lookup_elem(&name_rules, &target);
+	if (!v || !scan_entries(v, pbit, port, &nj))
+		return;
+	if (j->rule_id == DF_RULE_DEFAULT || nj.verdict == DF_DENY || j->verdict != DF_DENY)
+		*j = nj;
 }
 
 static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 {
 	const struct df_config *cfg;
+	struct df_name_id name = {};
 	struct judged j;
 	__u32 zero = 0, addr, proto;
 	__u16 port;
@@ -221,12 +301,14 @@ static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 	port = bpf_ntohs((__u16)ctx->user_port);
 	proto = ctx->protocol;
 	judge4(cfg, addr, proto_bit(proto), port, &j);
-	return finish(cfg, &j, hook, proto, 4, &addr, port);
+	judge_provenance(bpf_map_lookup_elem(&prov4, &addr), proto_bit(proto), port, &j, &name);
+	return finish(cfg, &j, hook, proto, 4, &addr, port, &name);
 }
 
 static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 {
 	const struct df_config *cfg;
+	struct df_name_id name = {};
 	struct judged j;
 	__u32 zero = 0, ip6[4], proto;
 	__u16 port;
@@ -245,11 +327,15 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 
 	/* ::ffff:a.b.c.d is judged, and reported, as a.b.c.d */
 	if (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0x0000ffff)) {
-		judge4(cfg, ip6[3], pbit, port, &j);
-		return finish(cfg, &j, hook, proto, 4, &ip6[3], port);
+		__u32 a4 = ip6[3];
+
+		judge4(cfg, a4, pbit, port, &j);
+		judge_provenance(bpf_map_lookup_elem(&prov4, &a4), pbit, port, &j, &name);
+		return finish(cfg, &j, hook, proto, 4, &ip6[3], port, &name);
 	}
 	judge6(cfg, ip6, pbit, port, &j);
-	return finish(cfg, &j, hook, proto, 6, ip6, port);
+	judge_provenance(bpf_map_lookup_elem(&prov6, ip6), pbit, port, &j, &name);
+	return finish(cfg, &j, hook, proto, 6, ip6, port, &name);
 }
 
 SEC("cgroup/connect4")
@@ -274,4 +360,558 @@ SEC("cgroup/sendmsg6")
 int df_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	return fence6(ctx, DF_HOOK_SENDMSG6);
+}
+
+/* ------------------------------------------------------------------------
+ * DNS: questions leaving the fence (egress) and answers coming back (ingress).
+ * ------------------------------------------------------------------------ */
+
+#define ETH_P_IP_ 0x0800
+#define ETH_P_IPV6_ 0x86dd
+#define SKB_PASS 1
+#define SKB_DROP 0
+#define NO_TARGET 0xff
+
+/* clang drops a C mask after a range check; the verifier needs it. */
+#define BOUND(v, mask) asm volatile("%0 &= " #mask : "+r"(v))
+/*
+ * Re-read a loop's result from map memory: the verifier then sees one
+ * unknown value instead of one exact value per loop exit, and walks what
+ * follows once rather than once per exit.
+ */
+#define REREAD(x) (*(volatile __typeof__(x) *)&(x))
+
+struct pkt {
+	__u32 off; /* DNS message */
+	__u32 len; /* bytes from off to the end */
+	__u8 proto;
+	__u8 family;
+	__u16 sport, dport;
+	__u32 saddr[4], daddr[4];
+};
+
+struct ip4hdr {
+	__u8 vihl, tos;
+	__u16 tot_len, id, frag;
+	__u8 ttl, proto;
+	__u16 csum;
+	__u32 saddr, daddr;
+};
+
+struct ip6hdr {
+	__u32 vtcfl;
+	__u16 plen;
+	__u8 nexthdr, hlim;
+	__u32 saddr[4], daddr[4];
+};
+
+struct dnshdr {
+	__u16 id, flags, qd, an, ns, ar;
+};
+
+static __always_inline int is_dns_port(const struct df_config *cfg, __u16 port)
+{
+	return port && (port == cfg->dns_ports[0] || port == cfg->dns_ports[1] ||
+			port == cfg->dns_ports[2] || port == cfg->dns_ports[3]);
+}
+
+/* L3/L4 headers; 0 when the packet may carry DNS on the port picked by egress. */
+static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
+{
+	__u32 hl, l4[5];
+
+	if (skb->protocol == bpf_htons(ETH_P_IP_)) {
+		struct ip4hdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return -1;
+		if (bpf_ntohs(ip.frag) & 0x1fff) /* not the first fragment */
+			return -1;
+		hl = (ip.vihl & 0xf) * 4;
+		if (hl < 20)
+			return -1;
+		p->proto = ip.proto;
+		p->family = 4;
+		p->saddr[0] = ip.saddr;
+		p->daddr[0] = ip.daddr;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6_)) {
+		struct ip6hdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return -1;
+		hl = 40;
+		p->proto = ip.nexthdr; /* extension headers: not DNS as far as we judge */
+		p->family = 6;
+		__builtin_memcpy(p->saddr, ip.saddr, 16);
+		__builtin_memcpy(p->daddr, ip.daddr, 16);
+	} else {
+		return -1;
+	}
+	if (p->proto == IPPROTO_UDP_) {
+		if (bpf_skb_load_bytes(skb, hl, l4, 8))
+			return -1;
+		p->off = hl + 8;
+	} else if (p->proto == IPPROTO_TCP_) {
+		if (bpf_skb_load_bytes(skb, hl, l4, 20))
+			return -1;
+		p->off = hl + ((((__u8 *)l4)[12] >> 4) * 4);
+	} else {
+		return -1;
+	}
+	p->sport = bpf_ntohs(((__u16 *)l4)[0]);
+	p->dport = bpf_ntohs(((__u16 *)l4)[1]);
+	p->len = skb->len > p->off ? skb->len - p->off : 0;
+	return 0;
+}
+
+/* TCP carries a 2-byte length first, in the same segment or the one before. */
+static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
+{
+	__u16 prefix;
+
+	if (p->proto != IPPROTO_TCP_)
+		return p->len >= sizeof(struct dnshdr) ? 0 : -1;
+	if (p->len <= 2)
+		return -1; /* a bare length prefix or an ACK */
+	if (bpf_skb_load_bytes(skb, p->off, &prefix, 2))
+		return -1;
+	if (bpf_ntohs(prefix) == p->len - 2) {
+		p->off += 2;
+		p->len -= 2;
+	}
+	return p->len >= sizeof(struct dnshdr) ? 0 : -1;
+}
+
+/*
+ * Load the question name at off and hash every suffix. Pass 1 walks labels
+ * left to right and keeps where each starts; pass 2 walks the bytes right to
+ * left, lowercasing and hashing the suffix that starts at every byte, with no
+ * branch on the label structure; pass 3 turns label starts into dots. Loop
+ * exits go through map memory so the verifier does not walk pass 2 once per
+ * exit of pass 1. Returns the wire length (zero byte included) or -1.
+ */
+static __always_inline int parse_name(struct __sk_buff *skb, __u32 off, __u32 avail,
+				      struct df_dns_scratch *sc, const struct df_config *cfg)
+{
+	__u32 n = avail, pos = 0, nl = 0, len, dots = 0, len46 = 0;
+	__u64 h1 = 0, h2 = 0, b1 = cfg->hash_b1, b2 = cfg->hash_b2;
+	int ok = 0;
+
+	if (n == 0)
+		return -1;
+	if (n > DF_DNS_NAME_MAX)
+		n = DF_DNS_NAME_MAX;
+	n -= 1;
+	BOUND(n, 255);
+	n += 1;
+	if (bpf_skb_load_bytes(skb, off, sc->buf, n))
+		return -1;
+
+	for (int i = 0; i < DF_DNS_LABELS_MAX; i++) {
+		__u32 p = pos;
+		__u8 l;
+
+		if (p >= n)
+			break;
+		BOUND(p, 255);
+		l = sc->buf[p];
+		if (l == 0) {
+			ok = 1;
+			break;
+		}
+		if (l > 63) /* compression has no place in a question; 0x40/0x80 are undefined */
+			break;
+		sc->lpos[i & (DF_DNS_LABELS_MAX - 1)] = (__u8)p;
+		len46 += l == '.';
+		pos += l + 1;
+		nl++;
+	}
+	if (!ok || pos + 1 > 255)
+		return -1;
+	sc->name_len = pos + 1;
+	sc->nlabels = nl;
+	sc->pad = len46;
+
+	len = REREAD(sc->name_len);
+	if (len == 0 || len > DF_DNS_NAME_MAX)
+		return -1;
+	for (int k = 0; k < DF_DNS_NAME_MAX; k++) {
+		__u32 i;
+		__u8 b;
+
+		if (k >= len)
+			break;
+		i = len - 1 - k;
+		BOUND(i, 255);
+		b = sc->buf[i];
+		/* length bytes are below 64: lowercasing every byte leaves them alone */
+		if ((__u8)(b - 'A') < 26)
+			b += 'a' - 'A';
+		dots += b == '.';
+		sc->buf[i] = b;
+		h1 = (h1 * b1 + b + 1) % DF_HASH_P1;
+		h2 = (h2 * b2 + b + 1) % DF_HASH_P2;
+		sc->sh1[i] = (__u32)h1;
+		sc->sh2[i] = (__u32)h2;
+	}
+	/* a '.' inside a label would read as another name */
+	if (dots != REREAD(sc->pad))
+		return -1;
+
+	/* dotted form: the bytes shifted by one, label starts as dots, zero at the end */
+	nl = REREAD(sc->nlabels);
+	len = REREAD(sc->name_len);
+	if (len == 0 || len > DF_DNS_NAME_MAX)
+		return -1;
+	for (int k = 0; k < DF_DNS_NAME_MAX - 1; k++) {
+		__u32 kk = k + 1;
+
+		if (kk >= len)
+			break;
+		BOUND(kk, 255);
+		sc->dotted[k & 255] = (char)sc->buf[kk];
+	}
+	for (__u32 j = 1; j < DF_DNS_LABELS_MAX; j++) {
+		__u32 jj = j, p;
+
+		if (j >= nl)
+			break;
+		BOUND(jj, 127);
+		p = sc->lpos[jj];
+		if (p == 0)
+			break;
+		p -= 1;
+		BOUND(p, 255);
+		sc->dotted[p] = '.';
+	}
+	len = REREAD(sc->name_len);
+	if (len >= 2) {
+		len -= 2;
+		BOUND(len, 255);
+		sc->dotted[len] = 0;
+	} else {
+		sc->dotted[0] = 0;
+	}
+	return (int)REREAD(sc->name_len);
+}
+
+static __always_inline void label_hash(struct df_dns_scratch *sc, __u32 label, struct df_name_key *k)
+{
+	__u32 p;
+
+	BOUND(label, 127);
+	p = sc->lpos[label];
+	BOUND(p, 255);
+	k->h1 = sc->sh1[p];
+	k->h2 = sc->sh2[p];
+}
+
+/* The most specific rule target matching the parsed name: exact, then *., then the longest **. */
+static __always_inline const struct df_prefix_val *match_name(struct df_dns_scratch *sc,
+							       struct df_name_key *ret)
+{
+	const struct df_prefix_val *v;
+	struct df_name_key k = {};
+	__u32 nl = REREAD(sc->nlabels);
+
+	ret->kind = NO_TARGET;
+	if (nl == 0 || nl > DF_DNS_LABELS_MAX)
+		return NULL;
+	k.h1 = sc->sh1[0];
+	k.h2 = sc->sh2[0];
+	k.kind = DF_NAME_EXACT;
+	v = bpf_map_lookup_elem(&name_rules, &k);
+	if (v)
+		goto found;
+	if (nl < 2)
+		return NULL;
+	label_hash(sc, 1, &k);
+	k.kind = DF_NAME_ONE;
+	v = bpf_map_lookup_elem(&name_rules, &k);
+	if (v)
+		goto found;
+	k.kind = DF_NAME_MANY;
+	for (__u32 j = 1; j < DF_DNS_LABELS_MAX; j++) {
+		if (j >= nl)
+			break;
+		label_hash(sc, j, &k);
+		v = bpf_map_lookup_elem(&name_rules, &k);
+		if (v)
+			goto found;
+	}
+	return NULL;
+found:
+	*ret = k;
+	return v;
+}
+
+/*
+ * The verdict on a question: a name reachable on some port or protocol is
+ * allowed to be resolved; one whose rules only refuse it is refused.
+ */
+static __always_inline int question_verdict(const struct df_prefix_val *v, struct judged *j)
+{
+	__u32 n;
+
+	if (!v)
+		return 0;
+	n = v->n;
+	for (__u32 i = 0; i < DF_MAX_ENTRIES; i++) {
+		const struct df_entry *e = &v->e[i];
+
+		if (i >= n)
+			break;
+		if (e->verdict == DF_ALLOW) {
+			j->verdict = DF_ALLOW;
+			j->rule_id = e->rule_id;
+			return 1;
+		}
+		if (e->proto_mask == DF_PROTO_ANY && e->port_lo == 0 && e->port_hi == 65535) {
+			j->verdict = DF_DENY;
+			j->rule_id = e->rule_id;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static __always_inline void pending_key(struct df_pending_key *k, const struct pkt *p, __u16 txid,
+					int answer)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = p->family;
+	k->proto = p->proto;
+	k->txid = txid;
+	/* a question goes client -> resolver, its answer resolver -> client */
+	k->resolver_port = answer ? p->sport : p->dport;
+	k->client_port = answer ? p->dport : p->sport;
+	if (p->family == 4)
+		__builtin_memcpy(k->resolver, answer ? p->saddr : p->daddr, 4);
+	else
+		__builtin_memcpy(k->resolver, answer ? p->saddr : p->daddr, 16);
+}
+
+SEC("cgroup_skb/egress")
+int df_egress(struct __sk_buff *skb)
+{
+	const struct df_config *cfg;
+	struct df_dns_scratch *sc;
+	const struct df_prefix_val *v;
+	struct df_pending_key pk;
+	struct df_pending_val pv = {};
+	struct df_counters *c;
+	struct df_name_id name = {};
+	struct dnshdr h;
+	struct judged j;
+	struct pkt p = {};
+	__u32 zero = 0;
+	__u16 qtype = 0, flags;
+	int len, refuse = 0;
+	__u8 ev;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || parse_pkt(skb, &p) < 0)
+		return SKB_PASS;
+	/* a DNS server inside the fence answering: never trusted as provenance */
+	if (is_dns_port(cfg, p.sport) && !is_dns_port(cfg, p.dport)) {
+		if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
+			return SKB_PASS;
+		if (bpf_ntohs(h.flags) & 0x8000) {
+			/* the reverse of the answer's key is the key of the question it answers */
+			struct pkt r = p;
+
+			r.sport = p.dport;
+			r.dport = p.sport;
+			__builtin_memcpy(r.saddr, p.daddr, 16);
+			__builtin_memcpy(r.daddr, p.saddr, 16);
+			pending_key(&pk, &r, h.id, 1);
+			bpf_map_delete_elem(&pending, &pk);
+		}
+		return SKB_PASS;
+	}
+	if (!is_dns_port(cfg, p.dport))
+		return SKB_PASS;
+	if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
+		return SKB_PASS;
+	flags = bpf_ntohs(h.flags);
+	if (flags & 0x8000)
+		return SKB_PASS; /* an answer going to a port 53 client: not a question */
+
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	c = bpf_map_lookup_elem(&counters, &zero);
+	if (!sc || !c)
+		return SKB_PASS;
+	__sync_fetch_and_add(&c->dns_queries, 1);
+
+	len = -1;
+	if (((flags >> 11) & 0xf) == 0 && bpf_ntohs(h.qd) == 1)
+		len = parse_name(skb, p.off + sizeof(h), p.len - sizeof(h), sc, cfg);
+	if (len > 0 && bpf_skb_load_bytes(skb, p.off + sizeof(h) + len, &qtype, 2) == 0)
+		qtype = bpf_ntohs(qtype);
+	if (len <= 0) {
+		__sync_fetch_and_add(&c->dns_unparsable, 1);
+		judge_default(cfg, &j);
+		j.rule_id = DF_RULE_UNPARSABLE;
+	} else {
+		name.h1 = sc->sh1[0];
+		name.h2 = sc->sh2[0];
+		v = match_name(sc, &pv.target);
+		if (!question_verdict(v, &j))
+			judge_default(cfg, &j);
+		pv.deny = j.verdict == DF_DENY;
+		bpf_map_update_elem(&names, &name, sc->dotted, BPF_NOEXIST);
+	}
+
+	if (j.verdict == DF_ALLOW)
+		ev = DF_EV_ALLOWED;
+	else if (cfg->mode == DF_MODE_ENFORCE)
+		ev = DF_EV_BLOCKED;
+	else
+		ev = DF_EV_WOULD_BLOCK;
+	if (ev == DF_EV_BLOCKED) {
+		__sync_fetch_and_add(&c->dns_blocked, 1);
+		refuse = 1;
+	}
+	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE)
+		record(ev, DF_HOOK_DNS, p.proto, p.family, p.daddr, p.dport, j.rule_id, &name,
+		       qtype);
+	if (refuse)
+		return SKB_DROP;
+	if (len > 0) {
+		pending_key(&pk, &p, h.id, 0);
+		pv.name = name;
+		pv.sent_ns = bpf_ktime_get_ns();
+		bpf_map_update_elem(&pending, &pk, &pv, BPF_ANY);
+	}
+	return SKB_PASS;
+}
+
+struct rr_fixed {
+	__u16 type, class;
+	__u32 ttl;
+	__u16 rdlen;
+} __attribute__((packed));
+
+static __always_inline void learn(void *map, const void *key, const struct df_pending_val *q,
+				  __u32 ttl, const struct df_config *cfg, __u64 now)
+{
+	struct df_prov np = {}, *old;
+	__u64 t = ttl;
+
+	if (t < cfg->ttl_floor_s)
+		t = cfg->ttl_floor_s;
+	np.name = q->name;
+	np.target = q->target;
+	np.deny = q->deny;
+	np.expires_ns = now + t * 1000000000ULL;
+	old = bpf_map_lookup_elem(map, key);
+	/* an address a refused name resolved to stays refused until it expires */
+	if (old && old->expires_ns > now && old->deny && !np.deny)
+		return;
+	bpf_map_update_elem(map, key, &np, BPF_ANY);
+}
+
+SEC("cgroup_skb/ingress")
+int df_ingress(struct __sk_buff *skb)
+{
+	const struct df_config *cfg;
+	struct df_dns_scratch *sc;
+	struct df_pending_val *q, qv;
+	struct df_pending_key pk;
+	struct df_counters *c;
+	struct dnshdr h;
+	struct pkt p = {};
+	__u32 zero = 0, off, an, rr = 0, in_name = 1;
+	__u64 now;
+	int len;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || parse_pkt(skb, &p) < 0)
+		return SKB_PASS;
+	if (!is_dns_port(cfg, p.sport))
+		return SKB_PASS;
+	if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
+		return SKB_PASS;
+	if (!(bpf_ntohs(h.flags) & 0x8000) || bpf_ntohs(h.qd) != 1)
+		return SKB_PASS;
+	c = bpf_map_lookup_elem(&counters, &zero);
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!c || !sc)
+		return SKB_PASS;
+	pending_key(&pk, &p, h.id, 1);
+	q = bpf_map_lookup_elem(&pending, &pk);
+	if (!q) {
+		__sync_fetch_and_add(&c->dns_untrusted, 1);
+		return SKB_PASS;
+	}
+	len = parse_name(skb, p.off + sizeof(h), p.len - sizeof(h), sc, cfg);
+	if (len <= 0 || sc->sh1[0] != q->name.h1 || sc->sh2[0] != q->name.h2) {
+		__sync_fetch_and_add(&c->dns_untrusted, 1);
+		return SKB_PASS;
+	}
+	qv = *q;
+	bpf_map_delete_elem(&pending, &pk);
+	__sync_fetch_and_add(&c->dns_answers, 1);
+
+	/* every address in the answer section is provenance for the question's name (CNAME chains included) */
+	now = bpf_ktime_get_ns();
+	an = bpf_ntohs(h.an);
+	sc = bpf_map_lookup_elem(&scratch, &zero); /* the answer walk's state lives here too */
+	if (!sc)
+		return SKB_PASS;
+	sc->a_off = p.off + sizeof(h) + (__u32)len + 4;
+	sc->a_rr = 0;
+	sc->a_in_name = 1;
+	for (int it = 0; it < 4 * DF_DNS_ANSWERS_MAX; it++) {
+		/* through map memory: one state per iteration for the verifier, not one per path */
+		off = REREAD(sc->a_off);
+		rr = REREAD(sc->a_rr);
+		in_name = REREAD(sc->a_in_name);
+		if (rr >= an || rr >= DF_DNS_ANSWERS_MAX || off >= skb->len)
+			break;
+		if (in_name) {
+			__u8 l;
+
+			if (bpf_skb_load_bytes(skb, off, &l, 1))
+				break;
+			if ((l & 0xc0) == 0xc0) {
+				off += 2; /* a compression pointer ends the owner name */
+				in_name = 0;
+			} else if (l == 0) {
+				off += 1;
+				in_name = 0;
+			} else if (l > 63) {
+				break;
+			} else {
+				off += l + 1;
+			}
+		} else {
+			struct rr_fixed f;
+			__u16 type, rdlen;
+
+			if (bpf_skb_load_bytes(skb, off, &f, sizeof(f)))
+				break;
+			off += sizeof(f);
+			type = bpf_ntohs(f.type);
+			rdlen = bpf_ntohs(f.rdlen);
+			if (bpf_ntohs(f.class) == 1 && type == 1 && rdlen == 4) {
+				__u32 a4;
+
+				if (bpf_skb_load_bytes(skb, off, &a4, 4) == 0)
+					learn(&prov4, &a4, &qv, bpf_ntohl(f.ttl), cfg, now);
+			} else if (bpf_ntohs(f.class) == 1 && type == 28 && rdlen == 16) {
+				struct addr6 a6;
+
+				if (bpf_skb_load_bytes(skb, off, &a6, 16) == 0)
+					learn(&prov6, &a6, &qv, bpf_ntohl(f.ttl), cfg, now);
+			}
+			off += rdlen;
+			rr++;
+			in_name = 1;
+		}
+		sc->a_off = off & 0xffff;
+		sc->a_rr = rr;
+		sc->a_in_name = in_name;
+	}
+	return SKB_PASS;
 }

@@ -35,6 +35,7 @@
 #define DF_HOOK_CONNECT6 2
 #define DF_HOOK_SENDMSG4 3
 #define DF_HOOK_SENDMSG6 4
+#define DF_HOOK_DNS 5
 
 /* Protocol bits of a rule; a rule without a protocol matches every protocol. */
 #define DF_PROTO_TCP 0x01
@@ -44,6 +45,25 @@
 
 /* Rule id 0 is the policy default; rule i of the policy has id i + 1. */
 #define DF_RULE_DEFAULT 0
+/* A DNS question that could not be parsed to a name (judged by the default). */
+#define DF_RULE_UNPARSABLE 0xffffffffu
+
+/* DNS */
+#define DF_DNS_NAME_MAX 256 /* wire bytes of a name, terminating zero included */
+#define DF_DNS_LABELS_MAX 128
+#define DF_DNS_PORTS 4
+#define DF_DNS_ANSWERS_MAX 32
+#define DF_DEFAULT_PROVENANCE 2048
+#define DF_DEFAULT_PENDING 256
+#define DF_DEFAULT_NAMES 4096
+#define DF_DEFAULT_NAME_TARGETS 4096
+/* Keyed hashes of names: h = (h * base + byte + 1) mod prime, bases random per fence. */
+#define DF_HASH_P1 2147483647u /* 2^31 - 1 */
+#define DF_HASH_P2 2147483629u
+
+#define DF_NAME_EXACT 0
+#define DF_NAME_ONE 1 /* *.x */
+#define DF_NAME_MANY 2 /* **.x */
 
 struct df_entry {
 	__u8 proto_mask;
@@ -73,6 +93,53 @@ struct df_key6 {
 struct df_config {
 	__u32 mode;
 	__u32 default_verdict;
+	__u32 hash_b1; /* random bases of the name hashes */
+	__u32 hash_b2;
+	__u32 ttl_floor_s; /* provenance lives max(TTL, floor) */
+	__u16 dns_ports[DF_DNS_PORTS]; /* 53 and the ports named by udp/tcp ...:53-style rules; 0 = unused */
+	__u16 pad;
+};
+
+/* A name rule target: the keyed hash of the wire-format suffix, and its kind. */
+struct df_name_key {
+	__u32 h1;
+	__u32 h2;
+	__u32 kind;
+};
+
+/* A name as the report shows it, by the keyed hash of its whole wire form. */
+struct df_name_id {
+	__u32 h1;
+	__u32 h2;
+};
+
+struct df_name_text {
+	char name[DF_DNS_NAME_MAX];
+};
+
+/* A question this fence sent and may trust the answer to. */
+struct df_pending_key {
+	__u8 family;
+	__u8 proto;
+	__u16 txid;
+	__u16 resolver_port; /* host order */
+	__u16 client_port;
+	__u8 resolver[16];
+};
+
+struct df_pending_val {
+	struct df_name_id name;
+	struct df_name_key target; /* most specific rule target matching the name; kind 0xff: none */
+	__u32 deny; /* the name is refused on every port */
+	__u64 sent_ns;
+};
+
+/* Provenance: the address came from an answer for this name. */
+struct df_prov {
+	struct df_name_id name;
+	struct df_name_key target;
+	__u32 deny;
+	__u64 expires_ns;
 };
 
 /* One aggregated record: per (verdict, hook, destination, protocol, rule, process). */
@@ -82,10 +149,11 @@ struct df_rec_key {
 	__u8 proto; /* IPPROTO_* */
 	__u8 family; /* 4 or 6: the family the address was judged as */
 	__u16 dport; /* host order */
-	__u16 pad;
+	__u16 qtype; /* DNS events: the question type */
 	__u32 rule_id;
 	__u32 tgid;
-	__u8 daddr[16]; /* IPv4 in the first 4 bytes */
+	__u8 daddr[16]; /* IPv4 in the first 4 bytes; DNS events: the resolver */
+	struct df_name_id name; /* DNS provenance or the question; 0,0 = none */
 };
 
 struct df_rec_val {
@@ -105,6 +173,25 @@ struct df_counters {
 	__u64 dropped_records;
 	__u64 dns_queries;
 	__u64 dns_blocked;
+	__u64 dns_answers; /* trusted answers that taught provenance */
+	__u64 dns_untrusted; /* answers that matched no question of this fence */
+	__u64 dns_unparsable;
+};
+
+/* Per-CPU scratch space for the DNS parser. */
+struct df_dns_scratch {
+	__u8 buf[DF_DNS_NAME_MAX];
+	__u8 lpos[DF_DNS_LABELS_MAX]; /* offset of each label's length byte */
+	char dotted[DF_DNS_NAME_MAX];
+	__u32 sh1[DF_DNS_NAME_MAX]; /* keyed hashes of the suffix starting at each byte */
+	__u32 sh2[DF_DNS_NAME_MAX];
+	__u32 name_len; /* wire bytes, terminating zero included */
+	__u32 nlabels;
+	__u32 pad; /* label lengths equal to '.', pass 1 to pass 2 */
+	__u32 a_off; /* answer walk: offset, records done, inside an owner name */
+	__u32 a_rr;
+	__u32 a_in_name;
+	__u32 a_pad;
 };
 
 #endif

@@ -12,6 +12,8 @@ void df_config_defaults(struct df_host_config *c)
 	snprintf(c->bpffs_root, sizeof(c->bpffs_root), "/sys/fs/bpf/depfence");
 	snprintf(c->profiles_dir, sizeof(c->profiles_dir), "/etc/depfence/profiles");
 	c->max_records = DF_DEFAULT_RECORDS;
+	c->dns_ttl_floor = 60;
+	c->dns_ports[0] = 53;
 }
 
 static int take_dir(yajl_val root, const char *key, char *dst, size_t len, const char *path,
@@ -39,13 +41,14 @@ static int take_dir(yajl_val root, const char *key, char *dst, size_t len, const
 
 static const char *const known_keys[] = {
 	"report_dir", "state_dir", "bpffs_root", "profiles_dir", "annotations_may_loosen",
-	"max_records",
+	"max_records", "dns_ttl_floor", "dns_ports",
 };
 
 int df_config_parse(const char *buf, const char *path, struct df_host_config *c,
 		    struct df_error *e)
 {
 	_cleanup_yajl_ yajl_val root = NULL;
+	yajl_val ports;
 	long long n;
 	int r;
 
@@ -82,6 +85,36 @@ int df_config_parse(const char *buf, const char *path, struct df_host_config *c,
 			return df_fail(e, -ERANGE, "%s: key \"max_records\": %lld is not in 16..1048576",
 				       path, n);
 		c->max_records = (unsigned int)n;
+	}
+	r = json_get_int(root, "dns_ttl_floor", &n, e);
+	if (r < 0 && r != -ENOENT)
+		return df_fail(e, r, "%s: key \"dns_ttl_floor\": expected an integer (seconds)", path);
+	if (r == 0) {
+		if (n < 0 || n > 86400)
+			return df_fail(e, -ERANGE, "%s: key \"dns_ttl_floor\": %lld is not in 0..86400",
+				       path, n);
+		c->dns_ttl_floor = (unsigned int)n;
+	}
+	r = json_get_array(root, "dns_ports", &ports, e);
+	if (r < 0 && r != -ENOENT)
+		return df_fail(e, r, "%s: key \"dns_ports\": expected an array of ports", path);
+	if (r == 0) {
+		size_t np = json_array_len(ports);
+
+		if (np >= DF_DNS_PORTS)
+			return df_fail(e, -E2BIG,
+				       "%s: key \"dns_ports\": at most %d ports besides 53", path,
+				       DF_DNS_PORTS - 1);
+		for (size_t i = 0; i < np; i++) {
+			yajl_val v = json_array_at(ports, i);
+
+			if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 1 ||
+			    YAJL_GET_INTEGER(v) > 65535)
+				return df_fail(e, -EINVAL,
+					       "%s: key \"dns_ports\": element %zu is not a port in 1..65535",
+					       path, i);
+			c->dns_ports[i + 1] = (unsigned short)YAJL_GET_INTEGER(v);
+		}
 	}
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	return 0;

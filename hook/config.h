@@ -18,6 +18,8 @@ struct df_host_config {
 	char profiles_dir[PATH_MAX];
 	int annotations_may_loosen;
 	unsigned int max_records; /* per fence */
+	unsigned int dns_ttl_floor; /* seconds: provenance lives max(TTL, floor) */
+	unsigned short dns_ports[DF_DNS_PORTS]; /* 53 first; 0 = unused */
 	char path[PATH_MAX]; /* the file read, or "" for built-in defaults */
 };
 

@@ -4,6 +4,7 @@
 #include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/statfs.h>
 
 #include <bpf/bpf.h>
@@ -22,8 +23,9 @@ static void fence_bpf_freep(struct fence_bpf **s)
 
 #define STATE_MAX (4 * 1024 * 1024)
 
-static const char *const pin_maps[] = { "config", "counters", "records" };
-static const char *const pin_links[] = { "connect4", "connect6", "sendmsg4", "sendmsg6" };
+static const char *const pin_maps[] = { "config", "counters", "records", "names" };
+static const char *const pin_links[] = { "connect4", "connect6", "sendmsg4", "sendmsg6",
+					 "egress", "ingress" };
 
 void fence_state_free(struct fence_state *s)
 {
@@ -156,10 +158,12 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	_cleanup_skel_ struct fence_bpf *skel = NULL;
 	_cleanup_close_ int cgfd = -1;
 	struct df_compiled c4 = {}, c6 = {};
+	struct df_compiled_names cn = {};
 	struct df_config cfg = {};
 	_cleanup_free_ char *json = NULL;
 	char dir[PATH_MAX], path[PATH_MAX], name[160];
-	struct bpf_program *progs[4];
+	struct bpf_program *progs[6];
+	__u32 bases[2];
 	size_t json_len;
 	__u32 zero = 0;
 	int r, created = 0;
@@ -170,6 +174,16 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	if (r < 0)
 		return r;
 	r = df_policy_compile(&st->policy, 6, &c6, e);
+	if (r < 0)
+		goto out;
+	/* the name hashes are keyed: bases a process in the fence cannot know */
+	if (getrandom(bases, sizeof(bases), 0) != sizeof(bases)) {
+		r = df_fail(e, -errno, "getrandom: %s", strerror(errno));
+		goto out;
+	}
+	cfg.hash_b1 = 256 + bases[0] % (DF_HASH_P1 - 512);
+	cfg.hash_b2 = 256 + bases[1] % (DF_HASH_P2 - 512);
+	r = df_policy_compile_names(&st->policy, cfg.hash_b1, cfg.hash_b2, &cn, e);
 	if (r < 0)
 		goto out;
 
@@ -201,6 +215,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	bpf_map__set_max_entries(skel->maps.rules4, c4.n ? (__u32)c4.n : 1);
 	bpf_map__set_max_entries(skel->maps.rules6, c6.n ? (__u32)c6.n : 1);
 	bpf_map__set_max_entries(skel->maps.records, hc->max_records);
+	bpf_map__set_max_entries(skel->maps.name_rules, cn.n ? (__u32)cn.n : 1);
 	r = fence_bpf__load(skel);
 	if (r < 0) {
 		r = df_fail(e, r, "load BPF programs: %s (run with --verbose for the verifier log)",
@@ -209,9 +224,19 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	}
 	cfg.mode = (__u32)st->policy.mode;
 	cfg.default_verdict = (__u32)st->policy.default_verdict;
+	cfg.ttl_floor_s = hc->dns_ttl_floor;
+	for (size_t i = 0; i < DF_DNS_PORTS; i++)
+		cfg.dns_ports[i] = hc->dns_ports[i];
 	if ((r = fill_rules(skel->maps.rules4, 4, &c4, e)) < 0 ||
 	    (r = fill_rules(skel->maps.rules6, 6, &c6, e)) < 0)
 		goto out;
+	for (size_t i = 0; i < cn.n; i++) {
+		if (bpf_map__update_elem(skel->maps.name_rules, &cn.keys[i], sizeof(cn.keys[i]),
+					 &cn.vals[i], sizeof(cn.vals[i]), BPF_ANY) < 0) {
+			r = df_fail(e, -errno, "fill name rules: %s", strerror(errno));
+			goto out;
+		}
+	}
 	if (bpf_map__update_elem(skel->maps.config, &zero, sizeof(zero), &cfg, sizeof(cfg),
 				 BPF_ANY) < 0) {
 		r = df_fail(e, -errno, "fill config: %s", strerror(errno));
@@ -239,7 +264,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 
 	{
 		struct bpf_map *maps[] = { skel->maps.config, skel->maps.counters,
-					   skel->maps.records };
+					   skel->maps.records, skel->maps.names };
 
 		for (size_t i = 0; i < ARRAY_SIZE(maps); i++) {
 			join(path, sizeof(path), dir, pin_maps[i], NULL);
@@ -255,6 +280,8 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	progs[1] = skel->progs.df_connect6;
 	progs[2] = skel->progs.df_sendmsg4;
 	progs[3] = skel->progs.df_sendmsg6;
+	progs[4] = skel->progs.df_egress;
+	progs[5] = skel->progs.df_ingress;
 	for (size_t i = 0; i < ARRAY_SIZE(progs); i++) {
 		struct bpf_link *link = bpf_program__attach_cgroup(progs[i], cgfd);
 
@@ -279,6 +306,7 @@ out:
 		fence_remove(hc, st->id);
 	df_compiled_free(&c4);
 	df_compiled_free(&c6);
+	df_compiled_names_free(&cn);
 	return r;
 }
 
@@ -313,7 +341,7 @@ int fence_collect(const struct df_host_config *hc, const char *id, struct fence_
 		  struct df_error *e)
 {
 	char path[PATH_MAX];
-	_cleanup_close_ int cfd = -1, rfd = -1;
+	_cleanup_close_ int cfd = -1, rfd = -1, nfd = -1;
 	struct fence_data d = {};
 	struct df_rec_key key, next;
 	size_t cap = 0;
@@ -330,6 +358,9 @@ int fence_collect(const struct df_host_config *hc, const char *id, struct fence_
 	rfd = bpf_obj_get(path);
 	if (rfd < 0)
 		return df_fail(e, -errno, "open pinned %s: %s", path, strerror(errno));
+
+	join(path, sizeof(path), hc->bpffs_root, id, "names");
+	nfd = bpf_obj_get(path); /* fences pinned before names existed have none */
 
 	/* bounded: a hash map never yields more keys than its max_entries, and we stop at 2^20 */
 	for (r = bpf_map_get_next_key(rfd, NULL, &next); r == 0 && d.n_recs < (1u << 20);
@@ -349,6 +380,15 @@ int fence_collect(const struct df_host_config *hc, const char *id, struct fence_
 		if (bpf_map_lookup_elem(rfd, &key, &d.recs[d.n_recs].v) < 0)
 			continue; /* deleted meanwhile: nothing deletes records, but be safe */
 		d.recs[d.n_recs].k = key;
+		d.recs[d.n_recs].name[0] = '\0';
+		if (nfd >= 0 && (key.name.h1 || key.name.h2)) {
+			struct df_name_text t;
+
+			if (bpf_map_lookup_elem(nfd, &key.name, &t) == 0) {
+				t.name[sizeof(t.name) - 1] = '\0';
+				memcpy(d.recs[d.n_recs].name, t.name, sizeof(t.name));
+			}
+		}
 		d.n_recs++;
 	}
 	d.stopped_ns = now_realtime_ns();

@@ -23,6 +23,7 @@ struct fence_state {
 struct fence_record {
 	struct df_rec_key k;
 	struct df_rec_val v;
+	char name[DF_DNS_NAME_MAX]; /* "" when the name is not known */
 };
 
 struct fence_data {

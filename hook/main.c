@@ -76,9 +76,6 @@ static int hook_create(const struct df_host_config *hc, struct oci_state *s)
 		st.policy.label ? " (" : "", st.policy.label ? st.policy.label : "",
 		st.policy.label ? ")" : "", cg, df_mode_name(st.policy.mode),
 		df_verdict_name(st.policy.default_verdict), st.policy.n_rules);
-	if (df_policy_count_names(&st.policy))
-		df_info("fence %s: %zu name rules are validated but not enforced by this version",
-			st.id, df_policy_count_names(&st.policy));
 out:
 	fence_state_free(&st);
 	return r;

@@ -744,3 +744,235 @@ void df_compiled_judge(const struct df_compiled *c, int family, const uint8_t *a
 	*ret_verdict = (uint8_t)default_verdict;
 	*ret_rule_id = DF_RULE_DEFAULT;
 }
+
+/* ---- names ---- */
+
+void df_name_hash(const char *dotted, uint32_t b1, uint32_t b2, uint32_t *ret_h1,
+		  uint32_t *ret_h2)
+{
+	uint8_t wire[DF_DNS_NAME_MAX + 2];
+	size_t n = 0, len = strlen(dotted);
+	uint64_t h1 = 0, h2 = 0;
+
+	/* dotted to wire: each label preceded by its length, then the zero byte */
+	for (size_t i = 0; i <= len && n < DF_DNS_NAME_MAX;) {
+		size_t l = strcspn(dotted + i, ".");
+
+		if (l == 0)
+			break;
+		if (n + l + 1 >= DF_DNS_NAME_MAX)
+			break;
+		wire[n++] = (uint8_t)l;
+		for (size_t k = 0; k < l; k++)
+			wire[n++] = (uint8_t)tolower((unsigned char)dotted[i + k]);
+		i += l + 1;
+	}
+	wire[n++] = 0;
+	for (size_t k = n; k-- > 0;) {
+		h1 = (h1 * b1 + wire[k] + 1) % DF_HASH_P1;
+		h2 = (h2 * b2 + wire[k] + 1) % DF_HASH_P2;
+	}
+	*ret_h1 = (uint32_t)h1;
+	*ret_h2 = (uint32_t)h2;
+}
+
+static size_t count_labels(const char *s)
+{
+	size_t n = 1;
+
+	for (; *s; s++)
+		n += *s == '.';
+	return n;
+}
+
+/* Rank of a target: lower decides first. exact < *. < **., longer suffix first. */
+static int target_rank(int kind, const char *suffix)
+{
+	return kind * 1000 - (int)count_labels(suffix);
+}
+
+struct name_ref {
+	const struct df_rule *r;
+	uint32_t id;
+	int rank;
+};
+
+static int cmp_name_ref(const void *a, const void *b)
+{
+	const struct name_ref *x = a, *y = b;
+	struct df_rule rx, ry;
+	int c;
+
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	/* then as for addresses, without the prefix length */
+	rx = *x->r;
+	ry = *y->r;
+	rx.prefixlen = ry.prefixlen = 0;
+	c = rule_precedes(&rx, &ry);
+	if (c)
+		return c;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Does the rule target (kind, suffix) match every name that target T matches? */
+static int target_implied(int kind, const char *suffix, int tkind, const char *tsuffix)
+{
+	size_t sl = strlen(suffix), tl = strlen(tsuffix);
+
+	if (kind == tkind && !strcmp(suffix, tsuffix))
+		return 1;
+	if (kind == DF_NAME_EXACT)
+		return 0;
+	if (kind == DF_NAME_ONE) {
+		/* *.S matches the exact name x.S */
+		const char *dot = strchr(tsuffix, '.');
+
+		return tkind == DF_NAME_EXACT && dot && !strcmp(dot + 1, suffix);
+	}
+	/* **.S matches whatever lies strictly below S */
+	if (tkind == DF_NAME_EXACT || tkind == DF_NAME_MANY)
+		return tl > sl && tsuffix[tl - sl - 1] == '.' && !strcmp(tsuffix + tl - sl, suffix);
+	/* T = *.TS matches x.TS: below S when TS is S or below it */
+	return !strcmp(tsuffix, suffix) ||
+	       (tl > sl && tsuffix[tl - sl - 1] == '.' && !strcmp(tsuffix + tl - sl, suffix));
+}
+
+void df_compiled_names_free(struct df_compiled_names *c)
+{
+	free(c->keys);
+	free(c->vals);
+	memset(c, 0, sizeof(*c));
+}
+
+int df_policy_compile_names(const struct df_policy *p, uint32_t b1, uint32_t b2,
+			    struct df_compiled_names *ret, struct df_error *e)
+{
+	struct df_compiled_names c = {};
+	_cleanup_free_ struct name_ref *cand = NULL;
+	size_t n = df_policy_count_names(p);
+
+	if (n == 0) {
+		*ret = c;
+		return 0;
+	}
+	c.keys = calloc(n, sizeof(*c.keys));
+	c.vals = calloc(n, sizeof(*c.vals));
+	cand = calloc(n, sizeof(*cand));
+	if (!c.keys || !c.vals || !cand) {
+		df_compiled_names_free(&c);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const struct df_rule *t = &p->rules[i];
+		struct df_prefix_val *v;
+		size_t nc = 0, j;
+		uint32_t h1, h2;
+
+		if (t->target != DF_TARGET_NAME)
+			continue;
+		/* one entry per distinct target: done at its first rule */
+		for (j = 0; j < i; j++)
+			if (p->rules[j].target == DF_TARGET_NAME &&
+			    p->rules[j].name_kind == t->name_kind && !strcmp(p->rules[j].name, t->name))
+				break;
+		if (j < i)
+			continue;
+		for (j = 0; j < p->n_rules; j++) {
+			const struct df_rule *r = &p->rules[j];
+
+			if (r->target != DF_TARGET_NAME ||
+			    !target_implied(r->name_kind, r->name, t->name_kind, t->name))
+				continue;
+			cand[nc++] = (struct name_ref){ r, (uint32_t)j + 1,
+							target_rank(r->name_kind, r->name) };
+		}
+		qsort(cand, nc, sizeof(*cand), cmp_name_ref);
+		v = &c.vals[c.n];
+		for (size_t k = 0; k < nc; k++) {
+			const struct df_rule *r = cand[k].r;
+
+			if (v->n == DF_MAX_ENTRIES) {
+				int err = df_fail(e, -E2BIG,
+						  "rule \"%s\": more than %d rules with protocols or ports apply to this name; merge some",
+						  t->text, DF_MAX_ENTRIES);
+				df_compiled_names_free(&c);
+				return err;
+			}
+			v->e[v->n++] = (struct df_entry){
+				.proto_mask = r->proto_mask,
+				.verdict = r->verdict,
+				.port_lo = r->port_lo,
+				.port_hi = r->port_hi,
+				.rule_id = cand[k].id,
+			};
+			if (r->proto_mask == DF_PROTO_ANY && !r->has_ports)
+				break;
+		}
+		df_name_hash(t->name, b1, b2, &h1, &h2);
+		c.keys[c.n] = (struct df_name_key){ h1, h2, t->name_kind };
+		c.n++;
+	}
+	*ret = c;
+	return 0;
+}
+
+/* Does the rule's name pattern match the (normalized) name? */
+static int name_matches(const struct df_rule *r, const char *name)
+{
+	size_t sl = strlen(r->name), nl = strlen(name);
+	const char *dot;
+
+	switch (r->name_kind) {
+	case DF_NAME_EXACT:
+		return !strcmp(name, r->name);
+	case DF_NAME_ONE:
+		dot = strchr(name, '.');
+		return dot && !strcmp(dot + 1, r->name);
+	default:
+		return nl > sl && name[nl - sl - 1] == '.' && !strcmp(name + nl - sl, r->name);
+	}
+}
+
+int df_policy_judge_name(const struct df_policy *p, const char *name, uint8_t proto_bit,
+			 uint16_t port, uint8_t *ret_verdict, uint32_t *ret_rule_id)
+{
+	char norm[DF_NAME_MAX_LEN + 2];
+	const struct df_rule *best = NULL;
+	size_t len = strlen(name), best_i = 0;
+	int best_rank = 0;
+
+	if (len > DF_NAME_MAX_LEN + 1)
+		return -E2BIG;
+	for (size_t i = 0; i <= len; i++)
+		norm[i] = (char)tolower((unsigned char)name[i]);
+	if (len && norm[len - 1] == '.')
+		norm[len - 1] = '\0';
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const struct df_rule *r = &p->rules[i];
+		struct df_rule rx, bx;
+		int rank;
+
+		if (r->target != DF_TARGET_NAME || !name_matches(r, norm))
+			continue;
+		if (!(r->proto_mask & proto_bit) || port < r->port_lo || port > r->port_hi)
+			continue;
+		rank = target_rank(r->name_kind, r->name);
+		if (best) {
+			rx = *r;
+			bx = *best;
+			rx.prefixlen = bx.prefixlen = 0;
+		}
+		if (!best || rank < best_rank ||
+		    (rank == best_rank && rule_precedes(&rx, &bx) < 0)) {
+			best = r;
+			best_i = i;
+			best_rank = rank;
+		}
+	}
+	if (!best)
+		return 0;
+	*ret_verdict = best->verdict;
+	*ret_rule_id = (uint32_t)best_i + 1;
+	return 1;
+}

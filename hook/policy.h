@@ -18,11 +18,8 @@ enum df_target {
 	DF_TARGET_NAME,
 };
 
-enum df_name_kind {
-	DF_NAME_EXACT, /* github.com */
-	DF_NAME_ONE, /* *.github.com: exactly one more label */
-	DF_NAME_MANY, /* **.github.com: one or more labels */
-};
+/* Name kinds are DF_NAME_EXACT (github.com), DF_NAME_ONE (*.github.com: exactly
+ * one more label) and DF_NAME_MANY (**.github.com: one or more), from fence.h. */
 
 struct df_rule {
 	char *text; /* normalized */
@@ -86,5 +83,27 @@ void df_compiled_judge(const struct df_compiled *c, int family, const uint8_t *a
 /* The reference: every address rule, most specific wins, deny on a tie. */
 void df_policy_judge(const struct df_policy *p, int family, const uint8_t *addr,
 		     uint8_t proto_bit, uint16_t port, uint8_t *ret_verdict, uint32_t *ret_rule_id);
+
+/* ---- names ---- */
+
+/* Keyed hash of a dotted name as the kernel computes it over the wire form. */
+void df_name_hash(const char *dotted, uint32_t b1, uint32_t b2, uint32_t *ret_h1,
+		  uint32_t *ret_h2);
+
+struct df_compiled_names {
+	size_t n;
+	struct df_name_key *keys;
+	struct df_prefix_val *vals;
+};
+
+/* One map entry per name rule target, with the entries of every less specific
+ * target that matches whatever it matches, most specific first. */
+int df_policy_compile_names(const struct df_policy *p, uint32_t b1, uint32_t b2,
+			    struct df_compiled_names *ret, struct df_error *e);
+void df_compiled_names_free(struct df_compiled_names *c);
+
+/* The reference for a name: most specific target, then the first entry that matches. */
+int df_policy_judge_name(const struct df_policy *p, const char *name, uint8_t proto_bit,
+			 uint16_t port, uint8_t *ret_verdict, uint32_t *ret_rule_id);
 
 #endif

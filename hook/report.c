@@ -28,6 +28,8 @@ static const char *hook_name(int hook)
 		return "sendmsg4";
 	case DF_HOOK_SENDMSG6:
 		return "sendmsg6";
+	case DF_HOOK_DNS:
+		return "dns";
 	}
 	return "unknown";
 }
@@ -39,6 +41,30 @@ static const char *proto_name(int proto, char *buf, size_t len)
 	if (proto == 17)
 		return "udp";
 	snprintf(buf, len, "%d", proto);
+	return buf;
+}
+
+static const char *qtype_name(int t, char *buf, size_t len)
+{
+	switch (t) {
+	case 1:
+		return "A";
+	case 5:
+		return "CNAME";
+	case 12:
+		return "PTR";
+	case 15:
+		return "MX";
+	case 16:
+		return "TXT";
+	case 28:
+		return "AAAA";
+	case 33:
+		return "SRV";
+	case 65:
+		return "HTTPS";
+	}
+	snprintf(buf, len, "%d", t);
 	return buf;
 }
 
@@ -164,11 +190,11 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 		r |= jg_key_str(g, "rule", p->rules[i].text);
 		r |= jg_key_str(g, "verdict", df_verdict_name(p->rules[i].verdict));
 		r |= jg_key_str(g, "source", p->rules[i].source);
-		r |= jg_key_bool(g, "enforced", p->rules[i].target != DF_TARGET_NAME);
+		r |= jg_key_bool(g, "enforced", 1);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
-	r |= jg_key_bool(g, "names_enforced", 0);
+	r |= jg_key_bool(g, "names_enforced", 1);
 	yajl_gen_map_close(g);
 
 	r |= jg_str(g, "summary");
@@ -179,6 +205,9 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 	r |= jg_key_int(g, "blocked", (long long)d->counters.blocked);
 	r |= jg_key_int(g, "dns_queries", (long long)d->counters.dns_queries);
 	r |= jg_key_int(g, "dns_blocked", (long long)d->counters.dns_blocked);
+	r |= jg_key_int(g, "dns_answers", (long long)d->counters.dns_answers);
+	r |= jg_key_int(g, "dns_untrusted", (long long)d->counters.dns_untrusted);
+	r |= jg_key_int(g, "dns_unparsable", (long long)d->counters.dns_unparsable);
 	r |= jg_key_int(g, "dropped_records", (long long)d->counters.dropped_records);
 	r |= jg_key_int(g, "destinations", (long long)count_destinations(recs, d->n_recs));
 	yajl_gen_map_close(g);
@@ -188,11 +217,13 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 	for (size_t i = 0; i < d->n_recs; i++) {
 		const struct df_rec_key *k = &recs[i].k;
 		const struct df_rec_val *v = &recs[i].v;
-		char addr[INET6_ADDRSTRLEN], pb[8];
+		char addr[INET6_ADDRSTRLEN], pb[16];
 		const char *rule = "default";
 
 		if (k->rule_id > 0 && k->rule_id <= p->n_rules)
 			rule = p->rules[k->rule_id - 1].text;
+		else if (k->rule_id == DF_RULE_UNPARSABLE)
+			rule = "default";
 		else if (k->rule_id > 0)
 			rule = "unknown";
 		format_addr(k, addr, sizeof(addr));
@@ -202,8 +233,12 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 		r |= jg_key_str(g, "proto", proto_name(k->proto, pb, sizeof(pb)));
 		r |= jg_key_str(g, "daddr", addr);
 		r |= jg_key_int(g, "dport", k->dport);
-		r |= jg_key_str(g, "name", NULL);
+		r |= jg_key_str(g, "name", recs[i].name[0] ? recs[i].name : NULL);
 		r |= jg_key_str(g, "rule", rule);
+		if (k->hook == DF_HOOK_DNS) {
+			r |= jg_key_str(g, "qtype", qtype_name(k->qtype, pb, sizeof(pb)));
+			r |= jg_key_bool(g, "unparsable", k->rule_id == DF_RULE_UNPARSABLE);
+		}
 		r |= jg_key_int(g, "count", (long long)v->count);
 		gen_time(g, "first_seen", mono_to_realtime_ns(v->first_ns), &r);
 		gen_time(g, "last_seen", mono_to_realtime_ns(v->last_ns), &r);
@@ -229,7 +264,7 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 	r |= jg_str(g, "notes");
 	yajl_gen_array_open(g);
 	if (names)
-		r |= jg_str(g, "name rules are validated but not enforced yet: this depfence judges addresses only");
+		r |= jg_str(g, "name rules apply to DNS questions and to addresses learned from answers to this fence's own questions; a name resolved another way (DNS over HTTPS, a hosts file, a hard-coded address) is judged by address rules only");
 	if (d->counters.dropped_records)
 		r |= jg_str(g, "the record map was full: some events were counted but not recorded (dropped_records)");
 	yajl_gen_array_close(g);

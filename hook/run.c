@@ -268,9 +268,6 @@ int cmd_run(int argc, char **argv)
 		remove_cgroup(cg);
 		goto fail;
 	}
-	if (df_policy_count_names(&st.policy))
-		df_info("run: %zu name rules are validated but not enforced by this version",
-			df_policy_count_names(&st.policy));
 
 	sa.sa_handler = forward_signal;
 	sigemptyset(&sa.sa_mask);

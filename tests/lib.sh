@@ -54,6 +54,8 @@ df_cleanup() {
 		done
 		rmdir "$c" 2>/dev/null
 	done
+	# df_netns runs in $(...): what it made is listed in $DF_T/netns too
+	[ -n "${DF_T:-}" ] && [ -f "$DF_T/netns" ] && mapfile -t -O "${#_df_netns[@]}" _df_netns <"$DF_T/netns"
 	for n in "${_df_netns[@]}"; do ip netns del "$n" 2>/dev/null; done
 	if [ -n "${DF_PINS:-}" ] && [ -d "$DF_PINS" ]; then
 		find "$DF_PINS" -mindepth 1 -depth -exec rm -rf {} + 2>/dev/null
@@ -86,6 +88,8 @@ df_netns() {
 	local ns=df$$-$1
 	ip netns add "$ns" || return 1
 	_df_netns+=("$ns")
+	# callers use NS=$(df_netns x): the array above dies with that subshell
+	[ -n "${DF_T:-}" ] && echo "$ns" >>"$DF_T/netns"
 	ip -n "$ns" link set lo up
 	ip -n "$ns" addr add 203.0.113.10/32 dev lo
 	ip -n "$ns" addr add 203.0.113.20/32 dev lo

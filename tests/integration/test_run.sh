@@ -94,13 +94,11 @@ for i in range(5):
 ' >/dev/null 2>&1
 check "aggregation: one event per process and destination" "1 5" "$(jqr "$rep" '"\(.events | length) \(.events[0].count)"')"
 
-# name rules are parsed now but enforced only with DNS provenance: said so, never silently
+# name rules are enforced through DNS (tests/integration/test_dns.sh); the report says how
 rep=$DF_T/names.json
 in_ns "$NS" "$DF_BIN" run --mode enforce --deny 'github.com,**.github.com' --report "$rep" -- true 2>"$DF_T/stderr"
-check "names: report says names are not enforced" "false" "$(jqr "$rep" '.policy.names_enforced')"
-check "names: rule marked not enforced" "false" "$(jqr "$rep" '.policy.rules[0].enforced')"
-check "names: a note explains" "1" "$(jqr "$rep" '[.notes[] | select(test("name rules"))] | length')"
-check "names: stderr says so" "1" "$(grep -c 'name rules are validated but not enforced' "$DF_T/stderr")"
+check "names: report says names are enforced" "true" "$(jqr "$rep" '.policy.names_enforced')"
+check "names: a note says what names cover" "1" "$(jqr "$rep" '[.notes[] | select(test("DNS over HTTPS"))] | length')"
 
 # --- exit status and bad input ---
 in_ns "$NS" "$DF_BIN" run --report "$DF_T/x.json" -- sh -c 'exit 7' 2>/dev/null

@@ -1,0 +1,27 @@
+#!/bin/bash
+# Install the Debian packages depfence needs to build and to run its tests,
+# only those missing. Idempotent; quiet when nothing is missing.
+set -eu
+PKGS=(
+	# build
+	make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libyajl-dev libseccomp-dev
+	pkg-config
+	# tests: netns, clients and servers, JSON, container runtimes
+	iproute2 util-linux procps jq curl python3 busybox-static dnsmasq-base runc podman
+	# static test tools
+	libc6-dev
+)
+missing=()
+for p in "${PKGS[@]}"; do
+	case $p in \#*) continue ;; esac
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing packages: ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

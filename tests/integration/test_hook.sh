@@ -1,0 +1,274 @@
+#!/bin/bash
+# depfence hook driven by hand, as a runtime drives it: state JSON on stdin,
+# a real cgroup v2 directory made here holding one process, that process in a
+# network namespace made here (test hosts on its lo), so no packet leaves.
+. "$(dirname "$0")/../lib.sh"
+df_require_privileges "integration/hook"
+df_setup
+
+NS=$(df_netns hook) || { notok "create netns" "ip netns add failed"; exit 1; }
+df_servers "$NS" 53 80 443 || { notok "test servers" "did not come up"; exit 1; }
+
+# the cgroup2 hierarchy root: fstype after the " - " separator, mount root "/"
+CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
+[ -d "$CG2" ] || { notok "cgroup2 mount" "not found in /proc/self/mountinfo"; exit 1; }
+
+# waiter NAME SCRIPT: a shell in the test netns and in a fresh cgroup of its
+# own, blocked on a fifo until `release NAME`, then running SCRIPT (dfclient on
+# PATH) with its output in $DF_T/NAME.out. Sets W_PID and W_CG.
+waiter() {
+	local name=$1 script=$2
+	W_CG=$CG2/df$$-$name
+	mkdir "$W_CG" || return 1
+	df_track_cgroup "$W_CG"
+	mkfifo "$DF_T/$name.fifo" || return 1
+	PATH=$DF_TOOLS:$PATH nsenter --net="/run/netns/$NS" -- \
+		sh -c "read go <'$DF_T/$name.fifo'; $script" >"$DF_T/$name.out" 2>&1 &
+	W_PID=$!
+	df_track_pid "$W_PID"
+	echo "$W_PID" >"$W_CG/cgroup.procs"
+}
+
+release() { timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$1.fifo"; }
+
+# reap PID: bounded wait for the process to end
+reap() {
+	local i
+	for i in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+# state ID PID ANNOTATIONS-JSON|null [BUNDLE] [STATUS]: runc's shape of the state
+state() {
+	jq -nc --arg id "$1" --argjson pid "$2" --argjson ann "$3" --arg bundle "${4:-$DF_T}" \
+		--arg status "${5:-creating}" \
+		'{ociVersion: "1.0.2-dev", id: $id, status: $status, bundle: $bundle}
+		 + (if $pid == null then {} else {pid: $pid} end)
+		 + (if $ann == null then {} else {annotations: $ann} end)'
+}
+
+# hook STAGE: run the hook with stdin as given; stderr kept in $DF_T/err
+hook() { "$DF_BIN" hook "$@" 2>"$DF_T/err"; }
+
+# check_rc NAME WANT RC: an exit status, with the hook's stderr when it is not the one wanted
+check_rc() {
+	if [ "$2" = "$3" ]; then ok "$1"; else notok "$1" "exit $3, want $2; stderr: $(tr '\n' ' ' <"$DF_T/err")"; fi
+}
+
+# check_err NAME PATTERN: the hook's stderr matches the grep pattern
+check_err() {
+	if grep -q -- "$2" "$DF_T/err"; then ok "$1"; else notok "$1" "stderr: $(tr '\n' ' ' <"$DF_T/err")"; fi
+}
+
+has_pins() { [ -n "$(find "$DF_PINS/$1" -mindepth 1 2>/dev/null)" ]; }
+
+# --- createRuntime, runc's state, enforce ---
+ID=hook-enforce
+waiter enforce "dfclient tcp 203.0.113.10 443; dfclient tcp 203.0.113.10 80"
+ANN='{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10:443", "depfence.io/label": "job 7", "org.example/other": "x"}'
+state "$ID" "$W_PID" "$ANN" | hook createRuntime
+check_rc "createRuntime: exit 0" 0 $?
+has_pins "$ID" && ok "createRuntime: links and maps pinned" || notok "createRuntime: links and maps pinned" "nothing under $DF_PINS/$ID"
+check "createRuntime: state file written" "1" "$([ -s "$DF_STATE/$ID.json" ] && echo 1)"
+check "createRuntime: fence attached to the cgroup" "$W_CG" "$(jqr "$DF_STATE/$ID.json" .cgroup)"
+release enforce
+reap "$W_PID"
+check "enforce: denied call fails with EPERM, allowed call works" "EPERM ok" "$(echo $(cat "$DF_T/enforce.out"))"
+check "enforce: a process outside the cgroup is not fenced" "ok" "$(in_ns "$NS" "$DF_TOOLS/dfclient" tcp 203.0.113.10 443)"
+# runc and crun remove the cgroup before poststop: so do we
+rmdir "$W_CG"
+state "$ID" 0 "$ANN" "$DF_T" stopped | hook poststop
+check_rc "poststop (pid 0, cgroup gone): exit 0" 0 $?
+REP=$DF_REPORTS/$ID.json
+check "poststop: report id, label, mode" "$ID|job 7|enforce|allow" "$(jqr "$REP" '[.id, .label, .mode, .default] | join("|")')"
+check "poststop: report has the blocked event only" "1 blocked connect4 tcp 203.0.113.10 443 203.0.113.10:443 dfclient 1" \
+	"$(jqr "$REP" '"\(.events | length) " + (.events[0] | "\(.verdict) \(.hook) \(.proto) \(.daddr) \(.dport) \(.rule) \(.process.comm) \(.count)")')"
+check "poststop: summary" "2 1 1" "$(jqr "$REP" '.summary | "\(.connections) \(.allowed) \(.blocked)"')"
+check "poststop: rules from the annotation" "annotation depfence.io/deny" "$(jqr "$REP" '.policy.rules[0].source')"
+df_check_clean "poststop"
+sum=$({ md5sum <"$REP"; } 2>/dev/null)
+state "$ID" 0 "$ANN" "$DF_T" stopped | hook poststop
+check_rc "poststop twice: exit 0" 0 $?
+check "poststop twice: report left as it was" "1 $sum" "$([ -s "$REP" ] && echo 1) $({ md5sum <"$REP"; } 2>/dev/null)"
+echo '{"id": "never-fenced"}' | hook poststop
+check "poststop without a fence: exit 0, no report" "0 0" "$? $(ls "$DF_REPORTS" 2>/dev/null | grep -c never-fenced)"
+
+# --- annotations absent from the state, present in <bundle>/config.json ---
+ID=hook-bundle
+mkdir -p "$DF_T/bundle"
+jq -n '{ociVersion: "1.0.2", annotations: {"org.example/x": "y", "depfence.io/mode": "enforce",
+	"depfence.io/deny": "[2001:db8::10]", "depfence.io/label": "from config.json"}}' >"$DF_T/bundle/config.json"
+waiter bundle "dfclient tcp 2001:db8::10 443; dfclient tcp 2001:db8::20 443"
+state "$ID" "$W_PID" null "$DF_T/bundle" | hook createRuntime
+check_rc "bundle config.json annotations: createRuntime exit 0" 0 $?
+release bundle
+reap "$W_PID"
+check "bundle config.json annotations: denied v6 call EPERM, other ok" "EPERM ok" "$(echo $(cat "$DF_T/bundle.out"))"
+rmdir "$W_CG"
+echo "{\"id\": \"$ID\"}" | hook poststop
+check_rc "poststop (no pid at all): exit 0" 0 $?
+check "bundle config.json annotations: report" "from config.json enforce blocked connect6 2001:db8::10 443" \
+	"$(jqr "$DF_REPORTS/$ID.json" '"\(.label) \(.mode) " + (.events[] | "\(.verdict) \(.hook) \(.daddr) \(.dport)")')"
+df_check_clean "bundle"
+
+# --- prestart does the same work ---
+ID=hook-prestart
+waiter prestart "dfclient udp-sendto 203.0.113.20 53; dfclient tcp 203.0.113.20 443"
+state "$ID" "$W_PID" '{"depfence.io/mode": "enforce", "depfence.io/deny": "udp/203.0.113.20"}' | hook prestart
+check_rc "prestart: exit 0" 0 $?
+release prestart
+reap "$W_PID"
+check "prestart: denied UDP datagram EPERM, TCP to the same host ok" "EPERM ok" "$(echo $(cat "$DF_T/prestart.out"))"
+echo "{\"id\": \"$ID\", \"pid\": 0}" | hook poststop
+check_rc "prestart: poststop exit 0" 0 $?
+check "prestart: report event" "blocked sendmsg4 udp 203.0.113.20 53 dfclient" \
+	"$(jqr "$DF_REPORTS/$ID.json" '.events[] | "\(.verdict) \(.hook) \(.proto) \(.daddr) \(.dport) \(.process.comm)"')"
+df_check_clean "prestart"
+
+# --- audit: nothing refused, the would-be refusal recorded ---
+ID=hook-audit
+waiter audit "dfclient tcp 203.0.113.10 443"
+state "$ID" "$W_PID" '{"depfence.io/mode": "audit", "depfence.io/deny": "203.0.113.0/24"}' | hook createRuntime
+check_rc "audit: createRuntime exit 0" 0 $?
+release audit
+reap "$W_PID"
+check "audit: the call succeeds" "ok" "$(cat "$DF_T/audit.out")"
+echo "{\"id\": \"$ID\"}" | hook poststop
+check "audit: report has would-block" "audit would-block 203.0.113.0/24" \
+	"$(jqr "$DF_REPORTS/$ID.json" '"\(.mode) " + (.events[] | "\(.verdict) \(.rule)")')"
+df_check_clean "audit"
+
+# --- a policy that does not parse: no fence, an error naming key and value ---
+waiter bad "true"
+BAD_CG=$W_CG BAD_PID=$W_PID
+while IFS='|' read -r name key value want; do
+	[ -z "$name" ] && continue
+	ann=$(jq -nc --arg k "$key" --arg v "$value" '{"depfence.io/mode": "enforce", ($k): $v}')
+	state "bad-$RANDOM" "$BAD_PID" "$ann" | hook createRuntime
+	check_rc "$name: createRuntime exit 1" 1 $?
+	case $(cat "$DF_T/err") in
+	*"$key"*"$want"*) ok "$name: message names key and value" ;;
+	*) notok "$name: message names key and value" "stderr: $(cat "$DF_T/err")" ;;
+	esac
+	df_check_clean "$name"
+done <<'EOF'
+bad mode|depfence.io/mode|enforcing|"enforcing"
+bad default|depfence.io/default|block|"block"
+bad deny rule|depfence.io/deny|203.0.113.10, git*hub.com|git*hub.com
+bad allow rule|depfence.io/allow|203.0.113.0/33|203.0.113.0/33
+unknown key|depfence.io/denny|203.0.113.10|unknown key
+EOF
+check "bad policy: nothing attached to the cgroup" "" "$(bpftool cgroup show "$BAD_CG" 2>/dev/null | grep -v '^ID')"
+release bad
+reap "$BAD_PID"
+
+# --- container ids are file names: checked before any path is built ---
+printf '{ "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s" }\n' \
+	"$DF_T/id/reports" "$DF_T/id/state" "$DF_PINS/id" >"$DF_T/id.json"
+mkdir -p "$DF_T/id"
+for bad_id in '../x' 'a/../../x' '.hidden' ''; do
+	state "$bad_id" "$$" '{"depfence.io/mode": "enforce"}' | DEPFENCE_CONFIG=$DF_T/id.json hook createRuntime
+	check_rc "id '$bad_id': createRuntime refused" 1 $?
+	check_err "id '$bad_id': message says why" 'not a safe container id'
+	state "$bad_id" 0 null | DEPFENCE_CONFIG=$DF_T/id.json hook poststop
+	check_rc "id '$bad_id': poststop refused" 1 $?
+done
+check "unsafe ids: no directory or file made" "" "$(ls -A "$DF_T/id"; ls -d "$DF_PINS/id" 2>/dev/null)"
+
+# --- the root cgroup is refused ---
+if grep -qx '0::/' /proc/self/cgroup; then
+	ROOT_PID=$$ how="this test's shell"
+else
+	sleep 30 &
+	ROOT_PID=$!
+	df_track_pid "$ROOT_PID"
+	echo "$ROOT_PID" 2>/dev/null >"$CG2/cgroup.procs"
+	how="a sleep moved to $CG2"
+fi
+if grep -qx '0::/' "/proc/$ROOT_PID/cgroup"; then
+	state root-cg "$ROOT_PID" '{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10:443"}' | hook createRuntime
+	check_rc "root cgroup ($how): refused" 1 $?
+	check_err "root cgroup: message says so" 'in the root cgroup'
+	df_check_clean "root cgroup"
+else
+	notok "root cgroup" "could not get a process into the root cgroup: $(cat "/proc/$ROOT_PID/cgroup")"
+fi
+
+# --- a cgroup shared with a process that is not the container's ---
+W_CG=$CG2/df$$-shared
+mkdir "$W_CG" && df_track_cgroup "$W_CG"
+sleep 30 &
+P1=$!
+sleep 30 &
+P2=$!
+df_track_pid "$P1"
+df_track_pid "$P2"
+echo "$P1" >"$W_CG/cgroup.procs"
+echo "$P2" >"$W_CG/cgroup.procs"
+state shared "$P1" '{"depfence.io/mode": "enforce"}' | hook createRuntime
+check_rc "shared cgroup: refused" 1 $?
+check_err "shared cgroup: message names the other pid" "also holds pid $P2,"
+df_check_clean "shared cgroup"
+kill "$P1" "$P2"
+reap "$P1"
+reap "$P2"
+
+# --- no depfence.io/ annotations: no fence, no report ---
+waiter none "dfclient tcp 203.0.113.10 443"
+state none "$W_PID" '{"org.example/x": "y"}' | hook createRuntime
+check_rc "no depfence.io annotations: exit 0" 0 $?
+mkdir -p "$DF_T/plain"
+echo '{"ociVersion": "1.0.2", "annotations": {"org.example/x": "y"}}' >"$DF_T/plain/config.json"
+state none "$W_PID" null "$DF_T/plain" | hook createRuntime
+check_rc "no depfence.io annotations in config.json: exit 0" 0 $?
+release none
+reap "$W_PID"
+check "no annotations: the call is not fenced" "ok" "$(cat "$DF_T/none.out")"
+state none 0 null | hook poststop
+check "no annotations: poststop exit 0, no report" "0 0" "$? $(ls "$DF_REPORTS" 2>/dev/null | grep -c '^none')"
+df_check_clean "no annotations"
+
+# --- bad state input ---
+{
+	printf '{"id": "big", "pid": %d, "annotations": {"depfence.io/mode": "enforce", "org.example/pad": "' "$$"
+	head -c $((1024 * 1024)) /dev/zero | tr '\0' a
+	printf '"}}'
+} >"$DF_T/big.json"
+hook createRuntime <"$DF_T/big.json"
+check_rc "state over 1 MiB: refused" 1 $?
+check_err "state over 1 MiB: message says so" 'larger than 1048576 bytes'
+df_check_clean "oversized state"
+echo '{"id": "x", "pid": ' | hook createRuntime
+check_rc "truncated state JSON: refused" 1 $?
+echo '[1, 2]' | hook createRuntime
+check_rc "state not an object: refused" 1 $?
+state poststart 0 null | hook poststart
+check_rc "unknown stage: usage exit" 2 $?
+check_err "unknown stage: message names it" 'unknown stage "poststart"'
+hook </dev/null
+check_rc "no stage: usage exit" 2 $?
+df_check_clean "bad input"
+
+# --- the report cannot be written: the records stay, a later poststop delivers ---
+ID=hook-noreport
+waiter noreport "dfclient tcp 203.0.113.10 443"
+state "$ID" "$W_PID" '{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10"}' | hook createRuntime
+check_rc "unwritable report dir: createRuntime exit 0" 0 $?
+release noreport
+reap "$W_PID"
+check "unwritable report dir: call refused" "EPERM" "$(cat "$DF_T/noreport.out")"
+rmdir "$W_CG"
+: >"$DF_T/afile"
+printf '{ "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s" }\n' \
+	"$DF_T/afile/reports" "$DF_STATE" "$DF_PINS" >"$DF_T/broken.json"
+state "$ID" 0 null | DEPFENCE_CONFIG=$DF_T/broken.json hook poststop
+check_rc "unwritable report dir: poststop fails" 1 $?
+check_err "unwritable report dir: message says the records stay" 'stay pinned'
+has_pins "$ID" && ok "unwritable report dir: pins kept" || notok "unwritable report dir: pins kept" "pins removed"
+check "unwritable report dir: state kept" "1" "$([ -s "$DF_STATE/$ID.json" ] && echo 1)"
+state "$ID" 0 null | hook poststop
+check_rc "after fixing the config: poststop exit 0" 0 $?
+check "after fixing the config: report has the event" "blocked 203.0.113.10 443 dfclient" \
+	"$(jqr "$DF_REPORTS/$ID.json" '.events[] | "\(.verdict) \(.daddr) \(.dport) \(.process.comm)"')"
+df_check_clean "after fixing the config"
