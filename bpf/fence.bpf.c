@@ -717,14 +717,8 @@ int df_egress(struct __sk_buff *skb)
 		if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
 			return SKB_PASS;
 		if (bpf_ntohs(h.flags) & 0x8000) {
-			/* the reverse of the answer's key is the key of the question it answers */
-			struct pkt r = p;
-
-			r.sport = p.dport;
-			r.dport = p.sport;
-			__builtin_memcpy(r.saddr, p.daddr, 16);
-			__builtin_memcpy(r.daddr, p.saddr, 16);
-			pending_key(&pk, &r, h.id, 1);
+			/* an answer's own key is the key of the question it answers */
+			pending_key(&pk, &p, h.id, 1);
 			bpf_map_delete_elem(&pending, &pk);
 		}
 		return SKB_PASS;

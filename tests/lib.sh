@@ -35,7 +35,6 @@ df_require_privileges() {
 	fi
 }
 
-_df_netns=()
 _df_pids=()
 _df_cgroups=()
 _df_cleanups=()
@@ -54,9 +53,10 @@ df_cleanup() {
 		done
 		rmdir "$c" 2>/dev/null
 	done
-	# df_netns runs in $(...): what it made is listed in $DF_T/netns too
-	[ -n "${DF_T:-}" ] && [ -f "$DF_T/netns" ] && mapfile -t -O "${#_df_netns[@]}" _df_netns <"$DF_T/netns"
-	for n in "${_df_netns[@]}"; do ip netns del "$n" 2>/dev/null; done
+	# netns are registered in a file: df_netns often runs in a $(...) subshell
+	if [ -n "${DF_T:-}" ] && [ -f "$DF_T/netns.list" ]; then
+		while read -r n; do ip netns del "$n" 2>/dev/null; done <"$DF_T/netns.list"
+	fi
 	if [ -n "${DF_PINS:-}" ] && [ -d "$DF_PINS" ]; then
 		find "$DF_PINS" -mindepth 1 -depth -exec rm -rf {} + 2>/dev/null
 		rmdir "$DF_PINS" 2>/dev/null
@@ -87,9 +87,7 @@ df_track_cgroup() { _df_cgroups+=("$1"); }
 df_netns() {
 	local ns=df$$-$1
 	ip netns add "$ns" || return 1
-	_df_netns+=("$ns")
-	# callers use NS=$(df_netns x): the array above dies with that subshell
-	[ -n "${DF_T:-}" ] && echo "$ns" >>"$DF_T/netns"
+	echo "$ns" >>"$DF_T/netns.list"
 	ip -n "$ns" link set lo up
 	ip -n "$ns" addr add 203.0.113.10/32 dev lo
 	ip -n "$ns" addr add 203.0.113.20/32 dev lo
@@ -131,4 +129,29 @@ df_check_clean() {
 	local name=$1 left
 	left=$(find "$DF_PINS" -mindepth 1 2>/dev/null; find "$DF_STATE" -name '*.json' 2>/dev/null)
 	check "$name: no pins or state left" "" "$left"
+}
+
+# df_dns NS: dnsmasq on 203.0.113.53:53 in NS answering the test zones:
+#   github.com and below -> 203.0.113.10 / 2001:db8::10
+#   pkg.example.com and below -> 203.0.113.20 / 2001:db8::20
+#   api.example.com CNAME x.cdn.example.net -> 203.0.113.30
+#   mirror.internal -> 198.51.100.10
+df_dns() {
+	local ns=$1 i
+	ip -n "$ns" addr add 203.0.113.53/32 dev lo
+	ip -n "$ns" addr add 203.0.113.30/32 dev lo
+	nsenter --net="/run/netns/$ns" -- timeout 300 /usr/sbin/dnsmasq --keep-in-foreground \
+		--conf-file=/dev/null --no-resolv --no-hosts --no-dhcp-interface=lo \
+		--listen-address=203.0.113.53 --bind-interfaces --port=53 --user=root \
+		--pid-file="$DF_T/dnsmasq.pid" \
+		--address=/github.com/203.0.113.10 --address=/github.com/2001:db8::10 \
+		--address=/pkg.example.com/203.0.113.20 --address=/pkg.example.com/2001:db8::20 \
+		--host-record=x.cdn.example.net,203.0.113.30 --cname=api.example.com,x.cdn.example.net \
+		--host-record=mirror.internal,198.51.100.10 --local-ttl=300 >/dev/null 2>&1 &
+	df_track_pid $!
+	for i in $(seq 50); do
+		[ "$(in_ns "$ns" "$DF_TOOLS/dfdns" 203.0.113.53 53 mirror.internal 2>/dev/null)" = "ok 198.51.100.10" ] && return 0
+		sleep 0.1
+	done
+	return 1
 }
