@@ -646,6 +646,42 @@ found:
 }
 
 /*
+ * The DNS walks are global functions: the verifier checks each once, with
+ * unknown arguments, instead of once per path that reaches it. That keeps
+ * loading a fence cheap. They keep their state in the per-CPU scratch map.
+ */
+__attribute__((noinline)) int df_parse_name(struct __sk_buff *skb, __u32 off, __u32 avail)
+{
+	const struct df_config *cfg;
+	struct df_dns_scratch *sc;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!cfg || !sc || !skb)
+		return -1;
+	return parse_name(skb, off, avail, sc, cfg);
+}
+
+/* 1 when a rule target matches the parsed name; its key is in scratch->match. */
+__attribute__((noinline)) int df_match_name(struct __sk_buff *skb)
+{
+	struct df_dns_scratch *sc;
+	struct df_name_key k;
+	__u32 zero = 0;
+
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc || !skb)
+		return 0;
+	if (!match_name(sc, &k)) {
+		sc->match.kind = NO_TARGET;
+		return 0;
+	}
+	sc->match = k;
+	return 1;
+}
+
+/*
  * The verdict on a question: a name reachable on some port or protocol is
  * allowed to be resolved; one whose rules only refuse it is refused.
  */
@@ -739,7 +775,7 @@ int df_egress(struct __sk_buff *skb)
 
 	len = -1;
 	if (((flags >> 11) & 0xf) == 0 && bpf_ntohs(h.qd) == 1)
-		len = parse_name(skb, p.off + sizeof(h), p.len - sizeof(h), sc, cfg);
+		len = df_parse_name(skb, p.off + sizeof(h), p.len - sizeof(h));
 	if (len > 0 && bpf_skb_load_bytes(skb, p.off + sizeof(h) + len, &qtype, 2) == 0)
 		qtype = bpf_ntohs(qtype);
 	if (len <= 0) {
@@ -749,7 +785,12 @@ int df_egress(struct __sk_buff *skb)
 	} else {
 		name.h1 = sc->sh1[0];
 		name.h2 = sc->sh2[0];
-		v = match_name(sc, &pv.target);
+		v = NULL;
+		pv.target.kind = NO_TARGET;
+		if (df_match_name(skb)) {
+			pv.target = sc->match;
+			v = bpf_map_lookup_elem(&name_rules, &pv.target);
+		}
 		if (!question_verdict(v, &j))
 			judge_default(cfg, &j);
 		pv.deny = j.verdict == DF_DENY;
@@ -805,55 +846,19 @@ static __always_inline void learn(void *map, const void *key, const struct df_pe
 	bpf_map_update_elem(map, key, &np, BPF_ANY);
 }
 
-SEC("cgroup_skb/ingress")
-int df_ingress(struct __sk_buff *skb)
+/* Every address in the answer section is provenance for the question's name (CNAME chains included). */
+__attribute__((noinline)) int df_walk_answers(struct __sk_buff *skb, __u32 start, __u32 an)
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
-	struct df_pending_val *q, qv;
-	struct df_pending_key pk;
-	struct df_counters *c;
-	struct dnshdr h;
-	struct pkt p = {};
-	__u32 zero = 0, off, an, rr = 0, in_name = 1;
-	__u64 now;
-	int len;
+	__u32 zero = 0, off, rr, in_name, learned = 0;
+	__u64 now = bpf_ktime_get_ns();
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || parse_pkt(skb, &p) < 0)
-		return SKB_PASS;
-	if (!is_dns_port(cfg, p.sport))
-		return SKB_PASS;
-	if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
-		return SKB_PASS;
-	if (!(bpf_ntohs(h.flags) & 0x8000) || bpf_ntohs(h.qd) != 1)
-		return SKB_PASS;
-	c = bpf_map_lookup_elem(&counters, &zero);
 	sc = bpf_map_lookup_elem(&scratch, &zero);
-	if (!c || !sc)
-		return SKB_PASS;
-	pending_key(&pk, &p, h.id, 1);
-	q = bpf_map_lookup_elem(&pending, &pk);
-	if (!q) {
-		__sync_fetch_and_add(&c->dns_untrusted, 1);
-		return SKB_PASS;
-	}
-	len = parse_name(skb, p.off + sizeof(h), p.len - sizeof(h), sc, cfg);
-	if (len <= 0 || sc->sh1[0] != q->name.h1 || sc->sh2[0] != q->name.h2) {
-		__sync_fetch_and_add(&c->dns_untrusted, 1);
-		return SKB_PASS;
-	}
-	qv = *q;
-	bpf_map_delete_elem(&pending, &pk);
-	__sync_fetch_and_add(&c->dns_answers, 1);
-
-	/* every address in the answer section is provenance for the question's name (CNAME chains included) */
-	now = bpf_ktime_get_ns();
-	an = bpf_ntohs(h.an);
-	sc = bpf_map_lookup_elem(&scratch, &zero); /* the answer walk's state lives here too */
-	if (!sc)
-		return SKB_PASS;
-	sc->a_off = p.off + sizeof(h) + (__u32)len + 4;
+	if (!cfg || !sc || !skb)
+		return 0;
+	sc->a_off = start & 0xffff;
 	sc->a_rr = 0;
 	sc->a_in_name = 1;
 	for (int it = 0; it < 4 * DF_DNS_ANSWERS_MAX; it++) {
@@ -891,13 +896,17 @@ int df_ingress(struct __sk_buff *skb)
 			if (bpf_ntohs(f.class) == 1 && type == 1 && rdlen == 4) {
 				__u32 a4;
 
-				if (bpf_skb_load_bytes(skb, off, &a4, 4) == 0)
-					learn(&prov4, &a4, &qv, bpf_ntohl(f.ttl), cfg, now);
+				if (bpf_skb_load_bytes(skb, off, &a4, 4) == 0) {
+					learn(&prov4, &a4, &sc->q, bpf_ntohl(f.ttl), cfg, now);
+					learned++;
+				}
 			} else if (bpf_ntohs(f.class) == 1 && type == 28 && rdlen == 16) {
 				struct addr6 a6;
 
-				if (bpf_skb_load_bytes(skb, off, &a6, 16) == 0)
-					learn(&prov6, &a6, &qv, bpf_ntohl(f.ttl), cfg, now);
+				if (bpf_skb_load_bytes(skb, off, &a6, 16) == 0) {
+					learn(&prov6, &a6, &sc->q, bpf_ntohl(f.ttl), cfg, now);
+					learned++;
+				}
 			}
 			off += rdlen;
 			rr++;
@@ -907,5 +916,49 @@ int df_ingress(struct __sk_buff *skb)
 		sc->a_rr = rr;
 		sc->a_in_name = in_name;
 	}
+	return (int)learned;
+}
+
+SEC("cgroup_skb/ingress")
+int df_ingress(struct __sk_buff *skb)
+{
+	const struct df_config *cfg;
+	struct df_dns_scratch *sc;
+	struct df_pending_val *q;
+	struct df_pending_key pk;
+	struct df_counters *c;
+	struct dnshdr h;
+	struct pkt p = {};
+	__u32 zero = 0;
+	int len;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || parse_pkt(skb, &p) < 0)
+		return SKB_PASS;
+	if (!is_dns_port(cfg, p.sport))
+		return SKB_PASS;
+	if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
+		return SKB_PASS;
+	if (!(bpf_ntohs(h.flags) & 0x8000) || bpf_ntohs(h.qd) != 1)
+		return SKB_PASS;
+	c = bpf_map_lookup_elem(&counters, &zero);
+	if (!c)
+		return SKB_PASS;
+	pending_key(&pk, &p, h.id, 1);
+	q = bpf_map_lookup_elem(&pending, &pk);
+	if (!q) {
+		__sync_fetch_and_add(&c->dns_untrusted, 1);
+		return SKB_PASS;
+	}
+	len = df_parse_name(skb, p.off + sizeof(h), p.len - sizeof(h));
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc || len <= 0 || sc->sh1[0] != q->name.h1 || sc->sh2[0] != q->name.h2) {
+		__sync_fetch_and_add(&c->dns_untrusted, 1);
+		return SKB_PASS;
+	}
+	sc->q = *q;
+	bpf_map_delete_elem(&pending, &pk);
+	__sync_fetch_and_add(&c->dns_answers, 1);
+	df_walk_answers(skb, p.off + sizeof(h) + (__u32)len + 4, bpf_ntohs(h.an));
 	return SKB_PASS;
 }

@@ -188,6 +188,8 @@ struct df_dns_scratch {
 	__u32 name_len; /* wire bytes, terminating zero included */
 	__u32 nlabels;
 	__u32 pad; /* label lengths equal to '.', pass 1 to pass 2 */
+	struct df_name_key match; /* df_match_name's result */
+	struct df_pending_val q; /* the question an answer answers */
 	__u32 a_off; /* answer walk: offset, records done, inside an owner name */
 	__u32 a_rr;
 	__u32 a_in_name;
