@@ -72,10 +72,15 @@ tests: $(UNIT_BINS) $(TOOLS)
 deps:
 	$(Q)tests/deps.sh
 
-check: all $(UNIT_BINS) $(TOOLS)
+check: deps
+	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)tests/run.sh
 
-demo: all
+check-only: all $(UNIT_BINS) $(TOOLS)
+	$(Q)tests/run.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)examples/deploy/demo.sh
 
 install: all
