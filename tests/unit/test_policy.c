@@ -12,25 +12,6 @@
 #include "../../hook/policy.h"
 #include "unit.h"
 
-/* Test names are one line: show control bytes in inputs as \xNN. */
-static const char *esc(const char *s)
-{
-	static char bufs[4][512];
-	static int next;
-	char *b = bufs[next++ % 4];
-	size_t o = 0;
-
-	for (; *s && o < sizeof(bufs[0]) - 5; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 0x20 || c == 0x7f)
-			o += snprintf(b + o, sizeof(bufs[0]) - o, "\\x%02x", c);
-		else
-			b[o++] = (char)c;
-	}
-	b[o] = '\0';
-	return b;
-}
 
 /* ---- df_rule_parse: valid rules ---- */
 

@@ -43,6 +43,26 @@ static int unit_failed;
 	CHECK(name, strstr((msg), (fragment)) != NULL, "message \"%s\" lacks \"%s\"", (msg),      \
 	      (fragment))
 
+/* Test names are one line: show control bytes in inputs as \xNN. */
+static __attribute__((unused)) const char *esc(const char *s)
+{
+	static char bufs[4][512];
+	static int next;
+	char *b = bufs[next++ % 4];
+	size_t o = 0;
+
+	for (; *s && o < sizeof(bufs[0]) - 5; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f)
+			o += snprintf(b + o, sizeof(bufs[0]) - o, "\\x%02x", c);
+		else
+			b[o++] = (char)c;
+	}
+	b[o] = '\0';
+	return b;
+}
+
 static inline int unit_done(void)
 {
 	fflush(stdout);
