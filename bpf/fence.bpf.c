@@ -464,22 +464,35 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
 	return 0;
 }
 
-/* TCP carries a 2-byte length first, in the same segment or the one before. */
+/*
+ * TCP carries a 2-byte length first, in the same segment or the one before,
+ * and one segment may hold several messages (glibc writes its A and AAAA
+ * questions with one writev). The first two bytes are a length when they fit
+ * the segment and the qdcount read after them is 1 while the one read
+ * without them is not; a length equal to the rest of the segment is one
+ * unless only the reading without it has qdcount 1. Only the first message
+ * is judged.
+ */
 static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
 {
-	__u16 prefix;
+	__u16 w[4], pl;
+	int qd_pre, qd_raw;
 
 	if (p->proto != IPPROTO_TCP_)
 		return p->len >= sizeof(struct dnshdr) ? 0 : -1;
-	if (p->len <= 2)
+	if (p->len < sizeof(struct dnshdr))
 		return -1; /* a bare length prefix or an ACK */
-	if (bpf_skb_load_bytes(skb, p->off, &prefix, 2))
+	if (bpf_skb_load_bytes(skb, p->off, w, sizeof(w)))
 		return -1;
-	if (bpf_ntohs(prefix) == p->len - 2) {
+	pl = bpf_ntohs(w[0]);
+	qd_raw = bpf_ntohs(w[2]) == 1;
+	qd_pre = bpf_ntohs(w[3]) == 1;
+	if (pl >= sizeof(struct dnshdr) && pl <= p->len - 2 &&
+	    ((qd_pre && !qd_raw) || (pl == p->len - 2 && (qd_pre || !qd_raw)))) {
 		p->off += 2;
-		p->len -= 2;
+		p->len = pl;
 	}
-	return p->len >= sizeof(struct dnshdr) ? 0 : -1;
+	return 0;
 }
 
 /*
@@ -912,7 +925,7 @@ __attribute__((noinline)) int df_walk_answers(struct __sk_buff *skb, __u32 start
 			rr++;
 			in_name = 1;
 		}
-		sc->a_off = off & 0xffff;
+		sc->a_off = off; /* past the end stops the walk: never wrap back into the packet */
 		sc->a_rr = rr;
 		sc->a_in_name = in_name;
 	}

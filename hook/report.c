@@ -306,12 +306,14 @@ void report_summary_line(const struct fence_state *st, const struct fence_data *
 			 const char *path, char *buf, size_t len)
 {
 	snprintf(buf, len,
-		 "fence %s%s%s%s mode=%s: %llu connections, %llu allowed, %llu would-block, %llu blocked, %llu dropped records; report %s",
+		 "fence %s%s%s%s mode=%s: %llu connections, %llu allowed, %llu would-block, %llu blocked; %llu dns questions, %llu refused; %llu dropped records; report %s",
 		 st->id, st->policy.label ? " (" : "", st->policy.label ? st->policy.label : "",
 		 st->policy.label ? ")" : "", df_mode_name(st->policy.mode),
 		 (unsigned long long)d->counters.connections,
 		 (unsigned long long)d->counters.allowed,
 		 (unsigned long long)d->counters.would_block,
 		 (unsigned long long)d->counters.blocked,
+		 (unsigned long long)d->counters.dns_queries,
+		 (unsigned long long)d->counters.dns_blocked,
 		 (unsigned long long)d->counters.dropped_records, path);
 }

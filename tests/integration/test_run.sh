@@ -107,6 +107,7 @@ in_ns "$NS" "$DF_BIN" run --report "$DF_T/x.json" -- /nonexistent/cmd 2>/dev/nul
 check "missing command exits 127" "127" "$?"
 in_ns "$NS" "$DF_BIN" run --report "$DF_T/x.json" -- sh -c 'kill -TERM $$' 2>/dev/null
 check "killed command exits 128+signal" "143" "$?"
+cg_before=$(find /sys/fs/cgroup -maxdepth 3 -name 'depfence-run-*' 2>/dev/null | sort)
 err=$("$DF_BIN" run --deny 'git*hub.com' -- true 2>&1)
 check "bad rule: usage exit" "2" "$?"
 case $err in *"--deny"*"git*hub.com"*) ok "bad rule: message names flag and rule" ;;
@@ -119,7 +120,7 @@ echo '{"report_dir": "/tmp", "bogus": 1}' >"$DF_T/bad.json"
 err=$(DEPFENCE_CONFIG=$DF_T/bad.json "$DF_BIN" run -- true 2>&1)
 check "bad config: error exit" "1" "$?"
 case $err in *bogus*) ok "bad config: names the key" ;; *) notok "bad config: names the key" "got: $err" ;; esac
-check "bad input leaves no cgroup" "" "$(find /sys/fs/cgroup -maxdepth 3 -name 'depfence-run-*' 2>/dev/null)"
+check "bad input leaves no cgroup" "$cg_before" "$(find /sys/fs/cgroup -maxdepth 3 -name 'depfence-run-*' 2>/dev/null | sort)"
 
 # --- processes outside the fence are not affected ---
 nsenter --net="/run/netns/$NS" -- "$DF_BIN" run --mode enforce --deny 203.0.113.10 --report "$DF_T/bg.json" -- sleep 3 2>/dev/null &
@@ -136,5 +137,7 @@ in_ns "$NS" "$DF_BIN" run --mode enforce --deny 203.0.113.10:443 --report "$rep"
 	sh -c "($DF_TOOLS/dfclient tcp 203.0.113.10 443 >$DF_T/child.out) & wait; setsid sleep 60 & exit 0" 2>/dev/null
 check "child process is fenced" "EPERM" "$(cat "$DF_T/child.out")"
 check "left-behind daemon ended with the job" "" "$(pgrep -f '^sleep 60$' | while read -r p; do grep -l depfence-run /proc/$p/cgroup 2>/dev/null; done)"
-check "no depfence-run cgroup left" "" "$(find /sys/fs/cgroup -maxdepth 3 -name 'depfence-run-*' 2>/dev/null)"
+cg=$(jqr "$rep" .cgroup)
+check "the job's cgroup is named in the report" "1" "$(case $cg in */depfence-run-*) echo 1 ;; *) echo 0 ;; esac)"
+check "the job's cgroup is removed" "no" "$([ -e "$cg" ] && echo yes || echo no)"
 df_check_clean "end"

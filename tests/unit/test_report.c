@@ -299,7 +299,7 @@ static void test_report_build(void)
 	CHECK_MSG("report_summary_line: id and label", line, "fence job-7 (ci job 7)");
 	CHECK_MSG("report_summary_line: mode", line, "mode=enforce");
 	CHECK_MSG("report_summary_line: counters", line,
-		  "28 connections, 18 allowed, 1 would-block, 9 blocked, 0 dropped records");
+		  "28 connections, 18 allowed, 1 would-block, 9 blocked; 4 dns questions, 1 refused; 0 dropped records");
 	CHECK_MSG("report_summary_line: path", line, "report /var/lib/depfence/reports/job-7.json");
 
 	fence_state_free(&st);
