@@ -74,10 +74,10 @@ deps:
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all tests
-	$(Q)tests/run.sh
+	$(Q)BUILD=$(BUILD) tests/run.sh
 
 check-only: all $(UNIT_BINS) $(TOOLS)
-	$(Q)tests/run.sh
+	$(Q)BUILD=$(BUILD) tests/run.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all tests

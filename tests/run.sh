@@ -6,8 +6,11 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-export DF_BIN="$ROOT/build/depfence" DF_TOOLS="$ROOT/build/tests" DF_ROOT="$ROOT"
-LOG_DIR=${DF_TEST_LOGS:-$ROOT/build/test-logs}
+# BUILD as for make: a separate build tree tests its own binaries
+B=${BUILD:-build}
+case $B in /*) ;; *) B=$ROOT/$B ;; esac
+export DF_BIN="$B/depfence" DF_TOOLS="$B/tests" DF_ROOT="$ROOT"
+LOG_DIR=${DF_TEST_LOGS:-$B/test-logs}
 mkdir -p "$LOG_DIR"
 
 # What this suite mounts it unmounts: bpffs on /sys/fs/bpf is mounted by the
@@ -46,7 +49,7 @@ run_one() {
 }
 
 only=${1:-}
-for t in build/tests/test_*; do
+for t in "$B"/tests/test_*; do
 	[ -x "$t" ] || continue
 	n=unit/$(basename "$t")
 	[ -n "$only" ] && [[ $n != *$only* ]] && continue
