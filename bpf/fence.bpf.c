@@ -557,10 +557,13 @@ static __always_inline int parse_name(struct __sk_buff *skb, __u32 off, __u32 av
 		i = len - 1 - k;
 		BOUND(i, 255);
 		b = sc->buf[i];
-		/* length bytes are below 64: lowercasing every byte leaves them alone */
-		if ((__u8)(b - 'A') < 26)
-			b += 'a' - 'A';
-		dots += b == '.';
+		/*
+		 * Branch-free, so the verifier walks one path per byte: lowercase
+		 * ('A'..'Z' is where both 64 - b and b - 91 are negative; length
+		 * bytes are below 64 and stay as they are), and count dots.
+		 */
+		b += (((__u32)((64 - (int)b) & ((int)b - 91))) >> 31) << 5;
+		dots += ((__u32)(b ^ '.') - 1) >> 31;
 		sc->buf[i] = b;
 		h1 = (h1 * b1 + b + 1) % DF_HASH_P1;
 		h2 = (h2 * b2 + b + 1) % DF_HASH_P2;
@@ -859,75 +862,82 @@ static __always_inline void learn(void *map, const void *key, const struct df_pe
 	bpf_map_update_elem(map, key, &np, BPF_ANY);
 }
 
-/* Every address in the answer section is provenance for the question's name (CNAME chains included). */
-__attribute__((noinline)) int df_walk_answers(struct __sk_buff *skb, __u32 start, __u32 an)
+/* The offset just past the owner name at off (labels, or ending in a pointer), or -1. */
+__attribute__((noinline)) int df_skip_name(struct __sk_buff *skb, __u32 off)
+{
+	if (!skb)
+		return -1;
+	for (int i = 0; i < DF_DNS_LABELS_MAX; i++) {
+		__u8 l;
+
+		if (off >= skb->len || bpf_skb_load_bytes(skb, off, &l, 1))
+			return -1;
+		if ((l & 0xc0) == 0xc0)
+			return (int)(off + 2); /* a compression pointer ends the name */
+		if (l == 0)
+			return (int)(off + 1);
+		if (l > 63)
+			return -1;
+		off += l + 1;
+	}
+	return -1;
+}
+
+/* Learn the address in scratch->a_addr (family 4 or 6) for the question in scratch->q. */
+__attribute__((noinline)) int df_learn(struct __sk_buff *skb, __u32 family, __u32 ttl)
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
-	__u32 zero = 0, off, rr, in_name, learned = 0;
-	__u64 now = bpf_ktime_get_ns();
+	__u32 zero = 0;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	sc = bpf_map_lookup_elem(&scratch, &zero);
 	if (!cfg || !sc || !skb)
 		return 0;
-	sc->a_off = start & 0xffff;
-	sc->a_rr = 0;
-	sc->a_in_name = 1;
-	for (int it = 0; it < 4 * DF_DNS_ANSWERS_MAX; it++) {
-		/* through map memory: one state per iteration for the verifier, not one per path */
+	if (family == 4)
+		learn(&prov4, &sc->a_addr[0], &sc->q, ttl, cfg, bpf_ktime_get_ns());
+	else
+		learn(&prov6, sc->a_addr, &sc->q, ttl, cfg, bpf_ktime_get_ns());
+	return 1;
+}
+
+/* Every address in the answer section is provenance for the question's name (CNAME chains included). */
+__attribute__((noinline)) int df_walk_answers(struct __sk_buff *skb, __u32 start, __u32 an)
+{
+	struct df_dns_scratch *sc;
+	__u32 zero = 0, off, learned = 0;
+
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc || !skb)
+		return 0;
+	sc->a_off = start;
+	for (__u32 rr = 0; rr < DF_DNS_ANSWERS_MAX; rr++) {
+		struct rr_fixed f;
+		__u16 type, rdlen;
+		int next;
+
+		/* through map memory: one state per record for the verifier, not one per path */
 		off = REREAD(sc->a_off);
-		rr = REREAD(sc->a_rr);
-		in_name = REREAD(sc->a_in_name);
-		if (rr >= an || rr >= DF_DNS_ANSWERS_MAX || off >= skb->len)
+		if (rr >= an || off >= skb->len)
 			break;
-		if (in_name) {
-			__u8 l;
-
-			if (bpf_skb_load_bytes(skb, off, &l, 1))
-				break;
-			if ((l & 0xc0) == 0xc0) {
-				off += 2; /* a compression pointer ends the owner name */
-				in_name = 0;
-			} else if (l == 0) {
-				off += 1;
-				in_name = 0;
-			} else if (l > 63) {
-				break;
-			} else {
-				off += l + 1;
-			}
-		} else {
-			struct rr_fixed f;
-			__u16 type, rdlen;
-
-			if (bpf_skb_load_bytes(skb, off, &f, sizeof(f)))
-				break;
-			off += sizeof(f);
-			type = bpf_ntohs(f.type);
-			rdlen = bpf_ntohs(f.rdlen);
-			if (bpf_ntohs(f.class) == 1 && type == 1 && rdlen == 4) {
-				__u32 a4;
-
-				if (bpf_skb_load_bytes(skb, off, &a4, 4) == 0) {
-					learn(&prov4, &a4, &sc->q, bpf_ntohl(f.ttl), cfg, now);
-					learned++;
-				}
-			} else if (bpf_ntohs(f.class) == 1 && type == 28 && rdlen == 16) {
-				struct addr6 a6;
-
-				if (bpf_skb_load_bytes(skb, off, &a6, 16) == 0) {
-					learn(&prov6, &a6, &sc->q, bpf_ntohl(f.ttl), cfg, now);
-					learned++;
-				}
-			}
-			off += rdlen;
-			rr++;
-			in_name = 1;
+		next = df_skip_name(skb, off);
+		if (next < 0)
+			break;
+		off = (__u32)next;
+		if (bpf_skb_load_bytes(skb, off, &f, sizeof(f)))
+			break;
+		off += sizeof(f);
+		type = bpf_ntohs(f.type);
+		rdlen = bpf_ntohs(f.rdlen);
+		if (bpf_ntohs(f.class) == 1 && type == 1 && rdlen == 4) {
+			if (bpf_skb_load_bytes(skb, off, sc->a_addr, 4) == 0)
+				learned += df_learn(skb, 4, bpf_ntohl(f.ttl));
+		} else if (bpf_ntohs(f.class) == 1 && type == 28 && rdlen == 16) {
+			if (bpf_skb_load_bytes(skb, off, sc->a_addr, 16) == 0)
+				learned += df_learn(skb, 6, bpf_ntohl(f.ttl));
 		}
-		sc->a_off = off; /* past the end stops the walk: never wrap back into the packet */
-		sc->a_rr = rr;
-		sc->a_in_name = in_name;
+		/* past the end stops the walk: never wrap back into the packet */
+		sc->a_off = off + rdlen;
 	}
 	return (int)learned;
 }

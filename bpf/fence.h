@@ -190,10 +190,9 @@ struct df_dns_scratch {
 	__u32 pad; /* label lengths equal to '.', pass 1 to pass 2 */
 	struct df_name_key match; /* df_match_name's result */
 	struct df_pending_val q; /* the question an answer answers */
-	__u32 a_off; /* answer walk: offset, records done, inside an owner name */
-	__u32 a_rr;
-	__u32 a_in_name;
+	__u32 a_off; /* answer walk: offset of the next record */
 	__u32 a_pad;
+	__u8 a_addr[16]; /* the address being learned */
 };
 
 #endif
