@@ -418,6 +418,21 @@ int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_le
 	r |= jg_key_str(g, "label", st->policy.label);
 	r |= jg_key_str(g, "mode", df_mode_name(st->policy.mode));
 	r |= jg_key_str(g, "default", df_verdict_name(st->policy.default_verdict));
+	if (st->integrity.checked) {
+		const struct df_integrity *in = &st->integrity;
+
+		r |= jg_str(g, "integrity");
+		yajl_gen_map_open(g);
+		r |= jg_key_str(g, "source", in->source);
+		r |= jg_key_bool(g, "cap_net_raw", in->cap_net_raw);
+		r |= jg_key_bool(g, "cap_net_admin", in->cap_net_admin);
+		r |= jg_key_bool(g, "cap_sys_admin", in->cap_sys_admin);
+		r |= jg_key_bool(g, "cap_bpf", in->cap_bpf);
+		r |= jg_key_bool(g, "host_network", in->host_network);
+		r |= jg_key_bool(g, "host_pid", in->host_pid);
+		r |= jg_key_bool(g, "writable_cgroupfs", in->writable_cgroupfs);
+		yajl_gen_map_close(g);
+	}
 	r |= jg_str(g, "rules");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < st->policy.n_rules; i++) {
@@ -446,7 +461,7 @@ int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_er
 	struct fence_state st = {};
 	const char *s;
 	long long n;
-	yajl_val rules;
+	yajl_val rules, integ;
 	int r;
 
 	r = json_parse(buf, "state file", &root, e);
@@ -476,6 +491,20 @@ int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_er
 	if (json_get_string(root, "default", &s, NULL) < 0 ||
 	    df_parse_default(s, &st.policy.default_verdict) < 0)
 		goto bad;
+	if (json_get_object(root, "integrity", &integ, NULL) == 0) {
+		struct df_integrity *in = &st.integrity;
+
+		in->checked = 1;
+		if (json_get_string(integ, "source", &s, NULL) == 0)
+			snprintf(in->source, sizeof(in->source), "%s", s);
+		json_get_bool(integ, "cap_net_raw", &in->cap_net_raw, NULL);
+		json_get_bool(integ, "cap_net_admin", &in->cap_net_admin, NULL);
+		json_get_bool(integ, "cap_sys_admin", &in->cap_sys_admin, NULL);
+		json_get_bool(integ, "cap_bpf", &in->cap_bpf, NULL);
+		json_get_bool(integ, "host_network", &in->host_network, NULL);
+		json_get_bool(integ, "host_pid", &in->host_pid, NULL);
+		json_get_bool(integ, "writable_cgroupfs", &in->writable_cgroupfs, NULL);
+	}
 	if (json_get_array(root, "rules", &rules, NULL) < 0)
 		goto bad;
 	for (size_t i = 0; i < json_array_len(rules); i++) {

@@ -10,6 +10,23 @@
 #define DF_KIND_HOOK "hook"
 #define DF_KIND_RUN "run"
 
+/*
+ * What could let the job get around its fence, found at attach time: from
+ * the bundle's config.json for a container, from depfence's own process for
+ * run (the job inherits it).
+ */
+struct df_integrity {
+	int checked;
+	char source[32]; /* "config.json", "process" */
+	int cap_net_raw; /* raw and packet sockets skip connect/sendmsg */
+	int cap_net_admin; /* can change routes, netns devices, nftables */
+	int cap_sys_admin; /* can detach programs, move cgroups, setns */
+	int cap_bpf; /* can detach or blind the programs */
+	int host_network; /* shares the host's network namespace */
+	int host_pid; /* shares the host's pid namespace */
+	int writable_cgroupfs; /* can move itself out of its cgroup */
+};
+
 /* What the state file keeps between attach and report. */
 struct fence_state {
 	char id[130];
@@ -18,6 +35,7 @@ struct fence_state {
 	char command[1024]; /* run: the job's command line */
 	unsigned long long started_ns; /* CLOCK_REALTIME */
 	struct df_policy policy;
+	struct df_integrity integrity;
 };
 
 struct fence_record {

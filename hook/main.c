@@ -6,6 +6,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "../oci/integrity.h"
 #include "../oci/state.h"
 #include "cgroup.h"
 #include "cli.h"
@@ -67,6 +68,12 @@ static int hook_create(const struct df_host_config *hc, struct oci_state *s)
 	snprintf(st.kind, sizeof(st.kind), DF_KIND_HOOK);
 	snprintf(st.cgroup, sizeof(st.cgroup), "%s", cg);
 	st.started_ns = now_realtime_ns();
+	r = oci_integrity_from_bundle(s->bundle, &st.integrity, &e);
+	if (r < 0) {
+		/* the fence still holds; the report says what was not checked */
+		df_info("container %s: integrity not checked: %s", s->id, e.msg);
+		memset(&st.integrity, 0, sizeof(st.integrity));
+	}
 	r = fence_start(hc, &st, &e);
 	if (r < 0) {
 		df_err("container %s: %s", s->id, e.msg);

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stddef.h>
 
 #include "../oci/json.h"
 #include "report.h"
@@ -139,6 +140,47 @@ static void gen_rules(yajl_gen g, const struct df_policy *p, int verdict, int *r
 	yajl_gen_array_close(g);
 }
 
+/* What could get around the fence, as facts and as sentences a person acts on. */
+static void gen_integrity(yajl_gen g, const struct df_integrity *in, int *r)
+{
+	static const struct {
+		size_t off;
+		const char *key, *risk;
+	} items[] = {
+		{ offsetof(struct df_integrity, cap_net_raw), "cap_net_raw",
+		  "CAP_NET_RAW: raw and packet (AF_PACKET) sockets send without connect or sendmsg hooks" },
+		{ offsetof(struct df_integrity, cap_net_admin), "cap_net_admin",
+		  "CAP_NET_ADMIN: can change routes, addresses and packet filters of its namespace" },
+		{ offsetof(struct df_integrity, cap_sys_admin), "cap_sys_admin",
+		  "CAP_SYS_ADMIN: can detach the fence's programs, move out of its cgroup or enter other namespaces" },
+		{ offsetof(struct df_integrity, cap_bpf), "cap_bpf",
+		  "CAP_BPF: can load programs of its own and read or change the fence's maps" },
+		{ offsetof(struct df_integrity, host_network), "host_network",
+		  "host network namespace: its traffic and the host's share addresses and routes" },
+		{ offsetof(struct df_integrity, host_pid), "host_pid",
+		  "host pid namespace: can see and signal the host's processes" },
+		{ offsetof(struct df_integrity, writable_cgroupfs), "writable_cgroupfs",
+		  "writable cgroupfs: can move its processes out of the fenced cgroup" },
+	};
+
+	*r |= jg_str(g, "integrity");
+	yajl_gen_map_open(g);
+	*r |= jg_key_bool(g, "checked", in->checked);
+	if (in->checked) {
+		*r |= jg_key_str(g, "source", in->source);
+		for (size_t i = 0; i < ARRAY_SIZE(items); i++)
+			*r |= jg_key_bool(g, items[i].key,
+					  *(const int *)((const char *)in + items[i].off));
+		*r |= jg_str(g, "risks");
+		yajl_gen_array_open(g);
+		for (size_t i = 0; i < ARRAY_SIZE(items); i++)
+			if (*(const int *)((const char *)in + items[i].off))
+				*r |= jg_str(g, items[i].risk);
+		yajl_gen_array_close(g);
+	}
+	yajl_gen_map_close(g);
+}
+
 int report_build(const struct fence_state *st, const struct fence_data *d, char **ret,
 		 size_t *ret_len)
 {
@@ -256,10 +298,7 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 	}
 	yajl_gen_array_close(g);
 
-	r |= jg_str(g, "integrity");
-	yajl_gen_map_open(g);
-	r |= jg_key_bool(g, "checked", 0);
-	yajl_gen_map_close(g);
+	gen_integrity(g, &st->integrity, &r);
 
 	r |= jg_str(g, "notes");
 	yajl_gen_array_open(g);

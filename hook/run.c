@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "../oci/integrity.h"
 #include "cgroup.h"
 #include "cli.h"
 #include "report.h"
@@ -257,6 +258,7 @@ int cmd_run(int argc, char **argv)
 	snprintf(st.cgroup, sizeof(st.cgroup), "%s", cg);
 	join_argv(argv + optind, st.command, sizeof(st.command));
 	st.started_ns = now_realtime_ns();
+	df_integrity_from_self(&st.integrity);
 
 	if (mkdir(cg, 0755) < 0) {
 		df_err("run: create cgroup %s: %s", cg, strerror(errno));

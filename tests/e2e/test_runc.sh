@@ -76,6 +76,9 @@ check "enforce: udp v6 event" "blocked sendmsg6 udp udp/[2001:db8::10] dfclient 
 check "enforce: only the refusals recorded" "2 2" "$(jqr "$REP" '"\(.events | length) \(.summary.blocked)"')"
 check "enforce: the fence was on the container's own cgroup" "1" \
 	"$(jqr "$REP" '.cgroup' | grep -c "$ID")"
+check "enforce: integrity read from config.json (runc spec caps: no NET_RAW, own netns and pidns, ro cgroupfs)" \
+	"true config.json false false false false false 0" \
+	"$(jqr "$REP" '.integrity | "\(.checked) \(.source) \(.cap_net_raw) \(.cap_sys_admin) \(.host_network) \(.host_pid) \(.writable_cgroupfs) \(.risks | length)"')"
 check "enforce: runc removed the container" "" "$("${RUNC[@]}" list -q 2>/dev/null | grep -x "$ID")"
 df_check_clean "enforce"
 

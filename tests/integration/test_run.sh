@@ -82,6 +82,10 @@ check "report: policy lists the deny rule" "203.0.113.10:443" "$(jqr "$rep" '.po
 check "report: rule source" "--deny" "$(jqr "$rep" '.policy.rules[0].source')"
 check "report: times in RFC 3339" "1" "$(jqr "$rep" '[.started_at, .stopped_at, .events[0].first_seen] | map(test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$")) | all | if . then 1 else 0 end')"
 check "report: mode 0640" "640" "$(stat -c %a "$rep")"
+check "report: integrity of a root job: its capabilities are risks" "true process true true true" \
+	"$(jqr "$rep" '.integrity | "\(.checked) \(.source) \(.cap_net_raw) \(.cap_sys_admin) \(.writable_cgroupfs)"')"
+check "report: one risk sentence per finding" "1" \
+	"$(jqr "$rep" '.integrity | ([.cap_net_raw, .cap_net_admin, .cap_sys_admin, .cap_bpf, .host_network, .host_pid, .writable_cgroupfs] | map(select(.)) | length) == (.risks | length) | if . then 1 else 0 end')"
 check "report: pid is a process id" "1" "$(jqr "$rep" '.events[0].process.pid > 1 | if . then 1 else 0 end')"
 
 # same process, same destination: one event, counted
