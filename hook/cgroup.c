@@ -200,3 +200,21 @@ int cg2_kill_all(const char *dir)
 	}
 	return -EBUSY;
 }
+
+int cg2_nsdelegate(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mounts", "re");
+	char line[4096];
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char fstype[64], opts[2048];
+
+		if (sscanf(line, "%*s %*s %63s %2047s", fstype, opts) != 2)
+			continue;
+		if (!strcmp(fstype, "cgroup2"))
+			return strstr(opts, "nsdelegate") != NULL;
+	}
+	return 0;
+}

@@ -21,6 +21,8 @@ int cg2_dir_of(int pid, char *ret, size_t len);
 int cg2_only_pid(const char *dir, int pid, int *ret_other);
 
 int cg2_populated(const char *dir);
+/* The cgroup2 mount has nsdelegate: cgroup namespaces are delegation boundaries. */
+int cg2_nsdelegate(void);
 int cg2_kill_all(const char *dir);
 
 #endif

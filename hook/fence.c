@@ -431,6 +431,7 @@ int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_le
 		r |= jg_key_bool(g, "host_network", in->host_network);
 		r |= jg_key_bool(g, "host_pid", in->host_pid);
 		r |= jg_key_bool(g, "writable_cgroupfs", in->writable_cgroupfs);
+		r |= jg_key_bool(g, "unconfined", in->unconfined);
 		yajl_gen_map_close(g);
 	}
 	r |= jg_str(g, "rules");
@@ -504,6 +505,7 @@ int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_er
 		json_get_bool(integ, "host_network", &in->host_network, NULL);
 		json_get_bool(integ, "host_pid", &in->host_pid, NULL);
 		json_get_bool(integ, "writable_cgroupfs", &in->writable_cgroupfs, NULL);
+		json_get_bool(integ, "unconfined", &in->unconfined, NULL);
 	}
 	if (json_get_array(root, "rules", &rules, NULL) < 0)
 		goto bad;

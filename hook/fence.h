@@ -25,6 +25,7 @@ struct df_integrity {
 	int host_network; /* shares the host's network namespace */
 	int host_pid; /* shares the host's pid namespace */
 	int writable_cgroupfs; /* can move itself out of its cgroup */
+	int unconfined; /* run --no-confine: bpf() and cgroup moves left to the job */
 };
 
 /* What the state file keeps between attach and report. */

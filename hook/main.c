@@ -10,6 +10,7 @@
 #include "../oci/state.h"
 #include "cgroup.h"
 #include "cli.h"
+#include "confine.h"
 #include "report.h"
 
 static int hook_create(const struct df_host_config *hc, struct oci_state *s)
@@ -139,6 +140,14 @@ int cmd_hook(int argc, char **argv)
 		return DF_EXIT_ERROR;
 	}
 	df_libbpf_logging();
+	/* from here on the hook acts on what it parsed: only the syscalls that needs */
+	r = df_confine_self();
+	if (r < 0) {
+		df_err("hook %s: container %s: confine the hook with seccomp: %s", stage, s.id,
+		       strerror(-r));
+		oci_state_free(&s);
+		return DF_EXIT_ERROR;
+	}
 	if (!strcmp(stage, "poststop"))
 		r = fence_finish(&hc, s.id, NULL, NULL);
 	else

@@ -161,6 +161,8 @@ static void gen_integrity(yajl_gen g, const struct df_integrity *in, int *r)
 		  "host pid namespace: can see and signal the host's processes" },
 		{ offsetof(struct df_integrity, writable_cgroupfs), "writable_cgroupfs",
 		  "writable cgroupfs: can move its processes out of the fenced cgroup" },
+		{ offsetof(struct df_integrity, unconfined), "unconfined",
+		  "run --no-confine: the job may use bpf() and perf_event_open() and is not in a cgroup namespace rooted at its fence" },
 	};
 
 	*r |= jg_str(g, "integrity");

@@ -8,12 +8,14 @@
 #include <getopt.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include "../oci/integrity.h"
 #include "cgroup.h"
 #include "cli.h"
+#include "confine.h"
 #include "report.h"
 
 #define RUN_RULES_MAX 1000000
@@ -40,6 +42,8 @@ static void run_usage(FILE *f)
 		"  --allow RULES                  rules, comma or space separated; repeatable\n"
 		"  --label TEXT                   free text shown in the report\n"
 		"  --report FILE                  where the report goes (default: the report dir)\n"
+		"  --no-confine                   let the job use bpf(), perf_event_open() and\n"
+		"                                 leave its cgroup namespace (noted in the report)\n"
 		"\n"
 		"RULE = [tcp/|udp/]TARGET[:PORT[-PORT]], TARGET = IPV4[/LEN] | [IPV6[/LEN]] | NAME\n"
 		"Exit status: CMD's (128+N when killed by signal N); 1 when the fence could not\n"
@@ -68,7 +72,7 @@ static int join_argv(char **argv, char *buf, size_t len)
 	return 0;
 }
 
-static int spawn_in_cgroup(const char *cgdir, char **argv, pid_t *ret_pid)
+static int spawn_in_cgroup(const char *cgdir, char **argv, int confine, pid_t *ret_pid)
 {
 	_cleanup_close_ int procs = -1;
 	int pfd[2], child_err = 0;
@@ -100,6 +104,15 @@ static int spawn_in_cgroup(const char *cgdir, char **argv, pid_t *ret_pid)
 		signal(SIGQUIT, SIG_DFL);
 		if (write(procs, "0", 1) != 1) {
 			err = errno;
+			(void)!write(pfd[1], &err, sizeof(err));
+			_exit(127);
+		}
+		/*
+		 * A cgroup namespace rooted at the fence: the job cannot move itself
+		 * to a cgroup outside it; and no bpf() and friends to detach it.
+		 */
+		if (confine && (unshare(CLONE_NEWCGROUP) < 0 || df_confine_job() < 0)) {
+			err = errno ? errno : EPERM;
 			(void)!write(pfd[1], &err, sizeof(err));
 			_exit(127);
 		}
@@ -146,6 +159,7 @@ int cmd_run(int argc, char **argv)
 		{ "label", required_argument, NULL, 'l' },
 		{ "report", required_argument, NULL, 'r' },
 		{ "profile", required_argument, NULL, 'p' },
+		{ "no-confine", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -155,7 +169,7 @@ int cmd_run(int argc, char **argv)
 	const char *report = NULL;
 	char parent[PATH_MAX], cg[PATH_MAX], mnt[PATH_MAX], rel[PATH_MAX], rpath[PATH_MAX];
 	pid_t pid = 0;
-	int c, r, status = 0, rc = DF_EXIT_ERROR;
+	int c, r, status = 0, rc = DF_EXIT_ERROR, no_confine = 0;
 	struct sigaction sa = {};
 
 	df_policy_init(&st.policy);
@@ -202,6 +216,9 @@ int cmd_run(int argc, char **argv)
 			df_err("run: --profile \"%s\": host profiles are not supported by this version",
 			       optarg);
 			goto usage;
+		case 'N':
+			no_confine = 1;
+			break;
 		case 'h':
 			run_usage(stdout);
 			df_policy_free(&st.policy);
@@ -259,6 +276,13 @@ int cmd_run(int argc, char **argv)
 	join_argv(argv + optind, st.command, sizeof(st.command));
 	st.started_ns = now_realtime_ns();
 	df_integrity_from_self(&st.integrity);
+	st.integrity.unconfined = no_confine;
+	/*
+	 * In a cgroup namespace rooted at the fence the job cannot move out,
+	 * but only where cgroup2 is mounted with nsdelegate.
+	 */
+	st.integrity.writable_cgroupfs = st.integrity.writable_cgroupfs &&
+					 (no_confine || !cg2_nsdelegate());
 
 	if (mkdir(cg, 0755) < 0) {
 		df_err("run: create cgroup %s: %s", cg, strerror(errno));
@@ -278,7 +302,7 @@ int cmd_run(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGQUIT, &sa, NULL);
 
-	r = spawn_in_cgroup(cg, argv + optind, &pid);
+	r = spawn_in_cgroup(cg, argv + optind, !no_confine, &pid);
 	if (r < 0) {
 		df_err("run: start %s: %s", argv[optind], strerror(-r));
 		status = 127 << 8;

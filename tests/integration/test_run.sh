@@ -82,7 +82,8 @@ check "report: policy lists the deny rule" "203.0.113.10:443" "$(jqr "$rep" '.po
 check "report: rule source" "--deny" "$(jqr "$rep" '.policy.rules[0].source')"
 check "report: times in RFC 3339" "1" "$(jqr "$rep" '[.started_at, .stopped_at, .events[0].first_seen] | map(test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$")) | all | if . then 1 else 0 end')"
 check "report: mode 0640" "640" "$(stat -c %a "$rep")"
-check "report: integrity of a root job: its capabilities are risks" "true process true true true" \
+nsdel=false; grep -q ' cgroup2 .*nsdelegate' /proc/self/mounts && nsdel=true
+check "report: integrity of a root job: its capabilities are risks" "true process true true $([ $nsdel = true ] && echo false || echo true)" \
 	"$(jqr "$rep" '.integrity | "\(.checked) \(.source) \(.cap_net_raw) \(.cap_sys_admin) \(.writable_cgroupfs)"')"
 check "report: one risk sentence per finding" "1" \
 	"$(jqr "$rep" '.integrity | ([.cap_net_raw, .cap_net_admin, .cap_sys_admin, .cap_bpf, .host_network, .host_pid, .writable_cgroupfs] | map(select(.)) | length) == (.risks | length) | if . then 1 else 0 end')"
@@ -103,6 +104,18 @@ rep=$DF_T/names.json
 in_ns "$NS" "$DF_BIN" run --mode enforce --deny 'github.com,**.github.com' --report "$rep" -- true 2>"$DF_T/stderr"
 check "names: report says names are enforced" "true" "$(jqr "$rep" '.policy.names_enforced')"
 check "names: a note says what names cover" "1" "$(jqr "$rep" '[.notes[] | select(test("DNS over HTTPS"))] | length')"
+
+# --- the job cannot detach or blind its fence ---
+BPFCALL="import ctypes, os; l = ctypes.CDLL(None, use_errno=True); r = l.syscall(321, 0, 0, 0); print(os.strerror(ctypes.get_errno()) if r < 0 else 'ok')"
+rep=$DF_T/confine.json
+out=$(in_ns "$NS" "$DF_BIN" run --report "$rep" -- sh -c "python3 -c '$BPFCALL'; grep '^0::' /proc/self/cgroup" 2>/dev/null)
+check "confine: bpf() refused to the job" "Operation not permitted" "$(echo "$out" | head -1)"
+check "confine: the job's cgroup namespace is rooted at its fence" "0::/" "$(echo "$out" | tail -1)"
+check "confine: report says confined" "false" "$(jqr "$rep" .integrity.unconfined)"
+out=$(in_ns "$NS" "$DF_BIN" run --no-confine --report "$rep" -- python3 -c "$BPFCALL" 2>/dev/null)
+check "--no-confine: bpf() reaches the kernel (EINVAL for a null attr)" "Invalid argument" "$out"
+check "--no-confine: the report says so" "true 1" \
+	"$(jqr "$rep" '.integrity | "\(.unconfined) \([.risks[] | select(test("no-confine"))] | length)"')"
 
 # --- exit status and bad input ---
 in_ns "$NS" "$DF_BIN" run --report "$DF_T/x.json" -- sh -c 'exit 7' 2>/dev/null

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <seccomp.h>
+#include <sys/socket.h>
+
+#include "confine.h"
+#include "util.h"
+
+static void seccomp_freep(scmp_filter_ctx *c)
+{
+	if (*c)
+		seccomp_release(*c);
+}
+#define _cleanup_seccomp_ _cleanup_(seccomp_freep)
+
+/* The hook after parsing: what libbpf, the fence engine, the report and syslog use. */
+static const char *const hook_syscalls[] = {
+	"read", "write", "pread64", "pwrite64", "readv", "writev", "lseek", "close", "openat",
+	"open", "fstat", "newfstatat", "stat", "lstat", "statx", "statfs", "fstatfs", "fcntl",
+	"dup", "dup2", "dup3", "getdents64", "readlink", "readlinkat", "access", "faccessat",
+	"faccessat2", "getcwd", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename",
+	"renameat", "renameat2", "fsync", "fdatasync", "fchmod", "fchmodat", "ftruncate",
+	"name_to_handle_at", "mount", "bpf", "mmap", "munmap", "mprotect", "mremap", "madvise",
+	"brk", "getrandom", "uname", "getrlimit", "setrlimit", "prlimit64", "getpid", "gettid",
+	"getppid", "getuid", "geteuid", "getgid", "getegid", "clock_gettime", "gettimeofday",
+	"nanosleep", "clock_nanosleep", "futex", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
+	"sched_getaffinity", "sched_yield", "exit", "exit_group", "ioctl", "connect", "sendto",
+	"sendmsg", "kill", "tgkill", "restart_syscall",
+};
+
+int df_confine_self(void)
+{
+	_cleanup_seccomp_ scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+	int r;
+
+	if (!ctx)
+		return -ENOMEM;
+	for (size_t i = 0; i < ARRAY_SIZE(hook_syscalls); i++) {
+		int nr = seccomp_syscall_resolve_name(hook_syscalls[i]);
+
+		if (nr == __NR_SCMP_ERROR)
+			continue; /* not on this architecture */
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+		if (r < 0)
+			return r;
+	}
+	/* sockets: only AF_UNIX, for syslog */
+	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+			     SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+	if (r < 0)
+		return r;
+	return seccomp_load(ctx);
+}
+
+/* What could detach, blind or sidestep the fence from inside. */
+static const char *const job_denied[] = {
+	"bpf", "perf_event_open", "kexec_load", "kexec_file_load", "init_module",
+	"finit_module", "delete_module", "fsopen", "fsmount", "move_mount", "open_tree",
+	"pidfd_getfd", "process_vm_writev", "ptrace",
+};
+
+int df_confine_job(void)
+{
+	_cleanup_seccomp_ scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int r;
+
+	if (!ctx)
+		return -ENOMEM;
+	for (size_t i = 0; i < ARRAY_SIZE(job_denied); i++) {
+		int nr = seccomp_syscall_resolve_name(job_denied[i]);
+
+		if (nr == __NR_SCMP_ERROR)
+			continue;
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+		if (r < 0)
+			return r;
+	}
+	return seccomp_load(ctx);
+}

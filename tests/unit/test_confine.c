@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* seccomp confinement, each in a child so the test runner stays free. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../hook/confine.h"
+#include "unit.h"
+
+/* Run fn in a child after confining it; the child's exit code is fn's result. */
+static int in_child(int (*confine)(void), int (*fn)(void))
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (confine() < 0)
+			_exit(100);
+		_exit(fn());
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/* 0 when the call failed with EPERM, 1 when it was allowed, 2 other errors */
+static int try_exec(void)
+{
+	char *argv[] = { "true", NULL };
+
+	execv("/bin/true", argv);
+	return errno == EPERM ? 0 : 2;
+}
+
+/* exits 7 when exec is allowed */
+static int try_exec7(void)
+{
+	char *argv[] = { "sh", "-c", "exit 7", NULL };
+
+	execv("/bin/sh", argv);
+	return errno == EPERM ? 0 : 2;
+}
+
+static int try_inet_socket(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	return fd < 0 ? (errno == EPERM ? 0 : 2) : 1;
+}
+
+static int try_unix_socket(void)
+{
+	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+
+	return fd >= 0 ? 1 : 0;
+}
+
+static int try_read_file(void)
+{
+	char b[16];
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+
+	return fd >= 0 && read(fd, b, sizeof(b)) > 0 ? 1 : 0;
+}
+
+static int try_bpf(void)
+{
+	long r = syscall(__NR_bpf, 0, NULL, 0);
+
+	return r < 0 ? (errno == EPERM ? 0 : 1) : 1;
+}
+
+static int try_ptrace(void)
+{
+	long r = syscall(__NR_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0);
+
+	return r < 0 && errno == EPERM ? 0 : 1;
+}
+
+int main(void)
+{
+	CHECK_INT("hook confined: execve refused", 0, in_child(df_confine_self, try_exec));
+	CHECK_INT("hook confined: AF_INET socket refused", 0,
+		  in_child(df_confine_self, try_inet_socket));
+	CHECK_INT("hook confined: AF_UNIX socket (syslog) allowed", 1,
+		  in_child(df_confine_self, try_unix_socket));
+	CHECK_INT("hook confined: reading files allowed", 1,
+		  in_child(df_confine_self, try_read_file));
+	CHECK_INT("job confined: bpf() refused", 0, in_child(df_confine_job, try_bpf));
+	CHECK_INT("job confined: ptrace refused", 0, in_child(df_confine_job, try_ptrace));
+	CHECK_INT("job confined: AF_INET socket allowed", 1,
+		  in_child(df_confine_job, try_inet_socket));
+	CHECK_INT("job confined: exec allowed (sh -c 'exit 7')", 7,
+		  in_child(df_confine_job, try_exec7));
+	CHECK_INT("hook confined: exec of sh refused", 0, in_child(df_confine_self, try_exec7));
+	return unit_done();
+}
