@@ -83,11 +83,28 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)examples/deploy/demo.sh
 
+# PREFIX=/usr: podman and CRI-O read hooks.d only under /usr/share and /etc
+SYSCONFDIR ?= /etc
+HOOKSDIR ?= $(PREFIX)/share/containers/oci/hooks.d
+LIBEXECDIR ?= $(PREFIX)/libexec/oci/hooks.d
+
 install: all
 	install -D -m 0755 $(BUILD)/depfence $(DESTDIR)$(PREFIX)/bin/depfence
+	install -D -m 0755 $(BUILD)/depfence $(DESTDIR)$(LIBEXECDIR)/depfence
+	install -d -m 0755 $(DESTDIR)$(HOOKSDIR)
+	for f in examples/hooks.d/*.json; do \
+		sed 's|"/usr/libexec/oci/hooks.d/depfence"|"$(LIBEXECDIR)/depfence"|' $$f \
+			>$(DESTDIR)$(HOOKSDIR)/$$(basename $$f) && chmod 0644 $(DESTDIR)$(HOOKSDIR)/$$(basename $$f); \
+	done
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/depfence/profiles
+	# the admin's config is never overwritten
+	[ -e $(DESTDIR)$(SYSCONFDIR)/depfence/depfence.json ] || \
+		install -m 0644 examples/config/depfence.json $(DESTDIR)$(SYSCONFDIR)/depfence/depfence.json
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/depfence
+	rm -f $(DESTDIR)$(PREFIX)/bin/depfence $(DESTDIR)$(LIBEXECDIR)/depfence
+	rm -f $(addprefix $(DESTDIR)$(HOOKSDIR)/,$(notdir $(wildcard examples/hooks.d/*.json)))
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/depfence (the admin's configuration and profiles)"
 
 format:
 	clang-format -i bpf/*.c bpf/*.h hook/*.c hook/*.h oci/*.c oci/*.h tests/unit/*.c tests/tools/*.c

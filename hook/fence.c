@@ -434,6 +434,11 @@ int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_le
 		r |= jg_key_bool(g, "unconfined", in->unconfined);
 		yajl_gen_map_close(g);
 	}
+	r |= jg_str(g, "profiles");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < st->policy.n_profiles; i++)
+		r |= jg_str(g, st->policy.profiles[i]);
+	yajl_gen_array_close(g);
 	r |= jg_str(g, "rules");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < st->policy.n_rules; i++) {
@@ -462,7 +467,7 @@ int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_er
 	struct fence_state st = {};
 	const char *s;
 	long long n;
-	yajl_val rules, integ;
+	yajl_val rules, integ, profs;
 	int r;
 
 	r = json_parse(buf, "state file", &root, e);
@@ -506,6 +511,14 @@ int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_er
 		json_get_bool(integ, "host_pid", &in->host_pid, NULL);
 		json_get_bool(integ, "writable_cgroupfs", &in->writable_cgroupfs, NULL);
 		json_get_bool(integ, "unconfined", &in->unconfined, NULL);
+	}
+	if (json_get_array(root, "profiles", &profs, NULL) == 0) {
+		for (size_t i = 0; i < json_array_len(profs); i++) {
+			const char *pn = json_string(json_array_at(profs, i));
+
+			if (!pn || df_policy_add_profiles(&st.policy, pn, "state file", e) < 0)
+				goto bad;
+		}
 	}
 	if (json_get_array(root, "rules", &rules, NULL) < 0)
 		goto bad;

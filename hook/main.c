@@ -11,6 +11,7 @@
 #include "cgroup.h"
 #include "cli.h"
 #include "confine.h"
+#include "profiles.h"
 #include "report.h"
 
 static int hook_create(const struct df_host_config *hc, struct oci_state *s)
@@ -33,6 +34,8 @@ static int hook_create(const struct df_host_config *hc, struct oci_state *s)
 	}
 	df_policy_init(&st.policy);
 	r = oci_policy_from_annotations(s->ann, s->n_ann, &st.policy, &e);
+	if (r == 0)
+		r = df_profiles_apply(hc->profiles_dir, &st.policy, &e);
 	if (r < 0) {
 		df_err("container %s: %s", s->id, e.msg);
 		goto out;
@@ -183,7 +186,8 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'depfence COMMAND --help' describes each command.\n"
-		   "Exit status: 0 ok, 1 error, 2 usage; run exits with the command's status.\n"
+		   "Exit status: 0 ok, 1 error, 2 usage, 3 violations found (report --fail-on);\n"
+		   "run exits with the command's status.\n"
 		   "Configuration: /etc/depfence/depfence.json or $DEPFENCE_CONFIG.\n");
 }
 

@@ -81,6 +81,9 @@ void df_policy_free(struct df_policy *p)
 		df_rule_free(&p->rules[i]);
 	free(p->rules);
 	free(p->label);
+	for (size_t i = 0; i < p->n_profiles; i++)
+		free(p->profiles[i]);
+	free(p->profiles);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -463,6 +466,52 @@ int df_policy_add_list(struct df_policy *p, const char *list, uint8_t verdict, c
 		}
 	}
 	return 0;
+}
+
+/* A profile name is a file name in the admin's directory: keep it plain. */
+static int valid_profile_name(const char *s, size_t len)
+{
+	if (len == 0 || len > DF_PROFILE_NAME_MAX || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		      c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+int df_policy_add_profiles(struct df_policy *p, const char *list, const char *key,
+			   struct df_error *e)
+{
+	const char *s = list;
+
+	for (;;) {
+		size_t len;
+		char **n;
+
+		s += strspn(s, ", \t\r\n");
+		if (!*s)
+			return 0;
+		len = strcspn(s, ", \t\r\n");
+		if (!valid_profile_name(s, len))
+			return df_fail(e, -EINVAL,
+				       "%s: \"%.*s\" is not a profile name (1-%d of a-z 0-9 . _ -, not starting with . or -)",
+				       key, (int)(len > 80 ? 80 : len), s, DF_PROFILE_NAME_MAX);
+		if (p->n_profiles == DF_PROFILES_MAX)
+			return df_fail(e, -E2BIG, "%s: more than %d profiles", key, DF_PROFILES_MAX);
+		n = realloc(p->profiles, (p->n_profiles + 1) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		p->profiles = n;
+		p->profiles[p->n_profiles] = strndup(s, len);
+		if (!p->profiles[p->n_profiles])
+			return -ENOMEM;
+		p->n_profiles++;
+		s += len;
+	}
 }
 
 size_t df_policy_count_names(const struct df_policy *p)

@@ -41,7 +41,12 @@ struct df_policy {
 	struct df_rule *rules;
 	size_t n_rules, cap_rules;
 	char *label;
+	char **profiles; /* host profile names asked for, in order */
+	size_t n_profiles;
 };
+
+#define DF_PROFILE_NAME_MAX 64
+#define DF_PROFILES_MAX 16
 
 int df_parse_mode(const char *s, int *ret);
 int df_parse_default(const char *s, int *ret);
@@ -63,6 +68,10 @@ int df_policy_add_list(struct df_policy *p, const char *list, uint8_t verdict, c
 		       size_t max_rules, struct df_error *e);
 
 size_t df_policy_count_names(const struct df_policy *p);
+
+/* Add profile names from a list (commas and/or whitespace); key names the source. */
+int df_policy_add_profiles(struct df_policy *p, const char *list, const char *key,
+			   struct df_error *e);
 
 /* Compiled LPM contents for one family. */
 struct df_compiled {

@@ -226,6 +226,8 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 	gen_rules(g, p, DF_ALLOW, &r);
 	r |= jg_str(g, "profiles");
 	yajl_gen_array_open(g);
+	for (size_t i = 0; i < p->n_profiles; i++)
+		r |= jg_str(g, p->profiles[i]);
 	yajl_gen_array_close(g);
 	r |= jg_str(g, "rules");
 	yajl_gen_array_open(g);

@@ -16,6 +16,7 @@
 #include "cgroup.h"
 #include "cli.h"
 #include "confine.h"
+#include "profiles.h"
 #include "report.h"
 
 #define RUN_RULES_MAX 1000000
@@ -40,6 +41,7 @@ static void run_usage(FILE *f)
 		"  --default allow|deny           verdict when no rule matches; default allow\n"
 		"  --deny RULES                   rules, comma or space separated; repeatable\n"
 		"  --allow RULES                  rules, comma or space separated; repeatable\n"
+		"  --profile NAMES                host profiles (<profiles_dir>/NAME.json) to add\n"
 		"  --label TEXT                   free text shown in the report\n"
 		"  --report FILE                  where the report goes (default: the report dir)\n"
 		"  --no-confine                   let the job use bpf(), perf_event_open() and\n"
@@ -213,9 +215,12 @@ int cmd_run(int argc, char **argv)
 			report = optarg;
 			break;
 		case 'p':
-			df_err("run: --profile \"%s\": host profiles are not supported by this version",
-			       optarg);
-			goto usage;
+			r = df_policy_add_profiles(&st.policy, optarg, "--profile", &e);
+			if (r < 0) {
+				df_err("run: %s", e.msg);
+				goto usage;
+			}
+			break;
 		case 'N':
 			no_confine = 1;
 			break;
@@ -250,8 +255,10 @@ int cmd_run(int argc, char **argv)
 	df_log_init("depfence", 1);
 	df_libbpf_logging();
 	r = df_config_load(&hc, &e);
+	if (r == 0)
+		r = df_profiles_apply(hc.profiles_dir, &st.policy, &e);
 	if (r < 0) {
-		df_err("%s", e.msg);
+		df_err("run: %s", e.msg);
 		goto fail;
 	}
 

@@ -228,12 +228,15 @@ int oci_policy_from_annotations(const struct oci_annotation *ann, size_t n, stru
 			if (!p->label)
 				return -ENOMEM;
 		} else if (!strcmp(k, "profile")) {
-			return df_fail(e, -EOPNOTSUPP,
-				       "annotation %s: \"%.64s\": host profiles are not supported by this version of depfence",
-				       key, v);
+			char src[64];
+
+			snprintf(src, sizeof(src), "annotation %s", key);
+			r = df_policy_add_profiles(p, v, src, e);
+			if (r < 0)
+				return r;
 		} else {
 			return df_fail(e, -EINVAL,
-				       "annotation %s: unknown key (known: mode, default, deny, allow, label)",
+				       "annotation %s: unknown key (known: mode, default, deny, allow, label, profile)",
 				       key);
 		}
 	}

@@ -587,8 +587,12 @@ static const struct ann_error ann_errors[] = {
 	{ "depfence.io/Mode", "enforce", -EINVAL, "annotation depfence.io/Mode", "unknown key" },
 	{ "depfence.io/deny/extra", "1.2.3.4", -EINVAL, "annotation depfence.io/deny/extra",
 	  "unknown key" },
-	{ "depfence.io/profile", "ci", -EOPNOTSUPP, "annotation depfence.io/profile",
-	  "not supported" },
+	{ "depfence.io/profile", "../ci", -EINVAL, "annotation depfence.io/profile",
+	  "not a profile name" },
+	{ "depfence.io/profile", "/etc/passwd", -EINVAL, "annotation depfence.io/profile",
+	  "not a profile name" },
+	{ "depfence.io/profile", "Github", -EINVAL, "annotation depfence.io/profile",
+	  "not a profile name" },
 	{ "depfence.io/label", "a\nb", -EINVAL, "annotation depfence.io/label",
 	  "control characters" },
 	{ "depfence.io/label", "\x1b[31mred", -EINVAL, "annotation depfence.io/label",
@@ -799,6 +803,24 @@ static void test_safe_id(void)
 	CHECK("safe_id of 129 bytes with a '/' is refused", safe_id(id) < 0, "accepted");
 }
 
+/* Profile names are kept for the host to resolve among its profiles dir's entries. */
+static void test_profile_names(void)
+{
+	struct oci_annotation a[] = { { "depfence.io/profile", "github-outage, ci.strict" } };
+	struct df_policy p;
+	struct df_error e = {};
+
+	df_policy_init(&p);
+	CHECK_INT("profile annotation: accepted", 0,
+		  oci_policy_from_annotations(a, 1, &p, &e));
+	CHECK_INT("profile annotation: two names", 2, p.n_profiles);
+	if (p.n_profiles == 2) {
+		CHECK_STR("profile annotation: first", "github-outage", p.profiles[0]);
+		CHECK_STR("profile annotation: second", "ci.strict", p.profiles[1]);
+	}
+	df_policy_free(&p);
+}
+
 int main(void)
 {
 	test_state_shapes();
@@ -808,5 +830,6 @@ int main(void)
 	test_policy_errors();
 	test_message_hygiene();
 	test_safe_id();
+	test_profile_names();
 	return unit_done();
 }

@@ -1,0 +1,32 @@
+#!/bin/bash
+# make install into a DESTDIR: the tree operators get, and uninstall.
+. "$(dirname "$0")/../lib.sh"
+df_setup
+D=$DF_T/dest
+B=$(dirname "$DF_BIN")
+out=$(make -C "$DF_ROOT" --no-print-directory -s BUILD="$B" DESTDIR="$D" install 2>&1)
+check "install: succeeds" "0" "$?"
+for f in usr/bin/depfence usr/libexec/oci/hooks.d/depfence; do
+	check "install: $f executable" "1" "$([ -x "$D/$f" ] && echo 1)"
+done
+for st in createruntime poststop; do
+	f=$D/usr/share/containers/oci/hooks.d/depfence-$st.json
+	check "install: hooks.d $st file" "1" "$([ -s "$f" ] && echo 1)"
+	check "install: $st hook runs the libexec binary" "/usr/libexec/oci/hooks.d/depfence" "$(jqr "$f" .hook.path)"
+	check "install: $st hook anchored on depfence.io/" '^depfence\.io/' "$(jqr "$f" '.when.annotations | keys[0]')"
+	check "install: $st hook has a timeout" "1" "$(jqr "$f" '.hook.timeout > 0 | if . then 1 else 0 end')"
+done
+check "install: createRuntime stage" "createRuntime createRuntime" \
+	"$(jqr "$D/usr/share/containers/oci/hooks.d/depfence-createruntime.json" '"\(.stages[0]) \(.hook.args[2])"')"
+check "install: poststop stage" "poststop poststop" \
+	"$(jqr "$D/usr/share/containers/oci/hooks.d/depfence-poststop.json" '"\(.stages[0]) \(.hook.args[2])"')"
+check "install: profiles dir" "1" "$([ -d "$D/etc/depfence/profiles" ] && echo 1)"
+cfg=$D/etc/depfence/depfence.json
+check "install: config with its commented defaults is accepted" "0" \
+	"$(DEPFENCE_CONFIG=$cfg "$DF_BIN" run --help >/dev/null 2>&1; DEPFENCE_CONFIG=$cfg "$D/usr/bin/depfence" hook poststop <<<'{"id":"install-test"}' 2>/dev/null; echo $?)"
+echo '{ "report_dir": "/srv/mine" }' >"$cfg"
+make -C "$DF_ROOT" --no-print-directory -s BUILD="$B" DESTDIR="$D" install >/dev/null 2>&1
+check "install: an existing config is never overwritten" '{ "report_dir": "/srv/mine" }' "$(cat "$cfg")"
+make -C "$DF_ROOT" --no-print-directory -s BUILD="$B" DESTDIR="$D" uninstall >/dev/null 2>&1
+check "uninstall: binaries and hooks removed, config kept" "etc/depfence/depfence.json" \
+	"$(cd "$D" && find . -type f | sed 's|^\./||' | sort | tr '\n' ' ' | sed 's/ $//')"
