@@ -13,19 +13,47 @@ void oci_state_free(struct oci_state *s)
 	for (size_t i = 0; i < s->n_ann; i++) {
 		free(s->ann[i].key);
 		free(s->ann[i].value);
+		free(s->ann[i].orig);
 	}
 	free(s->ann);
 	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * The key as depfence reads it: "depfence.io/KEY" as is, and
+ * "<name>.depfence.io/KEY" as "depfence.io/KEY" scoped to the container
+ * called name. NULL for every other key, and for other containers' keys.
+ */
+static const char *our_key(const char *k, const char *container, int *ret_scoped)
+{
+	const size_t plen = strlen(DF_ANNOTATION_PREFIX);
+	const char *at;
+	size_t clen;
+
+	*ret_scoped = 0;
+	if (!strncmp(k, DF_ANNOTATION_PREFIX, plen))
+		return k;
+	at = strstr(k, "." DF_ANNOTATION_PREFIX);
+	if (!at || !container)
+		return NULL;
+	clen = strlen(container);
+	if ((size_t)(at - k) != clen || strncmp(k, container, clen))
+		return NULL;
+	*ret_scoped = 1;
+	return at + 1;
 }
 
 static int take_annotations(yajl_val obj, struct oci_state *s, const char *where,
 			    struct df_error *e)
 {
 	size_t n = json_object_len(obj), kept = 0;
+	const char *container = json_string(json_get(obj, OCI_K8S_CONTAINER_NAME));
+	int scoped;
 
+	if (!container)
+		container = json_string(json_get(obj, OCI_CRI_CONTAINER_NAME));
 	for (size_t i = 0; i < n; i++)
-		kept += !strncmp(json_object_key(obj, i), DF_ANNOTATION_PREFIX,
-				 strlen(DF_ANNOTATION_PREFIX));
+		kept += our_key(json_object_key(obj, i), container, &scoped) != NULL;
 	if (kept > 64)
 		return df_fail(e, -E2BIG, "%s: more than 64 depfence.io/ annotations", where);
 	s->ann = calloc(kept ? kept : 1, sizeof(*s->ann));
@@ -34,8 +62,9 @@ static int take_annotations(yajl_val obj, struct oci_state *s, const char *where
 	for (size_t i = 0; i < n; i++) {
 		const char *k = json_object_key(obj, i);
 		const char *v = json_string(json_object_value(obj, i));
+		const char *ours = our_key(k, container, &scoped);
 
-		if (strncmp(k, DF_ANNOTATION_PREFIX, strlen(DF_ANNOTATION_PREFIX)))
+		if (!ours)
 			continue;
 		if (!v)
 			return df_fail(e, -EINVAL, "%s: annotation \"%s\": value must be a string",
@@ -43,11 +72,15 @@ static int take_annotations(yajl_val obj, struct oci_state *s, const char *where
 		if (strlen(v) > DF_ANNOTATION_VALUE_MAX)
 			return df_fail(e, -E2BIG, "annotation \"%s\": value is longer than %d bytes",
 				       k, DF_ANNOTATION_VALUE_MAX);
-		s->ann[s->n_ann].key = strdup(k);
+		s->ann[s->n_ann].key = strdup(ours);
 		s->ann[s->n_ann].value = strdup(v);
-		if (!s->ann[s->n_ann].key || !s->ann[s->n_ann].value) {
+		s->ann[s->n_ann].scoped = scoped;
+		s->ann[s->n_ann].orig = scoped ? strdup(k) : NULL;
+		if (!s->ann[s->n_ann].key || !s->ann[s->n_ann].value ||
+		    (scoped && !s->ann[s->n_ann].orig)) {
 			free(s->ann[s->n_ann].key);
 			free(s->ann[s->n_ann].value);
+			free(s->ann[s->n_ann].orig);
 			return -ENOMEM;
 		}
 		s->n_ann++;
@@ -183,6 +216,17 @@ static int valid_label(const char *s)
 	return 1;
 }
 
+/* Is there a container-scoped annotation for this key? Then the pod's does not count. */
+static int overridden(const struct oci_annotation *ann, size_t n, size_t i)
+{
+	if (ann[i].scoped)
+		return 0;
+	for (size_t j = 0; j < n; j++)
+		if (ann[j].scoped && !strcmp(ann[j].key, ann[i].key))
+			return 1;
+	return 0;
+}
+
 int oci_policy_from_annotations(const struct oci_annotation *ann, size_t n, struct df_policy *p,
 				struct df_error *e)
 {
@@ -191,9 +235,10 @@ int oci_policy_from_annotations(const struct oci_annotation *ann, size_t n, stru
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
-		const char *key = ann[i].key, *v = ann[i].value, *k = key + plen;
+		const char *key = ann[i].orig ? ann[i].orig : ann[i].key, *v = ann[i].value;
+		const char *k = ann[i].key + plen;
 
-		if (strncmp(key, DF_ANNOTATION_PREFIX, plen))
+		if (strncmp(ann[i].key, DF_ANNOTATION_PREFIX, plen) || overridden(ann, n, i))
 			continue;
 		if (!strcmp(k, "mode")) {
 			if (df_parse_mode(v, &p->mode) < 0)
@@ -207,7 +252,7 @@ int oci_policy_from_annotations(const struct oci_annotation *ann, size_t n, stru
 					       key, v);
 		} else if (!strcmp(k, "deny") || !strcmp(k, "allow")) {
 			size_t before = p->n_rules;
-			char src[64];
+			char src[160];
 
 			snprintf(src, sizeof(src), "annotation %s", key);
 			r = df_policy_add_list(p, v, !strcmp(k, "deny") ? DF_DENY : DF_ALLOW, src,
@@ -228,7 +273,7 @@ int oci_policy_from_annotations(const struct oci_annotation *ann, size_t n, stru
 			if (!p->label)
 				return -ENOMEM;
 		} else if (!strcmp(k, "profile")) {
-			char src[64];
+			char src[160];
 
 			snprintf(src, sizeof(src), "annotation %s", key);
 			r = df_policy_add_profiles(p, v, src, e);

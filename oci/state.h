@@ -16,9 +16,15 @@
 #define DF_LABEL_MAX 1024
 
 struct oci_annotation {
-	char *key;
+	char *key; /* depfence.io/KEY, also for container-scoped ones */
 	char *value;
+	int scoped; /* from <container-name>.depfence.io/KEY: wins over the pod's */
+	char *orig; /* the key as written, for messages and the report; NULL: key */
 };
+
+/* The container's name, as CRI-O and containerd annotate it. */
+#define OCI_K8S_CONTAINER_NAME "io.kubernetes.container.name"
+#define OCI_CRI_CONTAINER_NAME "io.kubernetes.cri.container-name"
 
 struct oci_state {
 	char *id;

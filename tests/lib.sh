@@ -127,7 +127,7 @@ jqr() { jq -r "$2" "$1" 2>/dev/null; }
 # Nothing of the fence is left: no pins, no state files.
 df_check_clean() {
 	local name=$1 left
-	left=$(find "$DF_PINS" -mindepth 1 2>/dev/null; find "$DF_STATE" -name '*.json' 2>/dev/null)
+	left=$(find "$DF_PINS" -mindepth 1 2>/dev/null; find "$DF_STATE" -name '*.json' ! -name '.*' 2>/dev/null)
 	check "$name: no pins or state left" "" "$left"
 }
 

@@ -13,7 +13,9 @@ for st in createruntime poststop; do
 	f=$D/usr/share/containers/oci/hooks.d/depfence-$st.json
 	check "install: hooks.d $st file" "1" "$([ -s "$f" ] && echo 1)"
 	check "install: $st hook runs the libexec binary" "/usr/libexec/oci/hooks.d/depfence" "$(jqr "$f" .hook.path)"
-	check "install: $st hook anchored on depfence.io/" '^depfence\.io/' "$(jqr "$f" '.when.annotations | keys[0]')"
+	# one pattern: podman ANDs the entries of when.annotations
+	check "install: $st hook anchored on depfence.io/ (pod and container keys)" \
+		'^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)?depfence\.io/' "$(jqr "$f" '.when.annotations | keys | join(" ")')"
 	check "install: $st hook has a timeout" "1" "$(jqr "$f" '.hook.timeout > 0 | if . then 1 else 0 end')"
 done
 check "install: createRuntime stage" "createRuntime createRuntime" \

@@ -455,12 +455,12 @@ static void test_config_annotations(void)
 static void test_policy_good(void)
 {
 	const struct oci_annotation ann[] = {
-		{ "org.example/x", "y" },
-		{ "depfence.io/mode", "enforce" },
-		{ "depfence.io/default", "deny" },
-		{ "depfence.io/deny", "github.com, 140.82.112.0/20" },
-		{ "depfence.io/allow", "10.0.0.0/8:443\n[2001:db8::/32]" },
-		{ "depfence.io/label", "https://ci.example/job/7 \xc3\xa9" },
+		{ .key = "org.example/x", .value = "y" },
+		{ .key = "depfence.io/mode", .value = "enforce" },
+		{ .key = "depfence.io/default", .value = "deny" },
+		{ .key = "depfence.io/deny", .value = "github.com, 140.82.112.0/20" },
+		{ .key = "depfence.io/allow", .value = "10.0.0.0/8:443\n[2001:db8::/32]" },
+		{ .key = "depfence.io/label", .value = "https://ci.example/job/7 \xc3\xa9" },
 	};
 	static const struct {
 		const char *text, *source;
@@ -517,7 +517,7 @@ static void test_policy_good(void)
 		{ "depfence.io/default", "deny", DF_MODE_AUDIT, DF_DENY },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
-		struct oci_annotation a = { (char *)words[i].key, (char *)words[i].value };
+		struct oci_annotation a = { .key = (char *)words[i].key, .value = (char *)words[i].value };
 
 		df_policy_init(&p);
 		err = oci_policy_from_annotations(&a, 1, &p, &e);
@@ -532,8 +532,8 @@ static void test_policy_good(void)
 
 	/* a second label replaces the first */
 	{
-		const struct oci_annotation two[] = { { "depfence.io/label", "one" },
-						      { "depfence.io/label", "two" } };
+		const struct oci_annotation two[] = { { .key = "depfence.io/label", .value = "one" },
+						      { .key = "depfence.io/label", .value = "two" } };
 
 		df_policy_init(&p);
 		err = oci_policy_from_annotations(two, 2, &p, &e);
@@ -606,7 +606,7 @@ static const struct ann_error ann_errors[] = {
 static void check_ann_error(const char *key, const char *value, int want, const char *frag1,
 			    const char *frag2, const char *what)
 {
-	struct oci_annotation a = { (char *)key, (char *)value };
+	struct oci_annotation a = { .key = (char *)key, .value = (char *)value };
 	struct df_error e = { "" };
 	struct df_policy p;
 	char name[300];
@@ -639,7 +639,7 @@ static void test_policy_errors(void)
 	/* label length */
 	big = malloc(DF_LABEL_MAX + 2);
 	if (big) {
-		struct oci_annotation a = { "depfence.io/label", big };
+		struct oci_annotation a = { .key = "depfence.io/label", .value = big };
 		struct df_error e = { "" };
 		struct df_policy p;
 		int err;
@@ -671,7 +671,7 @@ static void test_policy_errors(void)
 
 		for (int i = 0; i < DF_ANNOTATION_RULES_MAX; i++)
 			off += sprintf(big + off, "1.%d.%d.1,", i / 256, i % 256);
-		a[0] = (struct oci_annotation){ "depfence.io/deny", big };
+		a[0] = (struct oci_annotation){ .key = "depfence.io/deny", .value = big };
 		df_policy_init(&p);
 		err = oci_policy_from_annotations(a, 1, &p, &e);
 		CHECK("oci_policy_from_annotations: 4096 rules are accepted",
@@ -679,7 +679,7 @@ static void test_policy_errors(void)
 		      err, e.msg, p.n_rules);
 		df_policy_free(&p);
 
-		a[1] = (struct oci_annotation){ "depfence.io/allow", "9.9.9.9" };
+		a[1] = (struct oci_annotation){ .key = "depfence.io/allow", .value = "9.9.9.9" };
 		df_policy_init(&p);
 		err = oci_policy_from_annotations(a, 2, &p, &e);
 		CHECK_INT("oci_policy_from_annotations: rule 4097 is refused", -E2BIG, err);
@@ -728,7 +728,7 @@ static void test_message_hygiene(void)
 	char name[300];
 
 	for (size_t i = 0; i < ARRAY_SIZE(anns); i++) {
-		struct oci_annotation a = { (char *)anns[i].key, (char *)anns[i].value };
+		struct oci_annotation a = { .key = (char *)anns[i].key, .value = (char *)anns[i].value };
 		struct df_error e = { "" };
 		struct df_policy p;
 		int err;
@@ -806,7 +806,7 @@ static void test_safe_id(void)
 /* Profile names are kept for the host to resolve among its profiles dir's entries. */
 static void test_profile_names(void)
 {
-	struct oci_annotation a[] = { { "depfence.io/profile", "github-outage, ci.strict" } };
+	struct oci_annotation a[] = { { .key = "depfence.io/profile", .value = "github-outage, ci.strict" } };
 	struct df_policy p;
 	struct df_error e = {};
 
@@ -821,6 +821,80 @@ static void test_profile_names(void)
 	df_policy_free(&p);
 }
 
+/* Kubernetes: <container-name>.depfence.io/KEY for one container wins over the pod's key. */
+static void test_container_scoped(void)
+{
+	static const struct {
+		const char *name, *json, *mode, *rules;
+	} cases[] = {
+		{ "CRI-O name, scoped keys win",
+		  "{\"id\":\"c1\",\"annotations\":{\"io.kubernetes.container.name\":\"deploy\","
+		  "\"depfence.io/mode\":\"audit\",\"depfence.io/deny\":\"a.example\","
+		  "\"deploy.depfence.io/mode\":\"enforce\",\"deploy.depfence.io/deny\":\"b.example\","
+		  "\"sidecar.depfence.io/deny\":\"c.example\",\"depfence.io/allow\":\"d.example\"}}",
+		  "enforce", "deny b.example (annotation deploy.depfence.io/deny);"
+			     "allow d.example (annotation depfence.io/allow);" },
+		{ "containerd name",
+		  "{\"id\":\"c2\",\"annotations\":{\"io.kubernetes.cri.container-name\":\"sidecar\","
+		  "\"depfence.io/deny\":\"a.example\",\"deploy.depfence.io/deny\":\"b.example\","
+		  "\"sidecar.depfence.io/deny\":\"c.example\"}}",
+		  "audit", "deny c.example (annotation sidecar.depfence.io/deny);" },
+		{ "no container name: scoped keys ignored",
+		  "{\"id\":\"c3\",\"annotations\":{\"depfence.io/deny\":\"a.example\","
+		  "\"deploy.depfence.io/deny\":\"b.example\"}}",
+		  "audit", "deny a.example (annotation depfence.io/deny);" },
+		{ "a name that is only a suffix does not match",
+		  "{\"id\":\"c4\",\"annotations\":{\"io.kubernetes.container.name\":\"ploy\","
+		  "\"deploy.depfence.io/deny\":\"b.example\",\"depfence.io/deny\":\"a.example\"}}",
+		  "audit", "deny a.example (annotation depfence.io/deny);" },
+	};
+	char name[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct oci_state st = {};
+		struct df_policy p;
+		struct df_error e = {};
+		char got[1024] = "";
+		int r;
+
+		df_policy_init(&p);
+		r = oci_state_parse(cases[i].json, &st, &e);
+		if (r == 0)
+			r = oci_policy_from_annotations(st.ann, st.n_ann, &p, &e);
+		snprintf(name, sizeof(name), "container-scoped: %s: parses", cases[i].name);
+		CHECK(name, r == 0, "error %d: %s", r, e.msg);
+		for (size_t j = 0; j < p.n_rules; j++) {
+			size_t l = strlen(got);
+
+			snprintf(got + l, sizeof(got) - l, "%s %s (%s);",
+				 p.rules[j].verdict == DF_DENY ? "deny" : "allow", p.rules[j].text,
+				 p.rules[j].source);
+		}
+		snprintf(name, sizeof(name), "container-scoped: %s: mode", cases[i].name);
+		CHECK_STR(name, cases[i].mode, df_mode_name(p.mode));
+		snprintf(name, sizeof(name), "container-scoped: %s: rules", cases[i].name);
+		CHECK_STR(name, cases[i].rules, got);
+		df_policy_free(&p);
+		oci_state_free(&st);
+	}
+	{
+		const char *bad = "{\"id\":\"c5\",\"annotations\":{\"io.kubernetes.container.name\":\"deploy\","
+				  "\"deploy.depfence.io/deny\":\"git*hub.com\"}}";
+		struct oci_state st = {};
+		struct df_policy p;
+		struct df_error e = {};
+
+		df_policy_init(&p);
+		oci_state_parse(bad, &st, &e);
+		CHECK("container-scoped: bad rule refused",
+		      oci_policy_from_annotations(st.ann, st.n_ann, &p, &e) < 0, "accepted");
+		CHECK_MSG("container-scoped: message names the key as written", e.msg,
+			  "deploy.depfence.io/deny");
+		df_policy_free(&p);
+		oci_state_free(&st);
+	}
+}
+
 int main(void)
 {
 	test_state_shapes();
@@ -831,5 +905,6 @@ int main(void)
 	test_message_hygiene();
 	test_safe_id();
 	test_profile_names();
+	test_container_scoped();
 	return unit_done();
 }
