@@ -31,9 +31,12 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
-TOOLS := $(BUILD)/tests/dfclient $(BUILD)/tests/dfserver $(BUILD)/tests/dfdns
+TOOLS := $(BUILD)/tests/dfclient $(BUILD)/tests/dfserver $(BUILD)/tests/dfdns \
+	$(BUILD)/tests/dfconnloop
+# bench tools that load the skeleton: linked with libbpf, not static
+BENCH_TOOLS := $(BUILD)/tests/dfverify
 
-.PHONY: all deps check check-unit check-integration check-e2e demo install uninstall clean format
+.PHONY: all deps check check-unit check-integration check-e2e demo bench install uninstall clean format
 
 all: $(BUILD)/depfence
 
@@ -60,11 +63,22 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/unit.h $(LIB_OBJS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@
 
+$(BUILD)/tests/dfverify: tests/tools/dfverify.c $(SKELS) bpf/fence.h
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LDLIBS) -o $@
+
 # Test clients go into containers too: static, no dependencies.
 $(BUILD)/tests/%: tests/tools/%.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -static $< -o $@
+
+# The kernel matrix's loader: each program alone, the verifier's verdict and count.
+$(BUILD)/tests/dfkload: tests/kernels/dfkload.c $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
 
 .PHONY: tests
 tests: $(UNIT_BINS) $(TOOLS)
@@ -78,6 +92,17 @@ check: deps
 
 check-only: all $(UNIT_BINS) $(TOOLS)
 	$(Q)BUILD=$(BUILD) tests/run.sh
+
+# The same build on other kernels (tests/kernels/kernels.list), under qemu.
+check-kernels: deps
+	$(Q)$(MAKE) --no-print-directory all $(TOOLS) $(BUILD)/tests/test_bpf_dns $(BUILD)/tests/dfkload
+	$(Q)BUILD=$(BUILD) tests/kernels/check.sh
+
+# Measurements, not tests: writes tests/bench/RESULTS.md and results.json.
+bench:
+	$(Q)tests/deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all $(TOOLS) $(BENCH_TOOLS)
+	$(Q)BUILD=$(BUILD) tests/bench/bench.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all tests

@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "fence.h"
+#include "attrib.h"
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
@@ -107,6 +108,19 @@ struct {
 	__type(value, struct df_dns_scratch);
 } scratch SEC(".maps");
 
+/*
+ * Process attribution: tgid -> the program it runs (attrib.bpf.c). User space
+ * hands in the host-wide map with bpf_map__reuse_fd() before load; without it
+ * this one stays empty and records carry no image.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DF_ATTRIB_PROCS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct df_proc);
+} attrib_procs SEC(".maps");
+
 struct judged {
 	__u32 rule_id;
 	__u8 verdict; /* DF_ALLOW or DF_DENY */
@@ -171,14 +185,52 @@ static __always_inline void judge6(const struct df_config *cfg, const __u32 ip6[
 		judge_default(cfg, j);
 }
 
+/*
+ * Who made a call. sock_addr programs run in the caller's context and ask the
+ * kernel; cgroup_skb programs may use those helpers only from 6.18 (6.12: pid
+ * only), so on older kernels egress finds the sender through the socket: the
+ * sock_addr program that let its datagram or connection through left the
+ * caller in sock_owner, by socket cookie. User space probes and sets this.
+ */
+const volatile __u32 skb_task_helpers = 0;
+
+struct task_info {
+	__u32 pid, tgid, uid;
+	char comm[DF_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DF_DEFAULT_PENDING);
+	__type(key, __u64);
+	__type(value, struct task_info);
+} sock_owner SEC(".maps");
+
+static __always_inline int is_dns_port(const struct df_config *cfg, __u16 port)
+{
+	return port && (port == cfg->dns_ports[0] || port == cfg->dns_ports[1] ||
+			port == cfg->dns_ports[2] || port == cfg->dns_ports[3]);
+}
+
+static __always_inline void current_task(struct task_info *t)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	t->pid = (__u32)pid_tgid;
+	t->tgid = pid_tgid >> 32;
+	t->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(t->comm, sizeof(t->comm));
+}
+
 static __always_inline void record(__u8 ev, __u8 hook, __u8 proto, __u8 family, const __u32 *addr,
-				   __u16 port, __u32 rule_id, const struct df_name_id *name, __u16 qtype)
+				   __u16 port, __u32 rule_id, const struct df_name_id *name, __u16 qtype,
+				   const struct task_info *t)
 {
 	struct df_rec_key key;
 	struct df_rec_val *val, init = {};
 	__u64 now = bpf_ktime_get_ns();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct df_counters *c;
+	struct df_proc *proc;
 	__u32 zero = 0;
 	long err;
 
@@ -192,7 +244,13 @@ static __always_inline void record(__u8 ev, __u8 hook, __u8 proto, __u8 family, 
 	key.family = family;
 	key.dport = port;
 	key.rule_id = rule_id;
-	key.tgid = pid_tgid >> 32;
+	key.tgid = t->tgid;
+	proc = bpf_map_lookup_elem(&attrib_procs, &key.tgid);
+	if (proc) {
+		key.image = proc->image;
+		if (!proc->used)
+			proc->used = 1; /* keeps the image for the report */
+	}
 	if (family == 4)
 		__builtin_memcpy(key.daddr, addr, 4);
 	else
@@ -207,9 +265,9 @@ static __always_inline void record(__u8 ev, __u8 hook, __u8 proto, __u8 family, 
 	init.count = 1;
 	init.first_ns = now;
 	init.last_ns = now;
-	init.pid = (__u32)pid_tgid;
-	init.uid = (__u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(init.comm, sizeof(init.comm));
+	init.pid = t->pid;
+	init.uid = t->uid;
+	__builtin_memcpy(init.comm, t->comm, sizeof(init.comm));
 	err = bpf_map_update_elem(&records, &key, &init, BPF_NOEXIST);
 	if (!err)
 		return;
@@ -231,9 +289,9 @@ static __always_inline void record(__u8 ev, __u8 hook, __u8 proto, __u8 family, 
  * observe records every destination, audit and enforce record what the policy
  * refuses; only enforce refuses.
  */
-static __always_inline int finish(const struct df_config *cfg, const struct judged *j, __u8 hook,
-				  __u32 proto, __u8 family, const __u32 *addr, __u16 port,
-				  const struct df_name_id *name)
+static __always_inline int finish(struct bpf_sock_addr *ctx, const struct df_config *cfg,
+				  const struct judged *j, __u8 hook, __u32 proto, __u8 family,
+				  const __u32 *addr, __u16 port, const struct df_name_id *name)
 {
 	struct df_counters *c;
 	__u32 zero = 0;
@@ -256,8 +314,22 @@ static __always_inline int finish(const struct df_config *cfg, const struct judg
 		else
 			__sync_fetch_and_add(&c->would_block, 1);
 	}
-	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE)
-		record(ev, hook, (__u8)proto, family, addr, port, j->rule_id, name, 0);
+	{
+		int rec = ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE;
+		/* the sender of a DNS question, for egress on kernels without task helpers there */
+		int own = !skb_task_helpers && ev != DF_EV_BLOCKED && is_dns_port(cfg, port);
+		struct task_info t;
+
+		if (rec || own)
+			current_task(&t);
+		if (own) {
+			__u64 cookie = bpf_get_socket_cookie(ctx);
+
+			bpf_map_update_elem(&sock_owner, &cookie, &t, BPF_ANY);
+		}
+		if (rec)
+			record(ev, hook, (__u8)proto, family, addr, port, j->rule_id, name, 0, &t);
+	}
 	return ev == DF_EV_BLOCKED ? SOCK_REFUSE : SOCK_PASS;
 }
 
@@ -302,7 +374,7 @@ static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 	proto = ctx->protocol;
 	judge4(cfg, addr, proto_bit(proto), port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov4, &addr), proto_bit(proto), port, &j, &name);
-	return finish(cfg, &j, hook, proto, 4, &addr, port, &name);
+	return finish(ctx, cfg, &j, hook, proto, 4, &addr, port, &name);
 }
 
 static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
@@ -331,11 +403,11 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 
 		judge4(cfg, a4, pbit, port, &j);
 		judge_provenance(bpf_map_lookup_elem(&prov4, &a4), pbit, port, &j, &name);
-		return finish(cfg, &j, hook, proto, 4, &ip6[3], port, &name);
+		return finish(ctx, cfg, &j, hook, proto, 4, &ip6[3], port, &name);
 	}
 	judge6(cfg, ip6, pbit, port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov6, ip6), pbit, port, &j, &name);
-	return finish(cfg, &j, hook, proto, 6, ip6, port, &name);
+	return finish(ctx, cfg, &j, hook, proto, 6, ip6, port, &name);
 }
 
 SEC("cgroup/connect4")
@@ -408,12 +480,6 @@ struct ip6hdr {
 struct dnshdr {
 	__u16 id, flags, qd, an, ns, ar;
 };
-
-static __always_inline int is_dns_port(const struct df_config *cfg, __u16 port)
-{
-	return port && (port == cfg->dns_ports[0] || port == cfg->dns_ports[1] ||
-			port == cfg->dns_ports[2] || port == cfg->dns_ports[3]);
-}
 
 /* L3/L4 headers; 0 when the packet may carry DNS on the port picked by egress. */
 static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
@@ -823,9 +889,21 @@ int df_egress(struct __sk_buff *skb)
 		__sync_fetch_and_add(&c->dns_blocked, 1);
 		refuse = 1;
 	}
-	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE)
+	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE) {
+		struct task_info t = {};
+
+		if (skb_task_helpers) {
+			current_task(&t);
+		} else {
+			__u64 cookie = bpf_get_socket_cookie(skb);
+			struct task_info *o = bpf_map_lookup_elem(&sock_owner, &cookie);
+
+			if (o)
+				t = *o;
+		}
 		record(ev, DF_HOOK_DNS, p.proto, p.family, p.daddr, p.dport, j.rule_id, &name,
-		       qtype);
+		       qtype, &t);
+	}
 	if (refuse)
 		return SKB_DROP;
 	if (len > 0) {

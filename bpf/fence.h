@@ -154,6 +154,7 @@ struct df_rec_key {
 	__u32 tgid;
 	__u8 daddr[16]; /* IPv4 in the first 4 bytes; DNS events: the resolver */
 	struct df_name_id name; /* DNS provenance or the question; 0,0 = none */
+	__u64 image; /* the caller's program (bpf/attrib.h); 0 = not known */
 };
 
 struct df_rec_val {

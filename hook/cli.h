@@ -10,6 +10,7 @@
 #define DF_EXIT_OK 0
 #define DF_EXIT_ERROR 1
 #define DF_EXIT_USAGE 2
+#define DF_EXIT_VIOLATIONS 3 /* depfence report --fail-on: matching events found */
 
 #ifndef DF_VERSION
 #define DF_VERSION "0.1.0"
@@ -17,6 +18,10 @@
 
 int cmd_hook(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 /*
  * Read what the fence recorded, write the report to report_path (NULL: the

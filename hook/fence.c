@@ -12,6 +12,7 @@
 
 #include "../oci/json.h"
 #include "fence.h"
+#include "breakglass.h"
 #include "fence.skel.h"
 
 static void fence_bpf_freep(struct fence_bpf **s)
@@ -34,7 +35,9 @@ void fence_state_free(struct fence_state *s)
 
 void fence_data_free(struct fence_data *d)
 {
+	attrib_data_free(&d->attrib);
 	free(d->recs);
+	free(d->breakglass);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -45,6 +48,32 @@ static int is_bpffs(const char *path)
 	if (statfs(path, &sf) < 0)
 		return -errno;
 	return sf.f_type == BPF_FS_MAGIC;
+}
+
+/*
+ * Can cgroup_skb programs call get_current_pid_tgid, _uid_gid and _comm?
+ * Load one that does: libbpf's helper probe takes 6.12's "program of this
+ * type cannot use helper" for some other failure and says yes.
+ */
+int fence_probe_skb_task_helpers(void)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_current_pid_tgid },
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_current_uid_gid },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = BPF_REG_1, .src_reg = BPF_REG_10 },
+		{ .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = BPF_REG_1, .imm = -16 },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = 16 },
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_get_current_comm },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_SKB, NULL, "GPL", insns, ARRAY_SIZE(insns),
+			       NULL);
+
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
 }
 
 int fence_ensure_bpffs(const char *root, struct df_error *e)
@@ -163,13 +192,16 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	_cleanup_free_ char *json = NULL;
 	char dir[PATH_MAX], path[PATH_MAX], name[160];
 	struct bpf_program *progs[6];
+	struct fence_state stw = *st; /* what the state file says: st and the attribution slot */
+	struct df_error ae = {};
 	__u32 bases[2];
 	size_t json_len;
 	__u32 zero = 0;
-	int r, created = 0;
+	int r, created = 0, procs_fd = -1;
 
 	if (safe_id(st->id) < 0)
 		return df_fail(e, -EINVAL, "container id \"%.80s\" is not a safe file name", st->id);
+	memset(&stw.attrib, 0, sizeof(stw.attrib));
 	r = df_policy_compile(&st->policy, 4, &c4, e);
 	if (r < 0)
 		return r;
@@ -212,10 +244,26 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		r = df_fail(e, -errno, "open BPF object: %s", strerror(errno));
 		goto out;
 	}
+	/* cgroup_skb may ask who the current task is only on recent kernels (6.18) */
+	skel->rodata->skb_task_helpers = fence_probe_skb_task_helpers() > 0;
 	bpf_map__set_max_entries(skel->maps.rules4, c4.n ? (__u32)c4.n : 1);
 	bpf_map__set_max_entries(skel->maps.rules6, c6.n ? (__u32)c6.n : 1);
 	bpf_map__set_max_entries(skel->maps.records, hc->max_records);
 	bpf_map__set_max_entries(skel->maps.name_rules, cn.n ? (__u32)cn.n : 1);
+	/*
+	 * Process attribution is best effort: without it the fence holds and the
+	 * report says why events name only pid and comm.
+	 */
+	if (attrib_attach(hc, st->cgroup, &stw.attrib, &procs_fd, &ae) < 0) {
+		snprintf(stw.attrib.error, sizeof(stw.attrib.error), "%s", ae.msg);
+	} else if (bpf_map__reuse_fd(skel->maps.attrib_procs, procs_fd) < 0) {
+		attrib_detach(hc, &stw.attrib);
+		memset(&stw.attrib, 0, sizeof(stw.attrib));
+		snprintf(stw.attrib.error, sizeof(stw.attrib.error),
+			 "hand the attribution map to the fence: %s", strerror(errno));
+	}
+	if (procs_fd >= 0)
+		close(procs_fd);
 	r = fence_bpf__load(skel);
 	if (r < 0) {
 		r = df_fail(e, r, "load BPF programs: %s (run with --verbose for the verifier log)",
@@ -223,6 +271,13 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		goto out;
 	}
 	cfg.mode = (__u32)st->policy.mode;
+	{
+		struct df_breakglass bg;
+
+		/* break-glass on: the fence starts in audit, its state keeps its own mode */
+		if (cfg.mode == DF_MODE_ENFORCE && df_breakglass_current(hc, &bg) > 0)
+			cfg.mode = DF_MODE_AUDIT;
+	}
 	cfg.default_verdict = (__u32)st->policy.default_verdict;
 	cfg.ttl_floor_s = hc->dns_ttl_floor;
 	for (size_t i = 0; i < DF_DNS_PORTS; i++)
@@ -244,7 +299,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	}
 
 	/* The state file comes first: whatever is pinned after it can be found and removed. */
-	r = fence_state_to_json(st, &json, &json_len);
+	r = fence_state_to_json(&stw, &json, &json_len);
 	if (r < 0) {
 		df_fail(e, r, "state for %s: %s", st->id, strerror(-r));
 		goto out;
@@ -304,6 +359,8 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 out:
 	if (r < 0 && created)
 		fence_remove(hc, st->id);
+	if (r < 0)
+		attrib_detach(hc, &stw.attrib);
 	df_compiled_free(&c4);
 	df_compiled_free(&c6);
 	df_compiled_names_free(&cn);
@@ -418,6 +475,7 @@ int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_le
 	r |= jg_key_str(g, "label", st->policy.label);
 	r |= jg_key_str(g, "mode", df_mode_name(st->policy.mode));
 	r |= jg_key_str(g, "default", df_verdict_name(st->policy.default_verdict));
+	r |= attrib_ref_to_json(g, &st->attrib);
 	if (st->integrity.checked) {
 		const struct df_integrity *in = &st->integrity;
 
@@ -520,6 +578,7 @@ int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_er
 				goto bad;
 		}
 	}
+	attrib_ref_from_json(root, &st.attrib);
 	if (json_get_array(root, "rules", &rules, NULL) < 0)
 		goto bad;
 	for (size_t i = 0; i < json_array_len(rules); i++) {

@@ -4,6 +4,7 @@
 #define DEPFENCE_FENCE_H
 
 #include "../bpf/fence.h"
+#include "attrib.h"
 #include "config.h"
 #include "policy.h"
 
@@ -37,6 +38,7 @@ struct fence_state {
 	unsigned long long started_ns; /* CLOCK_REALTIME */
 	struct df_policy policy;
 	struct df_integrity integrity;
+	struct attrib_ref attrib; /* process attribution: this fence's slot (fence_start sets it) */
 };
 
 struct fence_record {
@@ -45,15 +47,29 @@ struct fence_record {
 	char name[DF_DNS_NAME_MAX]; /* "" when the name is not known */
 };
 
+#define DF_BREAKGLASS_REASON_MAX 512
+
+/* A break-glass period: every fence on the host in audit. */
+struct df_breakglass {
+	char reason[DF_BREAKGLASS_REASON_MAX + 1];
+	unsigned long long from_ns, to_ns; /* to_ns 0: still on */
+};
+
 struct fence_data {
 	struct df_counters counters;
+	struct df_breakglass *breakglass; /* periods overlapping the fence's life */
+	size_t n_breakglass;
 	struct fence_record *recs;
 	size_t n_recs;
 	unsigned long long stopped_ns;
+	struct attrib_data attrib; /* the images the records name (attrib_collect) */
 };
 
 void fence_state_free(struct fence_state *s);
 void fence_data_free(struct fence_data *d);
+
+/* 1 when cgroup_skb programs may ask for the current task (kernel 6.18+). */
+int fence_probe_skb_task_helpers(void);
 
 /* Make sure the bpffs that holds root is mounted (mounting /sys/fs/bpf if needed). */
 int fence_ensure_bpffs(const char *root, struct df_error *e);

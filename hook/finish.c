@@ -4,6 +4,7 @@
 
 #include <bpf/libbpf.h>
 
+#include "breakglass.h"
 #include "cli.h"
 #include "report.h"
 
@@ -55,6 +56,13 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 		df_err("poststop %s: %s", id, e.msg);
 		goto out;
 	}
+	r = attrib_collect(hc, &st.attrib, &d);
+	if (r < 0) {
+		df_err("poststop %s: read process attribution: %s", id, strerror(-r));
+		goto out;
+	}
+	/* the report says when break-glass lifted the fence, and why */
+	df_breakglass_periods(hc, st.started_ns, d.stopped_ns, &d.breakglass, &d.n_breakglass);
 	r = report_build(&st, &d, &json, &len);
 	if (r < 0) {
 		df_err("poststop %s: build report: %s", id, strerror(-r));
@@ -72,6 +80,10 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 	}
 	report_summary_line(&st, &d, path, line, sizeof(line));
 	df_info("%s", line);
+	/* before the state file goes: a crash in between leaves the slot to gc */
+	r = attrib_detach(hc, &st.attrib);
+	if (r < 0)
+		df_err("poststop %s: release process attribution: %s", id, strerror(-r));
 	r = fence_remove(hc, id);
 	if (r < 0)
 		df_err("poststop %s: remove pins and state: %s", id, strerror(-r));

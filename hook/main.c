@@ -10,6 +10,7 @@
 #include "../oci/state.h"
 #include "cgroup.h"
 #include "cli.h"
+#include "breakglass.h"
 #include "confine.h"
 #include "profiles.h"
 #include "report.h"
@@ -176,6 +177,12 @@ static const struct {
 } commands[] = {
 	{ "hook", cmd_hook, "OCI hook: createRuntime|prestart|poststop, state JSON on stdin" },
 	{ "run", cmd_run, "run a command inside a fence: depfence run [OPTIONS] -- CMD [ARG]..." },
+	{ "report", cmd_report, "render a report: text, json, junit, sarif, or the policy it implies" },
+	{ "status", cmd_status, "the live fences on this host, with their counters so far" },
+	{ "check", cmd_check, "validate a policy, print it normalized, explain a verdict" },
+	{ "gc", cmd_gc, "report and remove fences whose cgroup is gone" },
+	{ "break-glass", cmd_break_glass,
+	  "every live fence to audit at once, and back: on --reason TEXT | off | status" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "this text" },
 };

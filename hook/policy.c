@@ -1025,3 +1025,26 @@ int df_policy_judge_name(const struct df_policy *p, const char *name, uint8_t pr
 	*ret_rule_id = (uint32_t)best_i + 1;
 	return 1;
 }
+
+int df_rule_specificity(const struct df_rule *r)
+{
+	return specificity(r);
+}
+
+int df_rule_cmp_precedence(const struct df_rule *a, const struct df_rule *b)
+{
+	static const int order[] = {
+		[DF_TARGET_CIDR4] = 0, [DF_TARGET_CIDR6] = 1, [DF_TARGET_NAME] = 2
+	};
+
+	if (a->target != b->target)
+		return order[a->target] - order[b->target];
+	if (a->target == DF_TARGET_NAME) {
+		int ra = target_rank(a->name_kind, a->name), rb = target_rank(b->name_kind, b->name);
+
+		if (ra != rb)
+			return ra < rb ? -1 : 1;
+	}
+	/* names carry no prefix length: the rest is as for addresses */
+	return rule_precedes(a, b);
+}

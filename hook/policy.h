@@ -89,6 +89,11 @@ void df_compiled_judge(const struct df_compiled *c, int family, const uint8_t *a
 		       uint8_t proto_bit, uint16_t port, int default_verdict, uint8_t *ret_verdict,
 		       uint32_t *ret_rule_id);
 
+/* Precedence made visible: < 0 when a is tried before b (same kind of target). */
+int df_rule_cmp_precedence(const struct df_rule *a, const struct df_rule *b);
+/* 3 protocol and ports, 2 ports, 1 protocol, 0 neither. */
+int df_rule_specificity(const struct df_rule *r);
+
 /* The reference: every address rule, most specific wins, deny on a tie. */
 void df_policy_judge(const struct df_policy *p, int family, const uint8_t *addr,
 		     uint8_t proto_bit, uint16_t port, uint8_t *ret_verdict, uint32_t *ret_rule_id);

@@ -255,6 +255,7 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 	r |= jg_key_int(g, "dns_untrusted", (long long)d->counters.dns_untrusted);
 	r |= jg_key_int(g, "dns_unparsable", (long long)d->counters.dns_unparsable);
 	r |= jg_key_int(g, "dropped_records", (long long)d->counters.dropped_records);
+	r |= jg_key_int(g, "attribution_lost", (long long)(d->attrib.slot.lost + d->attrib.missing));
 	r |= jg_key_int(g, "destinations", (long long)count_destinations(recs, d->n_recs));
 	yajl_gen_map_close(g);
 
@@ -295,8 +296,7 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 		r |= jg_key_int(g, "tid", v->pid);
 		r |= jg_key_int(g, "uid", v->uid);
 		gen_comm(g, v->comm, &r);
-		r |= jg_key_str(g, "cmdline", NULL);
-		r |= jg_key_str(g, "exe", NULL);
+		attrib_gen_process(g, &d->attrib, &recs[i], &r);
 		yajl_gen_map_close(g);
 		yajl_gen_map_close(g);
 	}
@@ -304,12 +304,26 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 
 	gen_integrity(g, &st->integrity, &r);
 
+	r |= jg_str(g, "break_glass");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < d->n_breakglass; i++) {
+		yajl_gen_map_open(g);
+		r |= jg_key_str(g, "reason", d->breakglass[i].reason);
+		gen_time(g, "from", d->breakglass[i].from_ns, &r);
+		gen_time(g, "to", d->breakglass[i].to_ns, &r);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+
 	r |= jg_str(g, "notes");
 	yajl_gen_array_open(g);
 	if (names)
 		r |= jg_str(g, "name rules apply to DNS questions and to addresses learned from answers to this fence's own questions; a name resolved another way (DNS over HTTPS, a hosts file, a hard-coded address) is judged by address rules only");
+	if (d->n_breakglass)
+		r |= jg_str(g, "break-glass was on during this fence: nothing was refused then (see break_glass)");
 	if (d->counters.dropped_records)
 		r |= jg_str(g, "the record map was full: some events were counted but not recorded (dropped_records)");
+	r |= attrib_gen_notes(g, &d->attrib);
 	yajl_gen_array_close(g);
 
 	if (yajl_gen_map_close(g) != yajl_gen_status_ok || r)
@@ -359,4 +373,5 @@ void report_summary_line(const struct fence_state *st, const struct fence_data *
 		 (unsigned long long)d->counters.dns_queries,
 		 (unsigned long long)d->counters.dns_blocked,
 		 (unsigned long long)d->counters.dropped_records, path);
+	attrib_summary_refused(d, buf, len);
 }

@@ -1,15 +1,18 @@
 #!/bin/bash
 # Install the Debian packages depfence needs to build and to run its tests,
 # only those missing. Idempotent; quiet when nothing is missing.
+# `deps.sh bench` adds what `make bench` compares against.
 set -eu
 PKGS=(
 	# build
 	make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libyajl-dev libseccomp-dev
 	pkg-config
 	# tests: netns, clients and servers, JSON, container runtimes
-	iproute2 util-linux procps jq curl python3 busybox-static dnsmasq-base runc podman
+	iproute2 util-linux procps jq curl python3 python3-yaml busybox-static dnsmasq-base runc podman
 	# static test tools
 	libc6-dev
+	# kernel matrix (make check-kernels): other kernels under qemu, busybox initramfs
+	qemu-system-x86 xz-utils
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,20 +1,42 @@
 #!/bin/bash
 # What the hook adds to a container start and stop: `runc run` of a trivial
 # container without hooks and with depfence's createRuntime + poststop hooks,
-# N runs each, interleaved so noise hits both sides. Prints medians and the
-# difference. A measurement, not a test: it asserts nothing.
+# N runs each (default 30), interleaved so noise hits both sides. Prints
+# medians and the difference. A measurement, not a test: it asserts nothing.
+#
+# The peer, oci-seccomp-bpf-hook (Debian's package, the other eBPF OCI hook),
+# is tried once when installed; only if that run succeeds is it timed N times
+# in the same interleaving. Its outcome goes to the summary either way.
+#
+# Environment: BUILD (default build/) holds the depfence binary; N; HOOK_RAW,
+# when set, receives the raw times ("plain|hook|peer MICROSECONDS" lines) and
+# HOOK_RAW.peer the peer's outcome ("status ok|failed", "ms N", "exit N",
+# then its last messages).
 set -eu
 cd "$(dirname "$0")/../.."
-N=${N:-20}
-BIN=$PWD/build/depfence
+N=${N:-30}
+BUILD=${BUILD:-build}
+BIN=$(cd "$BUILD" && pwd)/depfence
+PEER=/usr/libexec/oci/hooks.d/oci-seccomp-bpf-hook
 T=$(mktemp -d /tmp/depfence-bench.XXXXXX)
 PINS=/sys/fs/bpf/depfence-bench-$$
+CGP=depfence-bench-$$
+ID=dfb$$
 cleanup() {
-	runc delete -f dfb-plain >/dev/null 2>&1 || true
-	runc delete -f dfb-hook >/dev/null 2>&1 || true
-	rm -rf "$PINS" "$T"
+	local c d
+	for c in plain hook peer; do runc delete -f "$ID-$c" >/dev/null 2>&1 || true; done
+	for d in /sys/fs/cgroup/*/"$CGP" /sys/fs/cgroup/"$CGP"; do
+		[ -d "$d" ] || continue
+		for c in plain hook peer; do rmdir "$d/$c" 2>/dev/null || true; done
+		rmdir "$d" 2>/dev/null || true
+	done
+	[ -d "$PINS" ] && find "$PINS" -mindepth 1 -depth -delete 2>/dev/null
+	rmdir "$PINS" 2>/dev/null || true
+	rm -rf "$T"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
+[ -x "$BIN" ] || { echo "hook_cost: $BIN not built" >&2; exit 1; }
 mkdir -p "$T/plain/rootfs/bin" "$T/reports" "$T/state"
 cp /bin/busybox "$T/plain/rootfs/bin/"
 ln -s busybox "$T/plain/rootfs/bin/true"
@@ -22,12 +44,12 @@ cat >"$T/config.json" <<EOC
 { "report_dir": "$T/reports", "state_dir": "$T/state", "bpffs_root": "$PINS" }
 EOC
 (cd "$T/plain" && runc spec)
-jq '.process.terminal = false | .process.args = ["/bin/true"] | .linux.cgroupsPath = "/depfence-bench/plain"' \
+jq --arg cg "/$CGP/plain" '.process.terminal = false | .process.args = ["/bin/true"] | .linux.cgroupsPath = $cg' \
 	"$T/plain/config.json" >"$T/c.json" && mv "$T/c.json" "$T/plain/config.json"
 mkdir -p "$T/hook"
 cp -a "$T/plain/rootfs" "$T/hook/"
-jq --arg bin "$BIN" --arg cfg "DEPFENCE_CONFIG=$T/config.json" '
-	.linux.cgroupsPath = "/depfence-bench/hook" |
+jq --arg bin "$BIN" --arg cfg "DEPFENCE_CONFIG=$T/config.json" --arg cg "/$CGP/hook" '
+	.linux.cgroupsPath = $cg |
 	.annotations = {"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.0/24, github.com"} |
 	.hooks = {
 		createRuntime: [{path: $bin, args: ["depfence", "hook", "createRuntime"], env: [$cfg]}],
@@ -35,11 +57,48 @@ jq --arg bin "$BIN" --arg cfg "DEPFENCE_CONFIG=$T/config.json" '
 	}' "$T/plain/config.json" >"$T/hook/config.json"
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000 )); }
+
+# The peer: as its hooks.d file registers it (prestart, "-s"), triggered by
+# its annotation; it writes the traced syscalls as a seccomp profile.
+peer=none
+if [ -x "$PEER" ]; then
+	mkdir -p "$T/peer"
+	cp -a "$T/plain/rootfs" "$T/peer/"
+	jq --arg bin "$PEER" --arg cg "/$CGP/peer" --arg out "of:$T/peer-profile.json" '
+		.linux.cgroupsPath = $cg |
+		.annotations = {"io.containers.trace-syscall": $out} |
+		.hooks = { prestart: [{path: $bin, args: ["oci-seccomp-bpf-hook", "-s"]}] }' \
+		"$T/plain/config.json" >"$T/peer/config.json"
+	s=$(date +%s%N)
+	rc=0
+	timeout 60 runc run --bundle "$T/peer" "$ID-peer" >"$T/peer.out" 2>&1 || rc=$?
+	t=$(ms "$s")
+	runc delete -f "$ID-peer" >/dev/null 2>&1 || true
+	if [ "$rc" = 0 ] && [ -s "$T/peer-profile.json" ]; then
+		peer=ok
+	else
+		peer=failed
+	fi
+	{
+		echo "status $peer"
+		echo "ms $((t / 1000))"
+		echo "exit $rc"
+		# runc quotes the hook's stderr; one message a line
+		sed 's/\\n/\n/g; s/\\"/"/g' "$T/peer.out" | grep -o 'msg="[^"]*"\?.*' | tail -n 6
+	} >"$T/peer.log"
+fi
+
 for i in $(seq "$N"); do
-	s=$(date +%s%N); runc run --bundle "$T/plain" dfb-plain >/dev/null; echo "plain $(ms "$s")"
-	s=$(date +%s%N); runc run --bundle "$T/hook" dfb-hook >/dev/null; echo "hook $(ms "$s")"
+	s=$(date +%s%N); runc run --bundle "$T/plain" "$ID-plain" >/dev/null; echo "plain $(ms "$s")"
+	s=$(date +%s%N); runc run --bundle "$T/hook" "$ID-hook" >/dev/null; echo "hook $(ms "$s")"
+	if [ "$peer" = ok ]; then
+		s=$(date +%s%N); runc run --bundle "$T/peer" "$ID-peer" >/dev/null; echo "peer $(ms "$s")"
+	fi
 done >"$T/times"
-for d in /sys/fs/cgroup/*/depfence-bench /sys/fs/cgroup/unified/depfence-bench; do rmdir "$d" 2>/dev/null || true; done
+if [ -n "${HOOK_RAW:-}" ]; then
+	cp "$T/times" "$HOOK_RAW"
+	if [ -f "$T/peer.log" ]; then cp "$T/peer.log" "$HOOK_RAW.peer"; else echo "status not-installed" >"$HOOK_RAW.peer"; fi
+fi
 median() { grep "^$1 " "$T/times" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 p=$(median plain); h=$(median hook)
 awk -v p="$p" -v h="$h" -v n="$N" 'BEGIN {
@@ -48,3 +107,12 @@ awk -v p="$p" -v h="$h" -v n="$N" 'BEGIN {
 	printf "  with depfence (create+stop):  %8.1f ms\n", h / 1000
 	printf "  added by the hook:            %8.1f ms (%+.0f%%)\n", (h - p) / 1000, (h - p) * 100 / p
 }'
+case $peer in
+ok)
+	awk -v p="$p" -v q="$(median peer)" 'BEGIN {
+		printf "  with oci-seccomp-bpf-hook:    %8.1f ms (%+.0f%%)\n", q / 1000, (q - p) * 100 / p }' ;;
+failed)
+	echo "  oci-seccomp-bpf-hook: tried once, the container failed after $(awk '$1 == "ms" {print $2}' "$T/peer.log") ms:"
+	sed -n '4,$p' "$T/peer.log" | sed 's/^/    /' ;;
+none) echo "  oci-seccomp-bpf-hook: not installed (apt-get install oci-seccomp-bpf-hook)" ;;
+esac

@@ -4,11 +4,15 @@
  * "ok ADDR..." (A or AAAA answers, possibly none), or the errno name (EPERM),
  * or "timeout". Every wait is bounded (2 s).
  *
- *   dfdns [-t A|AAAA] [-m sendto|connect|tcp|tcp-split] SERVER PORT NAME
+ *   dfdns [-t A|AAAA] [-m sendto|connect|tcp|tcp-split] [-n COUNT] SERVER PORT NAME
  *
  * sendto is musl's way (unconnected UDP), connect glibc's, tcp a
  * length-prefixed question in one write, tcp-split the prefix and the
  * question in two writes. Exit 0 on an answer, 1 on EPERM, 2 otherwise.
+ *
+ * -n COUNT (for `make bench`): ask the question COUNT times on one socket,
+ * each with a fresh id, waiting for each answer, and print only
+ * "queries/s N" at the end (or the first failure, as above).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static int fail(int err)
@@ -74,6 +79,105 @@ static int print_answers(const unsigned char *m, size_t n, unsigned short id)
 	return 0;
 }
 
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* read exactly n bytes from a stream socket, each wait bounded */
+static int read_full(int fd, unsigned char *b, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t m;
+
+		if (wait_in(fd) < 0)
+			return -ETIMEDOUT;
+		m = recv(fd, b + got, n - got, 0);
+		if (m < 0)
+			return -errno;
+		if (m == 0)
+			return -ECONNRESET;
+		got += (size_t)m;
+	}
+	return 0;
+}
+
+/* -n COUNT: the same question COUNT times on one socket, fresh ids */
+static int run_many(const char *mode, const struct sockaddr_storage *ss, socklen_t slen,
+		    unsigned char *q, size_t qn, unsigned short id0, long count)
+{
+	int tcp = !strncmp(mode, "tcp", 3), sendto_mode = !tcp && !strcmp(mode, "sendto");
+	unsigned char a[4096], buf[600];
+	double t0;
+	int fd;
+
+	fd = socket(ss->ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail(errno);
+	if (!sendto_mode) {
+		struct timeval tv = { 2, 0 };
+		int one = 1;
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (connect(fd, (const struct sockaddr *)ss, slen) < 0)
+			return fail(errno);
+		if (tcp)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	t0 = now();
+	for (long i = 0; i < count; i++) {
+		unsigned short id = (unsigned short)(id0 + i);
+		ssize_t n;
+
+		q[0] = id >> 8;
+		q[1] = id & 0xff;
+		if (sendto_mode) {
+			if (sendto(fd, q, qn, 0, (const struct sockaddr *)ss, slen) < 0)
+				return fail(errno);
+		} else if (!tcp) {
+			if (send(fd, q, qn, 0) < 0)
+				return fail(errno);
+		} else {
+			buf[0] = qn >> 8;
+			buf[1] = qn & 0xff;
+			memcpy(buf + 2, q, qn);
+			if (send(fd, buf, qn + 2, 0) < 0)
+				return fail(errno);
+		}
+		if (tcp) {
+			int r = read_full(fd, a, 2);
+			size_t want;
+
+			if (r == 0) {
+				want = (size_t)a[0] << 8 | a[1];
+				r = want >= 12 && want <= sizeof(a) ? read_full(fd, a, want) : -EBADMSG;
+			}
+			if (r < 0)
+				return fail(-r);
+			if (((a[0] << 8) | a[1]) != id)
+				return fail(EBADMSG);
+			continue;
+		}
+		/* UDP: skip late answers to earlier ids */
+		for (;;) {
+			if (wait_in(fd) < 0)
+				return fail(ETIMEDOUT);
+			n = recv(fd, a, sizeof(a), 0);
+			if (n < 0)
+				return fail(errno);
+			if (n >= 12 && ((a[0] << 8) | a[1]) == id)
+				break;
+		}
+	}
+	printf("queries/s %.0f\n", (double)count / (now() - t0));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = "sendto", *name;
@@ -83,18 +187,21 @@ int main(int argc, char **argv)
 	unsigned short id, qtype = 1;
 	size_t qn = 12;
 	int opt, fd, tcp;
+	long count = 0;
 	ssize_t n;
 
-	while ((opt = getopt(argc, argv, "t:m:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:m:n:")) != -1) {
 		if (opt == 't')
 			qtype = !strcmp(optarg, "AAAA") ? 28 : 1;
 		else if (opt == 'm')
 			mode = optarg;
+		else if (opt == 'n')
+			count = atol(optarg);
 		else
 			return 2;
 	}
-	if (argc - optind != 3) {
-		fprintf(stderr, "usage: dfdns [-t A|AAAA] [-m sendto|connect|tcp|tcp-split] SERVER PORT NAME\n");
+	if (argc - optind != 3 || count < 0) {
+		fprintf(stderr, "usage: dfdns [-t A|AAAA] [-m sendto|connect|tcp|tcp-split] [-n COUNT] SERVER PORT NAME\n");
 		return 2;
 	}
 	name = argv[optind + 2];
@@ -134,6 +241,8 @@ int main(int argc, char **argv)
 	q[qn++] = 0;
 	q[qn++] = 1;
 
+	if (count > 0)
+		return run_many(mode, &ss, slen, q, qn, id, count);
 	tcp = !strncmp(mode, "tcp", 3);
 	fd = socket(ss.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * depfence gc: fences whose poststop never came. A fence whose cgroup is gone
+ * is reported and removed as poststop would; pins without a state file are
+ * reported from what the pins still hold, then removed. Records stay pinned
+ * whenever their report could not be written. Safe to run from a timer: a
+ * fence whose cgroup exists, a depfence run still finishing, pins still
+ * attached to a cgroup and pins younger than the grace time are left alone.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../oci/json_emit.h"
+#include "cli.h"
+#include "livefence.h"
+#include "report.h"
+
+#define GC_GRACE_DEFAULT 60
+
+static void gc_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: depfence gc [--dry-run] [--grace SECONDS]\n"
+		"\n"
+		"Report and remove fences whose poststop never came (a runtime crash, a\n"
+		"container removed without its hooks):\n"
+		"- a state file whose cgroup directory no longer exists: the report is written\n"
+		"  to <report_dir>/<id>.json and pins and state are removed, as poststop does;\n"
+		"- a pin directory without a state file, no longer attached to any cgroup and\n"
+		"  older than the grace time: its records are reported (mode and default from\n"
+		"  the pins; rule texts, label and start time are lost) to <report_dir>/<id>.json\n"
+		"  (<id>.gc.json when that exists), then the pins are removed.\n"
+		"Records stay pinned when their report cannot be written. One line per fence\n"
+		"handled on stdout; nothing when there is nothing to do. Safe to run from a\n"
+		"timer.\n"
+		"\n"
+		"  -n, --dry-run        say what would be done, change nothing\n"
+		"      --grace SECONDS  leave pins without a state file alone while they are\n"
+		"                       younger than this (a fence being set up); default %d\n"
+		"  -h, --help           this text\n"
+		"\n"
+		"Exit status: 0 ok (also when nothing was to be done), 1 a fence could not be\n"
+		"handled (the others still are), 2 usage.\n",
+		GC_GRACE_DEFAULT);
+}
+
+/* A depfence run that is still alive owns its fence, even after its cgroup is gone. */
+static int run_owner_alive(const struct fence_state *st, int *ret_pid)
+{
+	int pid = 0;
+
+	if (strcmp(st->kind, DF_KIND_RUN) || sscanf(st->id, "run-%d-", &pid) != 1 || pid <= 0)
+		return 0;
+	*ret_pid = pid;
+	return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* The cgroup depfence run made for id: <parent>/depfence-<id>. */
+static int is_run_cgroup(const struct fence_state *st)
+{
+	const char *base = strrchr(st->cgroup, '/');
+
+	return base && !strncmp(base + 1, "depfence-", 9) && !strcmp(base + 10, st->id);
+}
+
+/* The report again, with one more note. */
+static int add_note(const char *json, const char *note, char **ret, size_t *ret_len)
+{
+	_cleanup_yajl_ yajl_val root = NULL;
+	_cleanup_yajl_gen_ yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *out;
+	int r = 0, had_notes = 0;
+	size_t len;
+
+	if (!g)
+		return -ENOMEM;
+	r = json_parse(json, "report", &root, NULL);
+	if (r < 0)
+		return r;
+	yajl_gen_config(g, yajl_gen_beautify, 1);
+	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+	yajl_gen_map_open(g);
+	for (size_t i = 0; i < json_object_len(root); i++) {
+		const char *k = json_object_key(root, i);
+		yajl_val v = json_object_value(root, i);
+
+		r |= jg_str(g, k);
+		if (strcmp(k, "notes")) {
+			r |= json_emit_value(g, v);
+			continue;
+		}
+		had_notes = 1;
+		yajl_gen_array_open(g);
+		for (size_t j = 0; j < json_array_len(v); j++)
+			r |= json_emit_value(g, json_array_at(v, j));
+		r |= jg_str(g, note);
+		yajl_gen_array_close(g);
+	}
+	if (!had_notes) {
+		r |= jg_str(g, "notes");
+		yajl_gen_array_open(g);
+		r |= jg_str(g, note);
+		yajl_gen_array_close(g);
+	}
+	if (yajl_gen_map_close(g) != yajl_gen_status_ok || r)
+		return -EINVAL;
+	yajl_gen_get_buf(g, &out, &len);
+	*ret = malloc(len + 2);
+	if (!*ret)
+		return -ENOMEM;
+	memcpy(*ret, out, len);
+	if (!len || out[len - 1] != '\n')
+		(*ret)[len++] = '\n';
+	(*ret)[len] = '\0';
+	*ret_len = len;
+	return 0;
+}
+
+/* 1 handled, 0 left alone, < 0 failed (logged). */
+static int gc_stale(const struct df_host_config *hc, const char *id, int dry_run)
+{
+	struct fence_state st = {};
+	struct df_error e = {};
+	struct stat sb;
+	char report[PATH_MAX];
+	int r, pid = 0, owner;
+
+	r = fence_load_state(hc, id, &st, &e);
+	if (r <= 0) {
+		if (r < 0)
+			df_err("gc %s: %s; left as it is", id, e.msg);
+		return r;
+	}
+	owner = run_owner_alive(&st, &pid);
+	snprintf(report, sizeof(report), "%s/%s.json", hc->report_dir, id);
+	if (stat(st.cgroup, &sb) == 0) {
+		/* a depfence run that died (SIGKILL) leaves its own cgroup behind, empty */
+		if (owner || !is_run_cgroup(&st)) {
+			r = 0;
+			goto out;
+		}
+		if (!dry_run && rmdir(st.cgroup) < 0) {
+			r = 0; /* processes left in it: the job still runs */
+			goto out;
+		}
+		printf("%s %s: depfence run (pid %d) is gone; %s its empty cgroup %s and %s the report to %s\n",
+		       dry_run ? "would report" : "reported", id, pid,
+		       dry_run ? "would remove" : "removed", st.cgroup,
+		       dry_run ? "would write" : "wrote", report);
+	} else if (errno != ENOENT) {
+		r = -errno;
+		df_err("gc %s: stat cgroup %s: %s; left as it is", id, st.cgroup, strerror(errno));
+		goto out;
+	} else if (owner) {
+		printf("skipped %s: cgroup %s is gone, but depfence run (pid %d) is still finishing\n",
+		       id, st.cgroup, pid);
+		r = 0;
+		goto out;
+	} else {
+		printf("%s %s: cgroup %s is gone; report %s\n",
+		       dry_run ? "would report" : "reported", id, st.cgroup, report);
+	}
+	fflush(stdout);
+	r = dry_run ? 1 : fence_finish(hc, id, NULL, NULL);
+out:
+	fence_state_free(&st);
+	return r;
+}
+
+static int gc_orphan(const struct df_host_config *hc, const char *id, unsigned int grace,
+		     int dry_run)
+{
+	struct fence_state st = {};
+	struct fence_data d = {};
+	struct df_config cfg = {};
+	struct df_error e = {};
+	_cleanup_free_ char *json = NULL, *noted = NULL;
+	char dir[PATH_MAX], report[PATH_MAX];
+	unsigned long long cgid = 0;
+	struct stat sb;
+	size_t len;
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s/%s", hc->bpffs_root, id);
+	if (stat(dir, &sb) < 0)
+		return 0; /* removed meanwhile */
+	if (grace && time(NULL) - sb.st_mtime < (time_t)grace) {
+		printf("skipped %s: pins %s without a state file are younger than %us (a fence being set up?)\n",
+		       id, dir, grace);
+		return 0;
+	}
+	r = live_links_attached(hc, id, &cgid);
+	if (r < 0) {
+		df_err("gc %s: read the links in %s: %s; left as they are", id, dir, strerror(-r));
+		return r;
+	}
+	if (r > 0) {
+		printf("kept %s: pins %s have no state file but are still attached to cgroup id %llu\n",
+		       id, dir, cgid);
+		return 0;
+	}
+	r = fence_collect(hc, id, &d, &e);
+	if (r == -ENOENT) {
+		/* no counters or records pinned: nothing that could be reported */
+		printf("%s %s: pins %s without a state file and without records (%s)\n",
+		       dry_run ? "would remove" : "removed", id, dir, e.msg);
+		if (dry_run)
+			return 1;
+		r = fence_remove(hc, id);
+		if (r < 0)
+			df_err("gc %s: remove %s: %s", id, dir, strerror(-r));
+		return r < 0 ? r : 1;
+	}
+	if (r < 0) {
+		df_err("gc %s: %s; the pins stay in %s", id, e.msg, dir);
+		return r;
+	}
+	df_policy_init(&st.policy);
+	snprintf(st.id, sizeof(st.id), "%s", id);
+	snprintf(st.kind, sizeof(st.kind), "unknown");
+	if (live_read_config(hc, id, &cfg, NULL) == 0) {
+		st.policy.mode = (int)cfg.mode;
+		st.policy.default_verdict = cfg.default_verdict == DF_DENY ? DF_DENY : DF_ALLOW;
+	}
+	snprintf(report, sizeof(report), "%s/%s.json", hc->report_dir, id);
+	if (access(report, F_OK) == 0)
+		snprintf(report, sizeof(report), "%s/%s.gc.json", hc->report_dir, id);
+	if (dry_run) {
+		printf("would recover %s: pins %s without a state file, %zu record%s; report %s\n",
+		       id, dir, d.n_recs, d.n_recs == 1 ? "" : "s", report);
+		r = 1;
+		goto out;
+	}
+	r = report_build(&st, &d, &json, &len);
+	if (r == 0)
+		r = add_note(
+			json,
+			"recovered by depfence gc from pins without a state file: the policy's rules (shown as \"unknown\"), the label, the cgroup, the command and the start time were lost",
+			&noted, &len);
+	if (r < 0) {
+		df_err("gc %s: build the report: %s; the records stay pinned in %s", id,
+		       strerror(-r), dir);
+		goto out;
+	}
+	r = report_write(report, noted, len, &e);
+	if (r < 0) {
+		df_err("gc %s: %s; the records stay pinned in %s", id, e.msg, dir);
+		goto out;
+	}
+	printf("recovered %s: pins %s without a state file, %zu record%s; report %s\n", id, dir,
+	       d.n_recs, d.n_recs == 1 ? "" : "s", report);
+	r = fence_remove(hc, id);
+	if (r < 0)
+		df_err("gc %s: remove %s: %s", id, dir, strerror(-r));
+	r = r < 0 ? r : 1;
+out:
+	fence_data_free(&d);
+	fence_state_free(&st);
+	return r;
+}
+
+int cmd_gc(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "grace", required_argument, NULL, 'g' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct df_host_config hc;
+	struct live_ids ids = {}, pins = {};
+	struct df_error e = {};
+	unsigned int grace = GC_GRACE_DEFAULT;
+	int c, r, dry_run = 0, failed = 0;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			dry_run = 1;
+			break;
+		case 'g':
+			if (parse_u32(optarg, 7 * 86400, &grace) < 0) {
+				df_err("gc: --grace \"%s\": not a number of seconds in 0..604800",
+				       optarg);
+				goto usage;
+			}
+			break;
+		case 'h':
+			gc_usage(stdout);
+			return DF_EXIT_OK;
+		default:
+			df_err("gc: unknown or incomplete option \"%s\"", argv[optind - 1]);
+			goto usage;
+		}
+	}
+	if (optind < argc) {
+		df_err("gc: unexpected argument \"%s\"", argv[optind]);
+		goto usage;
+	}
+	df_log_init("depfence", 1);
+	df_libbpf_logging();
+	r = df_config_load(&hc, &e);
+	if (r < 0) {
+		df_err("gc: %s", e.msg);
+		return DF_EXIT_ERROR;
+	}
+	r = live_state_ids(&hc, &ids);
+	if (r < 0) {
+		df_err("gc: list %s: %s", hc.state_dir, strerror(-r));
+		return DF_EXIT_ERROR;
+	}
+	for (size_t i = 0; i < ids.n; i++)
+		failed |= gc_stale(&hc, ids.ids[i], dry_run) < 0;
+	live_ids_free(&ids);
+
+	/* pins without a state file, after the stale fences above are gone */
+	r = live_state_ids(&hc, &ids);
+	if (r == 0)
+		r = live_pin_ids(&hc, &pins);
+	if (r < 0) {
+		df_err("gc: list %s and %s: %s", hc.state_dir, hc.bpffs_root, strerror(-r));
+		failed = 1;
+	}
+	for (size_t i = 0; r == 0 && i < pins.n; i++)
+		if (!live_ids_has(&ids, pins.ids[i]))
+			failed |= gc_orphan(&hc, pins.ids[i], grace, dry_run) < 0;
+	live_ids_free(&ids);
+	live_ids_free(&pins);
+	fflush(stdout);
+	return failed ? DF_EXIT_ERROR : DF_EXIT_OK;
+
+usage:
+	fprintf(stderr, "Try 'depfence gc --help'.\n");
+	return DF_EXIT_USAGE;
+}

@@ -1,0 +1,52 @@
+#!/bin/bash
+# Break-glass: every live fence on the host to audit at once, and back, with
+# the reason in every report that covers the period.
+. "$(dirname "$0")/../lib.sh"
+df_require_privileges "integration/break-glass"
+df_setup
+NS=$(df_netns bg) || { notok "create netns" "ip netns add failed"; exit 1; }
+df_servers "$NS" 80 || { notok "test servers" "did not come up"; exit 1; }
+C="$DF_TOOLS/dfclient"
+
+# a live fence whose job connects when told to, three times
+FIFO=$DF_T/go
+mkfifo "$FIFO"
+rep=$DF_T/long.json
+nsenter --net="/run/netns/$NS" -- "$DF_BIN" run --mode enforce --deny 203.0.113.10 --report "$rep" -- \
+	sh -c "for i in 1 2 3; do read x <$FIFO; $C tcp 203.0.113.10 80 >>$DF_T/out; done" 2>/dev/null &
+job=$!
+df_track_pid $job
+for i in $(seq 50); do [ -n "$(find "$DF_PINS" -mindepth 1 -maxdepth 1 2>/dev/null)" ] && break; sleep 0.1; done
+
+echo go >"$FIFO"
+for i in $(seq 50); do [ -s "$DF_T/out" ] && break; sleep 0.1; done
+check "before: enforce refuses" "EPERM" "$(sed -n 1p "$DF_T/out")"
+
+check "on: accepted" "0" "$("$DF_BIN" break-glass on --reason "github outage INC-42" >/dev/null 2>&1; echo $?)"
+check "status: on with the reason" "1" "$("$DF_BIN" break-glass status | grep -c 'INC-42')"
+echo go >"$FIFO"
+for i in $(seq 50); do [ "$(wc -l <"$DF_T/out")" -ge 2 ] && break; sleep 0.1; done
+check "on: the live fence lets it through" "ok" "$(sed -n 2p "$DF_T/out")"
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny 203.0.113.10 --report "$DF_T/new.json" -- "$C" tcp 203.0.113.10 80 2>/dev/null)
+check "on: a fence started now starts in audit" "ok" "$out"
+check "on: its report records the period" "github outage INC-42 null" \
+	"$(jqr "$DF_T/new.json" '.break_glass[0] | "\(.reason) \(.to)"')"
+check "on: its event is would-block, not blocked" "would-block" "$(jqr "$DF_T/new.json" '.events[0].verdict')"
+
+check "off: accepted" "0" "$("$DF_BIN" break-glass off >/dev/null 2>&1; echo $?)"
+check "status: off" "off" "$("$DF_BIN" break-glass status)"
+echo go >"$FIFO"
+wait $job
+check "off: the live fence refuses again" "EPERM" "$(sed -n 3p "$DF_T/out")"
+check "report: the period with its end" "github outage INC-42 1" \
+	"$(jqr "$rep" '.break_glass[0] | "\(.reason) \(.to != null | if . then 1 else 0 end)"')"
+check "report: blocked before and after, would-block during" "2 1" \
+	"$(jqr "$rep" '"\(.summary.blocked) \(.summary.would_block)"')"
+check "report: configured mode stays enforce" "enforce" "$(jqr "$rep" .mode)"
+
+check "on: reason required" "2" "$("$DF_BIN" break-glass on >/dev/null 2>&1; echo $?)"
+check "unknown action" "2" "$("$DF_BIN" break-glass maybe >/dev/null 2>&1; echo $?)"
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny 203.0.113.10 --report "$DF_T/after.json" -- "$C" tcp 203.0.113.10 80 2>/dev/null)
+check "after: new fences enforce" "EPERM" "$out"
+check "after: their reports list no period" "0" "$(jqr "$DF_T/after.json" '.break_glass | length')"
+df_check_clean "break-glass"
