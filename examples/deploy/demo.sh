@@ -34,8 +34,6 @@ DENY_RULES=$DENY_NAMES
 
 GITHUB=203.0.113.10 UPDATES=203.0.113.20 API=203.0.113.30 MIRROR=203.0.113.40 DNS=203.0.113.53
 WORLD_LINK=198.51.100.1 JOB_LINK=198.51.100.2
-WORLD_NAMES='{"203.0.113.10":"github.com","203.0.113.20":"updates.example.net",
- "203.0.113.30":"api.internal","203.0.113.40":"mirror.internal","203.0.113.53":"dns (dnsmasq)"}'
 STEP_LIMIT=10 # seconds step 2 may take: refused means refused now, not a timeout
 
 QUIET=0
@@ -256,21 +254,8 @@ job() {
 show() {
 	[ $QUIET = 1 ] && return
 	[ -s "$1" ] || { say "  (no report)"; return; }
-	jq -r '"  report: mode \(.mode), default \(.default); \(.summary.connections) connections: \(.summary.allowed) allowed, \(.summary.would_block) would-block, \(.summary.blocked) blocked; \(.summary.dns_queries // 0) DNS questions, \(.summary.dns_blocked // 0) refused"' "$1"
-	if [ "$(jq '.events | length' "$1")" = 0 ]; then
-		say "  (no events: an $(jq -r .mode "$1") report lists only what the policy refused or would refuse)"
-		return
-	fi
-	printf '  %-11s %-21s %-20s %-26s %s\n' VERDICT DESTINATION HOST "PROCESS (pids)" RULE
-	# one line per verdict, destination, rule and process (ancestry when the
-	# report has it, else the command name), with the pids that did it
-	jq -r --argjson w "$WORLD_NAMES" '
-		.events | map(. + {who: ((.process.ancestry // [.process.comm]) | join(" > "))})
-		| group_by([.verdict, .proto, .daddr, .dport, .rule, .who])
-		| map(.[0] + {pids: (map(.process.pid | tostring) | unique | join(","))}) | sort_by(.first_seen) | .[]
-		| [.verdict, "\(.proto)/\(.daddr):\(.dport)", (.name // $w[.daddr] // "-"), "\(.who) (\(.pids))", .rule]
-		| @tsv' "$1" |
-		awk -F'\t' '{ printf "  %-11s %-21s %-20s %-26s %s\n", $1, $2, $3, $4, $5 }'
+	# the report as a person reads it: depfence's own text rendering
+	"$DF_BIN" report --format text --color never "$1" 2>&1 | sed 's/^/  /'
 }
 
 # jq helpers on the current report
@@ -297,8 +282,14 @@ if [ -s "$REP" ]; then
 	has_event allowed $API api.internal || why+="no event for api.internal ($API); "
 	[ "$(q '[.events[] | select(.verdict != "allowed")] | length')" = 0 ] || why+="observe mode recorded verdicts other than allowed; "
 	[ "$(q '[.events[] | select((.process.comm // "") == "")] | length')" = 0 ] || why+="events without a process; "
+	# what the job would need, as a policy depfence proposes from what it saw
+	POLICY=$("$DF_BIN" report --format policy "$REP" 2>&1) || why+="report --format policy failed: $POLICY; "
+	case $POLICY in *github.com*) ;; *) why+="the proposed policy does not name github.com; " ;; esac
 fi
 if [ -z "$why" ]; then
+	say "" "What this deploy needs, as depfence proposes it from the observe report" \
+		"(depfence report --format policy): an allow-list to review, not to adopt as is." ""
+	[ $QUIET = 1 ] || printf '%s\n' "$POLICY" | sed 's/^/  /'
 	step_ok step1 "observe: deploy.sh succeeded; the report lists github.com, updates.example.net and api.internal with their processes"
 else
 	step_fail step1 "observe: ${why%; }"
