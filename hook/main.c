@@ -73,6 +73,9 @@ static int hook_create(const struct df_host_config *hc, struct oci_state *s)
 	snprintf(st.kind, sizeof(st.kind), DF_KIND_HOOK);
 	snprintf(st.cgroup, sizeof(st.cgroup), "%s", cg);
 	st.started_ns = now_realtime_ns();
+	/* the container's command, for the report: what ran in the fence */
+	if (oci_command_from_bundle(s->bundle, st.command, sizeof(st.command)) < 0)
+		st.command[0] = '\0';
 	r = oci_integrity_from_bundle(s->bundle, &st.integrity, &e);
 	if (r < 0) {
 		/* the fence still holds; the report says what was not checked */

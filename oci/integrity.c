@@ -144,3 +144,45 @@ int df_integrity_from_self(struct df_integrity *ret)
 	*ret = in;
 	return 0;
 }
+
+int oci_command_from_bundle(const char *bundle, char *buf, size_t len)
+{
+	_cleanup_free_ char *doc = NULL;
+	_cleanup_close_ int dfd = -1;
+	_cleanup_yajl_ yajl_val root = NULL;
+	yajl_val args;
+	size_t off = 0;
+	int r;
+
+	if (!bundle || bundle[0] != '/' || len == 0)
+		return -EINVAL;
+	dfd = open(bundle, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	r = read_file_capped(dfd, "config.json", OCI_CONFIG_MAX, &doc, NULL);
+	if (r < 0)
+		return r;
+	r = json_parse(doc, "bundle config.json", &root, NULL);
+	if (r < 0)
+		return r;
+	args = json_get(json_get(root, "process"), "args");
+	buf[0] = '\0';
+	for (size_t i = 0; i < json_array_len(args) && off + 1 < len; i++) {
+		const char *a = json_string(json_array_at(args, i));
+		int n;
+
+		if (!a)
+			continue;
+		n = snprintf(buf + off, len - off, "%s%s", off ? " " : "", a);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+	if (off >= len)
+		off = len - 1;
+	/* the state and the report keep to text: no control characters */
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+	return json_array_len(args) ? 0 : -ENOENT;
+}

@@ -79,6 +79,8 @@ check "enforce: the fence was on the container's own cgroup" "1" \
 check "enforce: integrity read from config.json (runc spec caps: no NET_RAW, own netns and pidns, ro cgroupfs)" \
 	"true config.json false false false false false 0" \
 	"$(jqr "$REP" '.integrity | "\(.checked) \(.source) \(.cap_net_raw) \(.cap_sys_admin) \(.host_network) \(.host_pid) \(.writable_cgroupfs) \(.risks | length)"')"
+check "enforce: the report names the container's command (config.json process.args)" "1" \
+	"$(jqr "$REP" '.command' | grep -c dfclient)"
 check "enforce: runc removed the container" "" "$("${RUNC[@]}" list -q 2>/dev/null | grep -x "$ID")"
 df_check_clean "enforce"
 
