@@ -10,18 +10,25 @@
 #
 #   1 connect: loopback TCP connect+close rate, unfenced vs depfence (enforce,
 #     10..100,000 CIDR deny rules that do not match) vs nftables (the same
-#     prefixes, an interval set, `socket cgroupv2`), all in a private netns
+#     prefixes, an interval set, `socket cgroupv2`), all in private netns
 #   2 bulk: iperf3 over loopback, fenced vs unfenced
 #   3 dns: dfdns -n against dnsmasq, fenced (name rules that do not match) vs not
 #   4 hook: tests/bench/hook_cost.sh (runc run /bin/true, 30 runs each)
-#   5 scale: N fences at once through `depfence hook createRuntime`
 #   6 verifier: load time and verified instructions per program (dfverify)
+#   5 scale: N fences at once through `depfence hook createRuntime` (last: it
+#     gets the time that is left)
 #
-# Environment: BUILD (default build/), ROUNDS (5), SECS (2), SCALE_N (1000),
-# TOTAL_BUDGET (570: the scale section, which runs last, stops creating fences
-# when the rest of the run would not fit in this many seconds), HOOK_N (30),
-# DNS_COUNT (questions per round, 30000), SECTIONS (default "connect bulk dns
-# hook scale verifier"), OUT (where the results go, default tests/bench).
+# In 1-3 each condition is one long-lived process (a "round agent"), set up
+# once -- its fence loaded, its nft table filled -- and told over a FIFO when
+# to run a round; the rounds of all conditions alternate in a rotating order
+# with nothing set up in between, after one warm-up round each.
+#
+# Environment: BUILD (default build/); CONNECT_ROUNDS (10) of CONNECT_SECS (1);
+# ROUNDS (5) of SECS (2, whole seconds) for bulk; DNS_ROUNDS (8) of DNS_COUNT
+# (20000) questions; HOOK_N (30); SCALE_N (1000); TOTAL_BUDGET (570 s: the scale
+# section stops creating fences when the rest would not fit); SECTIONS (default
+# "connect bulk dns hook verifier scale"); OUT (default tests/bench); KEEP_RAW
+# (a directory that receives the raw numbers, for debugging the report).
 set -u
 cd "$(dirname "$0")/../.."
 SRC=$PWD
@@ -147,8 +154,8 @@ mk_netns() {
 	ip -n "$1" link set lo up
 }
 in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" -- "$@"; }
-# in_cg CGDIR CMD...: run CMD with its process moved into CGDIR first
-in_cg() { local cg=$1; shift; sh -c 'echo 0 >"$0/cgroup.procs" && exec "$@"' "$cg" "$@"; }
+# IN_CG CGDIR CMD...: (a command prefix) CMD with its process moved into CGDIR first
+IN_CG=(sh -c 'echo 0 >"$0/cgroup.procs" && exec "$@"')
 # start_server NS: the connect-loop listener on 127.0.0.1:$PORT in NS
 start_server() {
 	local i
@@ -167,24 +174,6 @@ df_leftovers() {
 	rm -f "$T"/state/*.json
 	echo "$left"
 }
-# run_df TAG DENYFILE CMD...: the command fenced by depfence (enforce); its
-# stdout to $T/out, depfence's messages to $T/err; the fence's connection
-# count and a note when depfence itself failed
-run_df() {
-	local tag=$1 rc left conns
-	deny_args "$2"
-	shift 2
-	"$BIN" run --mode enforce "${DENY[@]}" --report "$T/report.json" -- "$@" >"$T/out" 2>"$T/err"
-	rc=$?
-	left=$(df_leftovers)
-	conns=$(jq -r '.summary.connections // empty' "$T/report.json" 2>/dev/null)
-	rm -f "$T/report.json"
-	if [ "$rc" != 0 ]; then
-		note "$tag" "depfence run exited $rc ($(grep -v 'mode=enforce' "$T/err" | head -n 2 | tr '\n' ' ')); the fence's $left pinned objects were left behind (the bench removed them)"
-	fi
-	echo "${conns:--}"
-}
-
 # ---- 1. connect cost ----
 # One long-lived dfconnloop -r per condition (its fence or nft table set up
 # once), driven through FIFOs: a line in starts a round, its rate comes out.
@@ -195,7 +184,11 @@ start_agent() {
 	local name=$1 w r
 	shift
 	mkfifo "$T/ag.$name.in" "$T/ag.$name.out" || return 1
-	"$@" <"$T/ag.$name.in" >"$T/ag.$name.out" 2>"$T/ag.$name.err" &
+	# the other agents' pipe ends stay out of it, or they would never see their end of input
+	(
+		for w in "${AW[@]}" "${AR[@]}"; do eval "exec $w>&-"; done
+		exec "$@"
+	) <"$T/ag.$name.in" >"$T/ag.$name.out" 2>"$T/ag.$name.err" &
 	APID[$name]=$!
 	pids+=($!)
 	exec {w}>"$T/ag.$name.in"
@@ -208,31 +201,42 @@ agent_round() {
 	local line
 	(trap '' PIPE; echo go >&"${AW[$1]}") 2>/dev/null || return 1
 	read -t 120 -r line <&"${AR[$1]}" || return 1
-	case $line in "connects/s "*) echo "${line#connects/s }" ;; *) echo "$line" >>"$T/ag.$1.err"; return 1 ;; esac
+	# "connects/s N", "queries/s N", "bps N"
+	case $line in
+	*" "[0-9]*) echo "${line#* }" ;;
+	*) echo "$line" >>"$T/ag.$1.err"; return 1 ;;
+	esac
 }
+# stop_agent NAME: end of input, then its exit status (bounded: killed after 60 s)
 stop_agent() {
-	local w=${AW[$1]} r=${AR[$1]}
+	local w=${AW[$1]} r=${AR[$1]} i rc
 	exec {w}>&-
+	for i in $(seq 600); do kill -0 "${APID[$1]}" 2>/dev/null || break; sleep 0.1; done
+	kill "${APID[$1]}" 2>/dev/null
 	wait "${APID[$1]}" 2>/dev/null
-	local rc=$?
+	rc=$?
 	exec {r}<&-
+	unset "APID[$1]" "AW[$1]" "AR[$1]"
 	return $rc
 }
 
+# detach_skb AGENT: detach the cgroup_skb links of the fence around AGENT's loop
+detach_skb() {
+	local child cg id links x n=0
+	child=$(pgrep -P "${APID[$1]}" | head -n 1)
+	cg=$(awk -F: '$1 == "0" {print $3}' "/proc/$child/cgroup" 2>/dev/null)
+	id=$(stat -c %i "$CG2$cg" 2>/dev/null) || { note connect "$1: cannot find its cgroup"; return 1; }
+	links=$(bpftool --json link show | jq --argjson c "$id" '.[] | select(.cgroup_id == $c and (.attach_type | test("egress|ingress"))) | .id')
+	for x in $links; do bpftool link detach id "$x" && n=$((n + 1)); done
+	[ "$n" = 2 ] || { note connect "$1: detached $n cgroup_skb links, not 2: row dropped"; return 1; }
+}
+
 bench_connect() {
-	local conds=() n c r k rate nftpath lvl=2 rel rc conns left secs=${CONNECT_SECS:-1} rounds=${CONNECT_ROUNDS:-10}
+	local conds=() nfts=() n c r k rate nftpath lvl=2 rel rc conns left secs=${CONNECT_SECS:-1} rounds=${CONNECT_ROUNDS:-10}
 	log "connect: rules, nft tables, servers, fences"
 	rel=${CG2#/sys/fs/cgroup}
 	rel=${rel#/}
 	nftpath="${rel:+$rel/}depfence-bench-$$/nft"
-	start_agent unfenced nsenter --net="/run/netns/$NS" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" -c "$CGB/plain" 127.0.0.1 "$PORT" || return 1
-	conds+=(unfenced)
-	for n in "${SIZES[@]}"; do
-		deny_args "$T/deny.$n"
-		start_agent "depfence-$n" "$BIN" run --mode enforce "${DENY[@]}" --report "$T/report.connect-$n.json" -- \
-			nsenter --net="/run/netns/$NS" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" 127.0.0.1 "$PORT" || return 1
-		conds+=("depfence-$n")
-	done
 	if ! command -v nft >/dev/null; then
 		note connect "nft is missing: nftables rows not measured"
 	elif [[ $CG2 != /sys/fs/cgroup* ]]; then
@@ -257,15 +261,39 @@ bench_connect() {
 				continue
 			fi
 			start_server "$NS-n$n" || return 1
-			start_agent "nftables-$n" nsenter --net="/run/netns/$NS-n$n" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" -c "$CGB/nft" 127.0.0.1 "$PORT" || return 1
-			conds+=("nftables-$n")
+			nfts+=("$n")
 		done
 	fi
+	# agents last: every process started before them (servers) must not hold their pipes
+	start_agent unfenced nsenter --net="/run/netns/$NS" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" -c "$CGB/plain" 127.0.0.1 "$PORT" || return 1
+	conds+=(unfenced)
+	for n in "${SIZES[@]}"; do
+		deny_args "$T/deny.$n"
+		start_agent "depfence-$n" "$BIN" run --mode enforce "${DENY[@]}" --report "$T/report.connect-$n.json" -- \
+			nsenter --net="/run/netns/$NS" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" 127.0.0.1 "$PORT" || return 1
+		conds+=("depfence-$n")
+	done
+	# diagnostic: the 10,000-rule fence again, its cgroup_skb links detached below
+	deny_args "$T/deny.10000"
+	start_agent depfence-10000-noskb "$BIN" run --mode enforce "${DENY[@]}" --report "$T/report.connect-10000-noskb.json" -- \
+		nsenter --net="/run/netns/$NS" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" 127.0.0.1 "$PORT" || return 1
+	conds+=(depfence-10000-noskb)
+	for n in "${nfts[@]}"; do
+		start_agent "nftables-$n" nsenter --net="/run/netns/$NS-n$n" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" -c "$CGB/nft" 127.0.0.1 "$PORT" || return 1
+		conds+=("nftables-$n")
+	done
 	{
 		echo "nft_rule socket cgroupv2 level $lvl \"$nftpath\" ip daddr @deny4 drop"
 		echo "connect_rounds $rounds"
 		echo "connect_secs $secs"
 	} >>"$R/meta"
+	# round 0, not counted: every fence is up and every loop warm before the first counted one
+	for c in "${conds[@]}"; do agent_round "$c" >/dev/null || note connect "warm-up $c: no rate ($(tail -c 300 "$T/ag.$c.err" 2>/dev/null | tr '\n' ' '))"; done
+	if ! detach_skb depfence-10000-noskb; then
+		local keep=()
+		for c in "${conds[@]}"; do [ "$c" = depfence-10000-noskb ] || keep+=("$c"); done
+		conds=("${keep[@]}")
+	fi
 	log "connect: ${#conds[@]} conditions x $rounds rounds x ${secs}s"
 	for r in $(seq "$rounds"); do
 		for k in $(seq 0 $((${#conds[@]} - 1))); do
@@ -278,7 +306,7 @@ bench_connect() {
 		done
 	done
 	local -A rcs
-	for c in "${conds[@]}"; do
+	for c in "${!APID[@]}"; do
 		stop_agent "$c"
 		rcs[$c]=$?
 	done
@@ -296,39 +324,45 @@ bench_connect() {
 
 # ---- 2. bulk throughput ----
 bench_bulk() {
-	local r k c out bps i secs
+	local r k c bps i secs
 	secs=$(awk -v s="$SECS" 'BEGIN { s = int(s + 0.5); print s < 1 ? 1 : s }') # iperf3 -t: whole seconds, 0 = forever
 	command -v iperf3 >/dev/null || { note bulk "iperf3 is missing (tests/deps.sh bench installs it)"; return 1; }
 	# nsenter execs iperf3: $! is the server itself
 	nsenter --net="/run/netns/$NS" -- iperf3 -s -B 127.0.0.1 -p 5201 >/dev/null 2>&1 &
 	pids+=($!)
-	for i in $(seq 50); do in_ns "$NS" sh -c 'exec 3<>/dev/tcp/127.0.0.1/5201' 2>/dev/null && break; sleep 0.1; done
-	sleep 0.2
+	for i in $(seq 50); do in_ns "$NS" bash -c 'exec 3<>/dev/tcp/127.0.0.1/5201' 2>/dev/null && break; sleep 0.1; done
+	# one agent per condition: a loop that runs one iperf3 client per line of input
+	# (inside the fence or the plain cgroup, set up once) and prints "bps N"
+	local loop='while read -r _; do timeout $(($1 + 30)) iperf3 -c 127.0.0.1 -p 5201 -t "$1" -O 1 -J >"$0" 2>&1; echo "bps $(jq -r ".end.sum_received.bits_per_second // \"none\"" "$0" 2>/dev/null)"; done'
+	start_agent bulk-unfenced "${IN_CG[@]}" "$CGB/plain" \
+		nsenter --net="/run/netns/$NS" -- bash -c "$loop" "$T/iperf.unfenced.json" "$secs" || return 1
+	deny_args "$T/deny.policy"
+	start_agent bulk-depfence "$BIN" run --mode enforce "${DENY[@]}" --report "$T/report.bulk.json" -- \
+		nsenter --net="/run/netns/$NS" -- bash -c "$loop" "$T/iperf.depfence.json" "$secs" || return 1
+	{
+		echo "bulk_secs $secs"
+		echo "bulk_rounds $ROUNDS"
+	} >>"$R/meta"
 	log "bulk: iperf3, 2 conditions x $ROUNDS rounds x ${secs}s (+1s omitted)"
-	echo "bulk_secs $secs" >>"$R/meta"
 	for r in $(seq "$ROUNDS"); do
 		for k in 0 1; do
 			c=$([ $(((k + r) % 2)) = 0 ] && echo unfenced || echo depfence)
-			if [ "$c" = unfenced ]; then
-				in_cg "$CGB/plain" nsenter --net="/run/netns/$NS" -- timeout $((secs + 30)) iperf3 -c 127.0.0.1 -p 5201 -t "$secs" -O 1 -J >"$T/out" 2>"$T/err"
+			if bps=$(agent_round "bulk-$c"); then
+				echo "$c $r $bps" >>"$R/bulk.tsv"
 			else
-				run_df bulk "$T/deny.policy" nsenter --net="/run/netns/$NS" -- \
-					timeout $((secs + 30)) iperf3 -c 127.0.0.1 -p 5201 -t "$secs" -O 1 -J >/dev/null
+				note bulk "round $r $c: no result ($(jq -r '.error // empty' "$T/iperf.$c.json" 2>/dev/null | head -c 200))"
 			fi
-			bps=$(jq -r '.end.sum_received.bits_per_second // empty' "$T/out" 2>/dev/null)
-			if [ -z "$bps" ]; then
-				note bulk "round $r $c: no result ($(jq -r '.error // empty' "$T/out" 2>/dev/null | head -c 200))"
-				continue
-			fi
-			echo "$c $r $bps" >>"$R/bulk.tsv"
 		done
 	done
+	stop_agent bulk-unfenced
+	stop_agent bulk-depfence || note bulk "depfence run exited $? ($(grep -v 'mode=enforce' "$T/ag.bulk-depfence.err" | head -n 2 | tr '\n' ' '))"
+	df_leftovers >/dev/null
 	return 0
 }
 
 # ---- 3. DNS ----
 bench_dns() {
-	local r k c q i ok=0 count=${DNS_COUNT:-30000}
+	local r k c q i ok=0 count=${DNS_COUNT:-20000} rounds=${DNS_ROUNDS:-8}
 	command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || { note dns "dnsmasq is missing"; return 1; }
 	ip -n "$NS" addr add 203.0.113.53/32 dev lo
 	nsenter --net="/run/netns/$NS" -- /usr/sbin/dnsmasq --keep-in-foreground \
@@ -342,25 +376,32 @@ bench_dns() {
 		sleep 0.1
 	done
 	[ "$ok" = 1 ] || { note dns "dnsmasq did not answer"; return 1; }
-	echo "dns_count $count" >>"$R/meta"
-	log "dns: 2 conditions x $ROUNDS rounds x $count questions"
-	for r in $(seq "$ROUNDS"); do
+	# one dfdns -r per condition, set up once, driven like the connect loops
+	start_agent dns-unfenced "${IN_CG[@]}" "$CGB/plain" \
+		nsenter --net="/run/netns/$NS" -- "$TOOLS/dfdns" -r -n "$count" 203.0.113.53 53 pkg.example.com || return 1
+	deny_args "$T/deny.policy"
+	start_agent dns-depfence "$BIN" run --mode enforce "${DENY[@]}" --report "$T/report.dns.json" -- \
+		nsenter --net="/run/netns/$NS" -- "$TOOLS/dfdns" -r -n "$count" 203.0.113.53 53 pkg.example.com || return 1
+	{
+		echo "dns_count $count"
+		echo "dns_rounds $rounds"
+	} >>"$R/meta"
+	log "dns: 2 conditions x $rounds rounds x $count questions"
+	for c in unfenced depfence; do agent_round "dns-$c" >/dev/null || note dns "warm-up $c: no rate ($(tail -c 300 "$T/ag.dns-$c.err" | tr '\n' ' '))"; done
+	for r in $(seq "$rounds"); do
 		for k in 0 1; do
 			c=$([ $(((k + r) % 2)) = 0 ] && echo unfenced || echo depfence)
-			if [ "$c" = unfenced ]; then
-				in_cg "$CGB/plain" nsenter --net="/run/netns/$NS" -- "$TOOLS/dfdns" -n "$count" 203.0.113.53 53 pkg.example.com >"$T/out" 2>&1
+			if q=$(agent_round "dns-$c"); then
+				echo "$c $r $q" >>"$R/dns.tsv"
 			else
-				run_df dns "$T/deny.policy" nsenter --net="/run/netns/$NS" -- \
-					"$TOOLS/dfdns" -n "$count" 203.0.113.53 53 pkg.example.com >/dev/null
+				note dns "round $r $c: no rate ($(tail -c 300 "$T/ag.dns-$c.err" | tr '\n' ' '))"
 			fi
-			q=$(awk '$1 == "queries/s" {print $2}' "$T/out")
-			if [ -z "$q" ]; then
-				note dns "round $r $c: no rate ($(head -c 200 "$T/out"))"
-				continue
-			fi
-			echo "$c $r $q" >>"$R/dns.tsv"
 		done
 	done
+	stop_agent dns-unfenced
+	stop_agent dns-depfence || note dns "depfence run exited $? ($(grep -v 'mode=enforce' "$T/ag.dns-depfence.err" | head -n 2 | tr '\n' ' '))"
+	df_leftovers >/dev/null
+	jq -r '"depfence \(.summary.dns_queries) \(.summary.dns_answers) \(.summary.dns_blocked)"' "$T/report.dns.json" >"$R/dns_judged.tsv" 2>/dev/null
 	return 0
 }
 
@@ -486,4 +527,5 @@ for s in connect bulk dns hook verifier scale; do
 done
 load_sample end
 echo "duration_s $((EPOCHSECONDS - START))" >>"$R/meta"
+[ -n "${KEEP_RAW:-}" ] && mkdir -p "$KEEP_RAW" && cp -a "$R/." "$KEEP_RAW/"
 python3 "$SRC/tests/bench/report.py" "$R" "$OUT"

@@ -157,7 +157,7 @@ def get(sec, name):
 rows = [(p[0], int(p[1]), float(p[2])) for p in lines("connect.tsv")]
 if "connect" in status:
     conds = ["unfenced"] + [f"depfence-{n}" for n in (10, 1000, 10000, 100000)] + \
-            [f"nftables-{n}" for n in (10, 1000, 10000, 100000)]
+            [f"nftables-{n}" for n in (10, 1000, 10000, 100000)] + ["depfence-10000-noskb"]
     judged = {p[0]: (int(p[1]), int(p[2])) for p in lines("connect_judged.tsv") if len(p) > 2 and p[1].isdigit()}
     sec = comparison("connect", "1. Connect cost", "connects/s", rows, conds, "unfenced", [
         f"Loopback TCP connect + close (SO_LINGER 0) to a listener on 127.0.0.1 in a private network "
@@ -170,7 +170,11 @@ if "connect" in status:
         "arguments of under 100 KB), so every connect is judged by a full LPM lookup and every packet "
         "passes the skb programs. nftables: the same N prefixes as an interval set in an output "
         "chain of a table in the loop's own namespace (one namespace per size, so the table "
-        "cannot slow the other conditions), rule `" + meta.get("nft_rule", "?") + "`.",
+        "cannot slow the other conditions), rule `" + meta.get("nft_rule", "?") + "`. "
+        "depfence-10000-noskb is a diagnostic, not a product configuration: the 10,000-rule fence "
+        "with its cgroup_skb egress and ingress links detached by the bench (`bpftool link detach`), "
+        "so only the connect/sendmsg programs remain: the difference to depfence-10000 is what the "
+        "skb programs cost on every packet of a connection.",
     ])
     sec["judged_connections"] = {c: {"connections": v[0], "allowed": v[1]} for c, v in judged.items()}
     md.append("")
@@ -187,6 +191,11 @@ if "connect" in status:
     if judged:
         md.append("- the fences judged the connects: over all rounds (warm-ups included) depfence's reports counted "
                   + ", ".join(f"{c}: {v[0]:,} connections, {v[1]:,} allowed" for c, v in judged.items()))
+    ns_, full = get(sec, "depfence-10000-noskb"), get(sec, "depfence-10000")
+    if ns_ and full:
+        md.append(f"- where the cost is: with only the connect/sendmsg programs the 10,000-rule fence keeps "
+                  f"{pct(ns_['ratio'])} of the unfenced rate (per-round median {pct(ns_['paired_ratio_median'])}), "
+                  f"with the skb programs too {pct(full['ratio'])} ({pct(full['paired_ratio_median'])})")
     md.extend(section_notes("connect"))
     md.append("")
     results["sections"]["connect"] = sec
@@ -196,9 +205,10 @@ if "bulk" in status:
     rows = [(p[0], int(p[1]), float(p[2]) / 1e9) for p in lines("bulk.tsv")]
     sec = comparison("bulk", "2. Bulk throughput", "Gbit/s", rows, ["unfenced", "depfence"], "unfenced", [
         f"iperf3, one TCP stream over loopback in the private namespace, {meta.get('bulk_secs')} s per round after "
-        f"1 s omitted, {meta.get('rounds')} rounds interleaved; the client in a plain cgroup or fenced by "
-        "`depfence run --mode enforce` with 10,000 CIDR deny rules and two name rules (none matching); "
-        "the server outside both.",
+        f"1 s omitted, {meta.get('bulk_rounds')} rounds per condition, interleaved; the client in a plain cgroup or "
+        "fenced by `depfence run --mode enforce` with 10,000 CIDR deny rules and two name rules (none "
+        "matching), each condition a loop set up once that starts one client per round; the server "
+        "outside both.",
     ])
     d = get(sec, "depfence")
     r = d["ratio"] if d else None
@@ -213,10 +223,11 @@ if "bulk" in status:
 if "dns" in status:
     rows = [(p[0], int(p[1]), float(p[2])) for p in lines("dns.tsv")]
     sec = comparison("dns", "3. DNS", "queries/s", rows, ["unfenced", "depfence"], "unfenced", [
-        f"`dfdns -n {meta.get('dns_count')}`: the same A question for pkg.example.com, "
-        f"{meta.get('dns_count')} times on one unconnected UDP socket (sendto, a fresh id each, "
+        f"`dfdns -r -n {meta.get('dns_count')}`: rounds of {meta.get('dns_count')} times the same A question "
+        "for pkg.example.com on one unconnected UDP socket (sendto, a fresh id each, "
         "waiting for each answer) to dnsmasq on 203.0.113.53 in the private namespace; "
-        f"{meta.get('rounds')} rounds interleaved. Fenced: `depfence run --mode enforce` with 10,000 CIDR "
+        f"{meta.get('dns_rounds')} rounds per condition after one not counted, interleaved; each condition "
+        "one long-lived process (its fence loaded once) told over a pipe when to run a round. Fenced: `depfence run --mode enforce` with 10,000 CIDR "
         "deny rules and the name rules `blocked.example.org`, `**.evil.example` (no match), so "
         "sendmsg4 judges every question and the skb programs parse every question and answer.",
     ])
@@ -225,6 +236,11 @@ if "dns" in status:
     md.append("")
     md.append(f"- target: within 5% of unfenced: {pct(r)}, "
               + target("dns", "DNS queries fenced >= 95% of unfenced", None if r is None else r >= 0.95))
+    dj = lines("dns_judged.tsv")
+    if dj and len(dj[0]) > 3:
+        sec["judged"] = {"questions": dj[0][1], "answers": dj[0][2], "refused": dj[0][3]}
+        md.append(f"- the fence parsed them: its report counted {int(dj[0][1]):,} questions and {int(dj[0][2]):,} answers "
+                  f"({dj[0][3]} refused) over all rounds")
     md.extend(section_notes("dns"))
     md.append("")
     results["sections"]["dns"] = sec
@@ -331,6 +347,7 @@ if "scale" in status:
         md.append(f"| poststop (report + removal) median, min - max | {fmt(ss['median'])} ms, {fmt(ss['min'])} - {fmt(ss['max'])} ms |")
     # memory from bpftool's memlock figures: links -> programs -> maps
     mem = []
+    own = {}
     breakdown = None
     try:
         cg = {int(p[1]): int(p[0]) for p in lines("scale_cgids.tsv")}
@@ -365,6 +382,7 @@ if "scale" in status:
                     r8 = lambda x: (x + 7) // 8 * 8
                     full += m["max_entries"] * (48 + r8(m["bytes_key"]) + r8(m["bytes_value"]) + 8)
             mem.append((i, pb, mb, len(ps), len(ms), full))
+            own[i] = {m["name"]: m.get("bytes_memlock", 0) for m in ms}
             if breakdown is None:
                 breakdown = {"programs": {p["name"]: p.get("bytes_memlock", 0) for p in ps},
                              "maps": {m["name"]: m.get("bytes_memlock", 0) for m in ms}}
@@ -387,6 +405,27 @@ if "scale" in status:
                   f"{sec['memlock_maps_bytes'] / 1024:,.0f} KiB maps), min - max {tot['min'] / 1024:,.0f} - {tot['max'] / 1024:,.0f} KiB |")
         md.append(f"| the same with its non-preallocated hash maps full (records, names...: an estimate) | "
                   f"{(tot['median'] + growth) / 1024:,.0f} KiB |")
+        # fences do not all cost the same: group them by their total
+        groups = {}
+        for i, pb, mb, *_ in mem:
+            groups.setdefault(round((pb + mb) / 1024), []).append(i)
+        sec["groups"] = []
+        if len(groups) > 1:
+            small = min(groups)
+            ref = own[groups[small][0]]
+            for kib in sorted(groups):
+                idx = groups[kib]
+                ex = own[idx[0]]
+                diff = {n: b for n, b in ex.items() if abs(b - ref.get(n, 0)) >= 1024}
+                sec["groups"].append({"kib": kib, "fences": len(idx), "first": min(idx), "last": max(idx),
+                                      "maps_beyond_smallest": diff})
+                md.append(f"| fences {min(idx):,} to {max(idx):,} ({len(idx):,} of them) | {kib:,} KiB each"
+                          + ("; beyond the smallest: " + ", ".join(f"their own {n} {b / 1024:,.0f} KiB" for n, b in diff.items())
+                             if diff else "") + " |")
+        if breakdown:
+            md.append("| the first fence's maps, largest first | " + ", ".join(
+                f"{n} {b / 1024:,.0f} KiB" for n, b in sorted(breakdown["maps"].items(), key=lambda x: -x[1]) if b >= 1024)
+                + " (and smaller ones) |")
         if sec["shared_maps"]:
             md.append("| maps shared by all fences, once | " + ", ".join(
                 f"{n} {b / 1024:,.0f} KiB" for n, b in sorted(sec["shared_maps"].items())) + " |")
@@ -405,7 +444,8 @@ if "scale" in status:
                   + target("scale", "attach last/first <= 1.5", sec["attach_ratio_last_first"] <= 1.5 and sec["attach_ratio_windows"] <= 1.5))
     if mem:
         md.append(f"- target: kernel memory per fence under 1 MiB at default map sizes: "
-                  f"{tot['median'] / 1024:,.0f} KiB as loaded, "
+                  f"{tot['median'] / 1024:,.0f} KiB as loaded (median"
+                  + (f"; the largest {tot['max'] / 1024:,.0f} KiB, see above), " if tot["max"] - tot["min"] >= 1024 else "), ")
                   + target("scale", "memlock per fence < 1 MiB (as loaded; the records and names maps grow with use)", tot["max"] < 1024 * 1024)
                   + f"; about {(tot['median'] + growth) / 1024:,.0f} KiB once its non-preallocated maps are full "
                   + ("(would miss)" if tot["median"] + growth >= 1024 * 1024 else "(still under)"))

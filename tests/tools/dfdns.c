@@ -4,7 +4,7 @@
  * "ok ADDR..." (A or AAAA answers, possibly none), or the errno name (EPERM),
  * or "timeout". Every wait is bounded (2 s).
  *
- *   dfdns [-t A|AAAA] [-m sendto|connect|tcp|tcp-split] [-n COUNT] SERVER PORT NAME
+ *   dfdns [-t A|AAAA] [-m sendto|connect|tcp|tcp-split] [-n COUNT [-r]] SERVER PORT NAME
  *
  * sendto is musl's way (unconnected UDP), connect glibc's, tcp a
  * length-prefixed question in one write, tcp-split the prefix and the
@@ -12,7 +12,9 @@
  *
  * -n COUNT (for `make bench`): ask the question COUNT times on one socket,
  * each with a fresh id, waiting for each answer, and print only
- * "queries/s N" at the end (or the first failure, as above).
+ * "queries/s N" at the end (or the first failure, as above). With -r too:
+ * do that once for each line read on stdin (flushing each result), on the
+ * same socket, until end of input.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -107,36 +109,20 @@ static int read_full(int fd, unsigned char *b, size_t n)
 	return 0;
 }
 
-/* -n COUNT: the same question COUNT times on one socket, fresh ids */
-static int run_many(const char *mode, const struct sockaddr_storage *ss, socklen_t slen,
-		    unsigned char *q, size_t qn, unsigned short id0, long count)
+/* -n COUNT: the same question COUNT times on fd, fresh ids; prints the rate */
+static int ask_many(int fd, int mode_sendto, int tcp, const struct sockaddr_storage *ss,
+		    socklen_t slen, unsigned char *q, size_t qn, unsigned short *id, long count)
 {
-	int tcp = !strncmp(mode, "tcp", 3), sendto_mode = !tcp && !strcmp(mode, "sendto");
 	unsigned char a[4096], buf[600];
-	double t0;
-	int fd;
+	double t0 = now();
 
-	fd = socket(ss->ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return fail(errno);
-	if (!sendto_mode) {
-		struct timeval tv = { 2, 0 };
-		int one = 1;
-
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (connect(fd, (const struct sockaddr *)ss, slen) < 0)
-			return fail(errno);
-		if (tcp)
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-	t0 = now();
 	for (long i = 0; i < count; i++) {
-		unsigned short id = (unsigned short)(id0 + i);
+		unsigned short cur = (*id)++;
 		ssize_t n;
 
-		q[0] = id >> 8;
-		q[1] = id & 0xff;
-		if (sendto_mode) {
+		q[0] = cur >> 8;
+		q[1] = cur & 0xff;
+		if (mode_sendto) {
 			if (sendto(fd, q, qn, 0, (const struct sockaddr *)ss, slen) < 0)
 				return fail(errno);
 		} else if (!tcp) {
@@ -159,7 +145,7 @@ static int run_many(const char *mode, const struct sockaddr_storage *ss, socklen
 			}
 			if (r < 0)
 				return fail(-r);
-			if (((a[0] << 8) | a[1]) != id)
+			if (((a[0] << 8) | a[1]) != cur)
 				return fail(EBADMSG);
 			continue;
 		}
@@ -170,11 +156,41 @@ static int run_many(const char *mode, const struct sockaddr_storage *ss, socklen
 			n = recv(fd, a, sizeof(a), 0);
 			if (n < 0)
 				return fail(errno);
-			if (n >= 12 && ((a[0] << 8) | a[1]) == id)
+			if (n >= 12 && ((a[0] << 8) | a[1]) == cur)
 				break;
 		}
 	}
 	printf("queries/s %.0f\n", (double)count / (now() - t0));
+	fflush(stdout);
+	return 0;
+}
+
+/* -n COUNT [-r]: one socket for all the questions, of one round or of many */
+static int run_many(const char *mode, const struct sockaddr_storage *ss, socklen_t slen,
+		    unsigned char *q, size_t qn, unsigned short id, long count, int rounds)
+{
+	int tcp = !strncmp(mode, "tcp", 3), mode_sendto = !tcp && !strcmp(mode, "sendto");
+	char line[64];
+	int fd, r;
+
+	fd = socket(ss->ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail(errno);
+	if (!mode_sendto) {
+		struct timeval tv = { 2, 0 };
+		int one = 1;
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (connect(fd, (const struct sockaddr *)ss, slen) < 0)
+			return fail(errno);
+		if (tcp)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	if (!rounds)
+		return ask_many(fd, mode_sendto, tcp, ss, slen, q, qn, &id, count);
+	while (fgets(line, sizeof(line), stdin))
+		if ((r = ask_many(fd, mode_sendto, tcp, ss, slen, q, qn, &id, count)))
+			return r;
 	return 0;
 }
 
@@ -188,20 +204,23 @@ int main(int argc, char **argv)
 	size_t qn = 12;
 	int opt, fd, tcp;
 	long count = 0;
+	int rounds = 0;
 	ssize_t n;
 
-	while ((opt = getopt(argc, argv, "t:m:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:m:n:r")) != -1) {
 		if (opt == 't')
 			qtype = !strcmp(optarg, "AAAA") ? 28 : 1;
 		else if (opt == 'm')
 			mode = optarg;
 		else if (opt == 'n')
 			count = atol(optarg);
+		else if (opt == 'r')
+			rounds = 1;
 		else
 			return 2;
 	}
 	if (argc - optind != 3 || count < 0) {
-		fprintf(stderr, "usage: dfdns [-t A|AAAA] [-m sendto|connect|tcp|tcp-split] [-n COUNT] SERVER PORT NAME\n");
+		fprintf(stderr, "usage: dfdns [-t A|AAAA] [-m sendto|connect|tcp|tcp-split] [-n COUNT [-r]] SERVER PORT NAME\n");
 		return 2;
 	}
 	name = argv[optind + 2];
@@ -242,7 +261,7 @@ int main(int argc, char **argv)
 	q[qn++] = 1;
 
 	if (count > 0)
-		return run_many(mode, &ss, slen, q, qn, id, count);
+		return run_many(mode, &ss, slen, q, qn, id, count, rounds);
 	tcp = !strncmp(mode, "tcp", 3);
 	fd = socket(ss.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
 	if (fd < 0)
