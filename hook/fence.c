@@ -22,7 +22,8 @@ static void fence_bpf_freep(struct fence_bpf **s)
 }
 #define _cleanup_skel_ _cleanup_(fence_bpf_freep)
 
-#define STATE_MAX (4 * 1024 * 1024)
+/* run takes up to a million rules: the state file must hold them all */
+#define STATE_MAX (256 * 1024 * 1024)
 
 static const char *const pin_maps[] = { "config", "counters", "records", "names" };
 static const char *const pin_links[] = { "connect4", "connect6", "sendmsg4", "sendmsg6",

@@ -30,7 +30,7 @@
 # "connect bulk dns hook verifier scale"); OUT (default tests/bench); KEEP_RAW
 # (a directory that receives the raw numbers, for debugging the report).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 SRC=$PWD
 BUILD=${BUILD:-build}
 BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "bench: build dir not found; run make bench" >&2; exit 2; }
@@ -110,7 +110,8 @@ load_sample() { echo "$1 $(cut -d' ' -f1-3 /proc/loadavg)" >>"$R/load"; }
 	echo "cpu $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 	echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "mem_mib $(awk '/^MemTotal/ {print int($2 / 1024)}' /proc/meminfo)"
-	echo "busy $(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 >= 20 {printf "%s%s (%s%%)", n++ ? ", " : "", $2, $1}')"
+	# other processes using the CPUs (lifetime average), not the bench's own
+	echo "busy $(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 >= 20 && $2 !~ /^(ps|awk|bench\.sh|make)$/ {printf "%s%s (%s%%)", n++ ? ", " : "", $2, $1}')"
 	echo "depfence $("$BIN" version 2>/dev/null)"
 	echo "rounds $ROUNDS"
 	echo "secs $SECS"

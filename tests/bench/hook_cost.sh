@@ -88,7 +88,7 @@ if [ -x "$PEER" ]; then
 	} >"$T/peer.log"
 fi
 
-for i in $(seq "$N"); do
+for _ in $(seq "$N"); do
 	s=$(date +%s%N); runc run --bundle "$T/plain" "$ID-plain" >/dev/null; echo "plain $(ms "$s")"
 	s=$(date +%s%N); runc run --bundle "$T/hook" "$ID-hook" >/dev/null; echo "hook $(ms "$s")"
 	if [ "$peer" = ok ]; then

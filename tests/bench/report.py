@@ -109,6 +109,18 @@ def paired(rows, cond, base):
     return sorted(out)
 
 
+def ratio_target(section, text, cond, floor):
+    """a ratio target judged on the ratio of medians; says so when the
+    per-round (paired) median falls on the other side of the line"""
+    r = cond["ratio"] if cond else None
+    out = f"{pct(r)}, " + target(section, text, None if r is None else r >= floor)
+    pm = cond.get("paired_ratio_median") if cond else None
+    if r is not None and pm is not None and (r >= floor) != (pm >= floor):
+        out += (f" (but the median of the per-round ratios, {pct(pm)}, is on the other side of "
+                f"{pct(floor)}: within this run's noise)")
+    return out
+
+
 def section_notes(name):
     """notes, the same ones (but for ids and temp paths) once with a count"""
     seen = {}
@@ -178,10 +190,8 @@ if "connect" in status:
     ])
     sec["judged_connections"] = {c: {"connections": v[0], "allowed": v[1]} for c, v in judged.items()}
     md.append("")
-    t10k = get(sec, "depfence-10000")
-    r = t10k["ratio"] if t10k else None
-    md.append(f"- target: depfence at 10,000 rules keeps >= 98% of the unfenced rate: {pct(r)}, "
-              + target("connect", "depfence-10000 >= 98% of unfenced", None if r is None else r >= 0.98))
+    md.append("- target: depfence at 10,000 rules keeps >= 98% of the unfenced rate: "
+              + ratio_target("connect", "depfence-10000 >= 98% of unfenced", get(sec, "depfence-10000"), 0.98))
     for n in (10, 1000, 10000, 100000):
         d, f = get(sec, f"depfence-{n}"), get(sec, f"nftables-{n}")
         met = None if not (d and f) else d["median"] > f["median"]
@@ -210,11 +220,9 @@ if "bulk" in status:
         "matching), each condition a loop set up once that starts one client per round; the server "
         "outside both.",
     ])
-    d = get(sec, "depfence")
-    r = d["ratio"] if d else None
     md.append("")
-    md.append(f"- target: within 1% of unfenced: {pct(r)}, "
-              + target("bulk", "bulk throughput fenced >= 99% of unfenced", None if r is None else r >= 0.99))
+    md.append("- target: within 1% of unfenced: "
+              + ratio_target("bulk", "bulk throughput fenced >= 99% of unfenced", get(sec, "depfence"), 0.99))
     md.extend(section_notes("bulk"))
     md.append("")
     results["sections"]["bulk"] = sec
@@ -231,11 +239,9 @@ if "dns" in status:
         "deny rules and the name rules `blocked.example.org`, `**.evil.example` (no match), so "
         "sendmsg4 judges every question and the skb programs parse every question and answer.",
     ])
-    d = get(sec, "depfence")
-    r = d["ratio"] if d else None
     md.append("")
-    md.append(f"- target: within 5% of unfenced: {pct(r)}, "
-              + target("dns", "DNS queries fenced >= 95% of unfenced", None if r is None else r >= 0.95))
+    md.append("- target: within 5% of unfenced: "
+              + ratio_target("dns", "DNS queries fenced >= 95% of unfenced", get(sec, "depfence"), 0.95))
     dj = lines("dns_judged.tsv")
     if dj and len(dj[0]) > 3:
         sec["judged"] = {"questions": dj[0][1], "answers": dj[0][2], "refused": dj[0][3]}
@@ -501,11 +507,14 @@ head = [
     "Spread = (max - min) / median of the rounds.\n",
 ]
 start_load = ld.get("start", [None])[0]
-busy = results["busy_at_start"]
+# not the bench's own processes (older raw files listed them)
+busy = ", ".join(b for b in results["busy_at_start"].split(", ")
+                 if b and b.split(" ")[0] not in ("ps", "awk", "bench.sh", "make"))
+results["busy_at_start"] = busy
 if (start_load and float(start_load) >= 0.5) or busy:
     head.append(f"**Shared machine**: the 1-minute load average was {start_load} before the bench started"
                 + (f", with {busy} busy" if busy else "")
-                + "; load average during the run: "
+                + "; at the start of each section (the bench's own client and server count for about 2): "
                 + ", ".join(f"{k} {v[0]}" for k, v in ld.items()) + ". Expect wide spreads.\n")
 if failed:
     head.append("**Not measured**: " + "; ".join(f"{s} ({' '.join(notes.get(s, ['failed']))})" for s in failed) + "\n")
