@@ -9,6 +9,9 @@ PKGS=(
 	pkg-config
 	# tests: netns, clients and servers, JSON, container runtimes
 	iproute2 util-linux procps jq curl python3 python3-yaml busybox-static dnsmasq-base runc podman
+	crun bind9-dnsutils
+	# sanitizer and leak runs (make check), fuzzing (make fuzz: clang's libFuzzer)
+	valgrind
 	# static test tools
 	libc6-dev
 	# kernel matrix (make check-kernels): other kernels under qemu, busybox initramfs
