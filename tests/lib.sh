@@ -121,6 +121,25 @@ df_servers() {
 	return 1
 }
 
+# df_rootfs DIR: a container rootfs for the engine tests: static busybox and
+# its applets the tests use, and the static dfclient.
+df_rootfs() {
+	local r=$1 c
+	mkdir -p "$r"/bin "$r"/proc "$r"/dev "$r"/sys "$r"/tmp "$r"/mnt "$r"/etc || return 1
+	cp /bin/busybox "$r/bin/" || return 1
+	for c in sh cat echo touch sleep true false ls; do ln -s busybox "$r/bin/$c" || return 1; done
+	cp "$DF_TOOLS/dfclient" "$r/bin/"
+}
+
+# df_private_mountns: run the rest of this test file in a private mount
+# namespace (propagation private): what it mounts there (a cgroup2 hierarchy
+# on /sys/fs/cgroup, a layer over /etc) is seen by nothing else and goes when
+# the file ends. Call before df_setup; the file is run again from the start.
+df_private_mountns() {
+	[ "${DF_PRIVATE_MOUNTNS:-}" = "$$" ] && return 0
+	DF_PRIVATE_MOUNTNS=$$ exec unshare --mount --propagation private -- bash "$0"
+}
+
 # jqr FILE EXPR: raw jq output, "" on error
 jqr() { jq -r "$2" "$1" 2>/dev/null; }
 

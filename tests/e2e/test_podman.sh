@@ -27,10 +27,7 @@ check "hooks.d: copies differ from the shipped files only in path and env" "" \
 	done)"
 
 ROOTFS=$DF_T/rootfs
-mkdir -p "$ROOTFS"/{bin,proc,dev,sys,tmp,mnt,etc}
-cp /bin/busybox "$ROOTFS/bin/" || { notok "rootfs" "no /bin/busybox"; exit 1; }
-for c in sh cat echo touch sleep true false ls; do ln -s busybox "$ROOTFS/bin/$c"; done
-cp "$DF_TOOLS/dfclient" "$ROOTFS/bin/"
+df_rootfs "$ROOTFS" || { notok "rootfs" "could not build it (busybox-static, dfclient)"; exit 1; }
 
 CGPARENT=df$$-podman
 PODMAN=(podman --root "$DF_T/p/root" --runroot "$DF_T/p/run" --tmpdir "$DF_T/p/tmp"

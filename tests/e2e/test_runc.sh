@@ -15,10 +15,7 @@ df_servers "$NS" 53 80 443 || { notok "test servers" "did not come up"; exit 1; 
 RUNC=(runc --root "$DF_T/runc")
 
 ROOTFS=$DF_T/rootfs
-mkdir -p "$ROOTFS"/{bin,proc,dev,sys,tmp,mnt,etc}
-cp /bin/busybox "$ROOTFS/bin/" || { notok "rootfs" "no /bin/busybox"; exit 1; }
-for c in sh cat echo touch sleep true false ls; do ln -s busybox "$ROOTFS/bin/$c"; done
-cp "$DF_TOOLS/dfclient" "$ROOTFS/bin/"
+df_rootfs "$ROOTFS" || { notok "rootfs" "could not build it (busybox-static, dfclient)"; exit 1; }
 mkdir "$DF_T/spec" && (cd "$DF_T/spec" && runc spec) || { notok "runc spec" "failed"; exit 1; }
 
 # bundle NAME STAGE ANNOTATIONS-JSON SCRIPT: a bundle at $DF_T/NAME for
