@@ -1,30 +1,52 @@
 #!/bin/bash
-# podman with --hooks-dir and --annotation, as users set it up: the shipped
-# examples/hooks.d files (only "path" pointed at build/depfence and an "env"
-# with the private config added), a busybox rootfs with the static dfclient,
-# the container joined to a network namespace made here. podman keeps its
-# storage, run and tmp dirs under the test's temp dir, and its cgroups under a
-# parent of this test's own.
+# podman with --hooks-dir and --annotation, as an operator sets it up: the
+# hooks.d files and the binary exactly as `make install` puts them (into a
+# tree under the test's temp dir: PREFIX=<tmp>/usr, SYSCONFDIR=<tmp>/etc), a
+# busybox rootfs with the static dfclient, the container joined to a network
+# namespace made here. The installed hooks carry no "env", so the hook reads
+# /etc/depfence/depfence.json like an installed one does: the file runs in a
+# private mount namespace where the installed etc tree is layered over /etc
+# (overlay, writes to the test's temp dir), and its depfence.json points at
+# this test's private config. podman keeps its storage, run and tmp dirs under the test's temp dir,
+# and its cgroups under a parent of this test's own.
 . "$(dirname "$0")/../lib.sh"
 df_require_privileges "e2e/podman"
 command -v podman >/dev/null || { notok "podman" "not installed"; exit 1; }
 command -v runc >/dev/null || { notok "runc" "not installed"; exit 1; }
+df_private_mountns
 df_setup
 
 NS=$(df_netns podman) || { notok "create netns" "ip netns add failed"; exit 1; }
 df_servers "$NS" 53 80 443 || { notok "test servers" "did not come up"; exit 1; }
 
-HOOKS=$DF_T/hooks.d
-mkdir -p "$HOOKS"
-for f in "$DF_ROOT"/examples/hooks.d/*.json; do
-	jq --arg bin "$DF_BIN" --arg env "DEPFENCE_CONFIG=$DEPFENCE_CONFIG" \
-		'.hook.path = $bin | .hook.env = [$env]' "$f" >"$HOOKS/$(basename "$f")" ||
-		{ notok "hooks.d copy" "jq failed on $f"; exit 1; }
-done
-check "hooks.d: copies differ from the shipped files only in path and env" "" \
+INST=$DF_T/inst
+LIBEXEC=$INST/usr/libexec/oci/hooks.d
+HOOKS=$INST/usr/share/containers/oci/hooks.d
+make -s -C "$DF_ROOT" BUILD="$(dirname "$DF_BIN")" PREFIX="$INST/usr" SYSCONFDIR="$INST/etc" install \
+	>"$DF_T/install.log" 2>&1 || { notok "make install" "$(tr '\n' ' ' <"$DF_T/install.log")"; exit 1; }
+check "install: the hook binary is build/depfence, executable" "1" \
+	"$([ -x "$LIBEXEC/depfence" ] && cmp -s "$LIBEXEC/depfence" "$DF_BIN" && echo 1)"
+check "install: hooks.d files point at the installed binary" "$LIBEXEC/depfence $LIBEXEC/depfence" \
+	"$(echo $(jq -r .hook.path "$HOOKS"/*.json 2>/dev/null))"
+check "install: hooks.d files differ from examples/hooks.d only in the path" "" \
 	"$(for f in "$DF_ROOT"/examples/hooks.d/*.json; do
-		diff <(jq -S 'del(.hook.path, .hook.env)' "$f") <(jq -S 'del(.hook.path, .hook.env)' "$HOOKS/$(basename "$f")")
+		diff <(jq -S 'del(.hook.path)' "$f") <(jq -S 'del(.hook.path)' "$HOOKS/$(basename "$f")") 2>&1
 	done)"
+check "install: the hooks carry no env (the hook reads /etc/depfence/depfence.json)" "null null" \
+	"$(echo $(jq -c .hook.env "$HOOKS"/*.json 2>/dev/null))"
+check "install: the config is in place" "1" "$([ -s "$INST/etc/depfence/depfence.json" ] && echo 1)"
+
+# /etc with the installed tree over it, here only; its depfence.json is this
+# test's config. Writes (podman's netavark.lock) go to an upper dir in $DF_T.
+ln -sf "$DEPFENCE_CONFIG" "$INST/etc/depfence/depfence.json"
+mkdir -p "$DF_T/etc.upper" "$DF_T/etc.work"
+mount -t overlay df-etc -o "lowerdir=$INST/etc:/etc,upperdir=$DF_T/etc.upper,workdir=$DF_T/etc.work" /etc ||
+	{ notok "overlay on /etc" "mount failed"; exit 1; }
+check "/etc/depfence/depfence.json (in this namespace) is the test's config" "$DEPFENCE_CONFIG" \
+	"$(readlink -f /etc/depfence/depfence.json)"
+# what podman starts sees no DEPFENCE_CONFIG: only the installed path leads to the config
+unset DEPFENCE_CONFIG
+CONFIG=$DF_T/config.json
 
 ROOTFS=$DF_T/rootfs
 df_rootfs "$ROOTFS" || { notok "rootfs" "could not build it (busybox-static, dfclient)"; exit 1; }
@@ -47,6 +69,7 @@ podman_cleanup() {
 	done
 }
 df_on_exit podman_cleanup
+df_on_exit "umount /etc"
 
 # prun NAME [ARGS]... -- SCRIPT: podman run, bounded; $DF_T/NAME.mnt is at /mnt;
 # stdout in $DF_T/NAME.out, stderr in $DF_T/NAME.err, the container id in $DF_T/NAME.cid
@@ -105,11 +128,11 @@ df_check_clean "audit"
 
 # --- no depfence.io/ annotations: when.annotations does not match, no hook runs ---
 # the hook's config is broken meanwhile: a hook that ran would fail the container
-cp "$DEPFENCE_CONFIG" "$DF_T/config.good"
-echo '{"not_a_key": 1}' >"$DEPFENCE_CONFIG"
+cp "$CONFIG" "$DF_T/config.good"
+echo '{"not_a_key": 1}' >"$CONFIG"
 prun plain --annotation org.example/deny=203.0.113.10 -- "$CLIENT"
 rc=$?
-cp "$DF_T/config.good" "$DEPFENCE_CONFIG"
+cp "$DF_T/config.good" "$CONFIG"
 check_rc "no annotations: podman run exit 0, the hook was never called" $rc "$DF_T/plain.err"
 check "no annotations: every call succeeds, the denied host too" "ok ok ok ok" "$(echo $(cat "$DF_T/plain.out"))"
 CID=$(cat "$DF_T/plain.cid" 2>/dev/null)
