@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <time.h>
 
@@ -23,18 +25,35 @@ static void unescape_octal(char *s)
 	*w = '\0';
 }
 
+/* mnt is dir itself or one of its ancestors */
+static bool covers(const char *mnt, const char *dir)
+{
+	size_t n = strlen(mnt);
+
+	if (!strcmp(mnt, "/"))
+		return true;
+	return !strncmp(mnt, dir, n) && (dir[n] == '/' || dir[n] == '\0');
+}
+
+/*
+ * The cgroup2 hierarchy's root mount that this mount namespace can see:
+ * mountinfo lists mounts in the order they were made, so a cgroup2 mount is
+ * hidden by any later mount on its mount point or above it (a cgroup2 mounted
+ * over /sys/fs/cgroup on a hybrid host hides /sys/fs/cgroup/unified). The
+ * last visible one wins.
+ */
 int cg2_mount_from(FILE *f, char *ret, size_t len)
 {
-	char line[4096];
+	char line[4096], found[PATH_MAX] = "";
 
 	while (fgets(line, sizeof(line), f)) {
 		char *sep = strstr(line, " - "), *save = NULL, *tok, *mnt = NULL, *root = NULL;
+		bool cg2;
 		int field = 0;
 
 		if (!sep)
 			continue;
-		if (strncmp(sep + 3, "cgroup2 ", 8))
-			continue;
+		cg2 = !strncmp(sep + 3, "cgroup2 ", 8);
 		*sep = '\0';
 		for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
 			field++;
@@ -45,16 +64,20 @@ int cg2_mount_from(FILE *f, char *ret, size_t len)
 		}
 		if (!mnt || !root)
 			continue;
-		/* a bind mount of a sub-tree is not the hierarchy root */
-		if (strcmp(root, "/"))
-			continue;
 		unescape_octal(mnt);
-		if (strlen(mnt) >= len)
+		if (found[0] && covers(mnt, found))
+			found[0] = '\0';
+		/* a bind mount of a sub-tree is not the hierarchy root */
+		if (!cg2 || strcmp(root, "/"))
+			continue;
+		if (strlen(mnt) >= sizeof(found) || strlen(mnt) >= len)
 			return -ENAMETOOLONG;
-		snprintf(ret, len, "%s", mnt);
-		return 0;
+		snprintf(found, sizeof(found), "%s", mnt);
 	}
-	return -ENOENT;
+	if (!found[0])
+		return -ENOENT;
+	snprintf(ret, len, "%s", found);
+	return 0;
 }
 
 int cg2_mount(char *ret, size_t len)
