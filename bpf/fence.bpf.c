@@ -562,6 +562,35 @@ static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
 }
 
 /*
+ * x mod DF_HASH_P1 and x mod DF_HASH_P2 for x < 2^63 without a divide (a
+ * 64-bit division per byte and hash was most of a question's cost): both
+ * primes sit just below 2^31, so 2^31 is 1 (P1 = 2^31 - 1) or 19
+ * (P2 = 2^31 - 19) modulo them; two folds leave x below 2P and one
+ * branch-free subtraction finishes. Equal to the user-space % by arithmetic,
+ * and test_bpf_dns checks the kernel against it.
+ */
+static __always_inline __u64 sub_if_ge(__u64 x, __u64 m)
+{
+	__u64 d = x - m;
+
+	return d + (m & (__u64)((__s64)d >> 63));
+}
+
+static __always_inline __u64 mod_p1(__u64 x)
+{
+	x = (x & 0x7fffffffULL) + (x >> 31);
+	x = (x & 0x7fffffffULL) + (x >> 31);
+	return sub_if_ge(x, DF_HASH_P1);
+}
+
+static __always_inline __u64 mod_p2(__u64 x)
+{
+	x = (x & 0x7fffffffULL) + (x >> 31) * (0x80000000ULL - DF_HASH_P2);
+	x = (x & 0x7fffffffULL) + (x >> 31) * (0x80000000ULL - DF_HASH_P2);
+	return sub_if_ge(x, DF_HASH_P2);
+}
+
+/*
  * Load the question name at off and hash every suffix. Pass 1 walks labels
  * left to right and keeps where each starts; pass 2 walks the bytes right to
  * left, lowercasing and hashing the suffix that starts at every byte, with no
@@ -631,8 +660,8 @@ static __always_inline int parse_name(struct __sk_buff *skb, __u32 off, __u32 av
 		b += (((__u32)((64 - (int)b) & ((int)b - 91))) >> 31) << 5;
 		dots += ((__u32)(b ^ '.') - 1) >> 31;
 		sc->buf[i] = b;
-		h1 = (h1 * b1 + b + 1) % DF_HASH_P1;
-		h2 = (h2 * b2 + b + 1) % DF_HASH_P2;
+		h1 = mod_p1(h1 * b1 + b + 1);
+		h2 = mod_p2(h2 * b2 + b + 1);
 		sc->sh1[i] = (__u32)h1;
 		sc->sh2[i] = (__u32)h2;
 	}
@@ -937,6 +966,13 @@ static __always_inline void learn(void *map, const void *key, const struct df_pe
 	/* an address a refused name resolved to stays refused until it expires */
 	if (old && old->expires_ns > now && old->deny && !np.deny)
 		return;
+	/* the same answer again (a cache refreshing): move the expiry in place */
+	if (old && old->name.h1 == np.name.h1 && old->name.h2 == np.name.h2 &&
+	    old->target.h1 == np.target.h1 && old->target.h2 == np.target.h2 &&
+	    old->target.kind == np.target.kind && old->deny == np.deny) {
+		old->expires_ns = np.expires_ns;
+		return;
+	}
 	bpf_map_update_elem(map, key, &np, BPF_ANY);
 }
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Names through DNS, with a real resolver (dnsmasq) in a network namespace made
 # here and real clients in the fence: dfdns asks the way musl (unconnected
-# sendto) and glibc (connected UDP, TCP) do; getent goes through glibc itself.
+# sendto) and glibc (connected UDP, TCP) do; getent and curl go through glibc
+# itself; dig (BIND) asks over UDP and TCP.
 . "$(dirname "$0")/../lib.sh"
 df_require_privileges "integration/dns"
 df_setup
@@ -126,5 +127,54 @@ check "getent: allowed name resolves" "198.51.100.10" "$(echo "$out" | awk 'NR==
 fenced --mode enforce --default deny --allow "udp/$R:53 **.pkg.example.com" -- \
 	unshare --mount sh -c "$(glibc www.pkg.example.com) >/dev/null && $C tcp 203.0.113.20 443"
 check "getent then connect: allow-list by name" "ok" "$out"
+
+# --- dig (BIND 9), UDP and TCP, in each mode ---
+# dig ignores a send error and waits out its +time, so the refusal is proven
+# by the EPERM its sendmmsg gets, not by how soon it gives up.
+D="dig +tries=1 +time=2 @$R"
+fenced --no-confine --mode enforce --deny github.com -- strace -f -e trace=sendmmsg,sendmsg,sendto -o "$DF_T/dig.strace" $D github.com A
+check "dig: refused name gets no answer" "" "$(echo "$out" | grep -A1 'ANSWER SECTION' | tail -n +2)"
+check "dig: its send is refused with EPERM" "1" "$(grep -c 'EPERM' "$DF_T/dig.strace" | awk '{print ($1 >= 1)}')"
+check "dig: report names the question" "blocked github.com A" \
+	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.qtype)"')"
+fenced --mode enforce --deny github.com -- $D +short mirror.internal
+check "dig: allowed name resolves" "198.51.100.10" "$out"
+fenced --mode enforce --deny github.com -- $D +tcp github.com
+check "dig +tcp: refused name gets no answer" "" "$(echo "$out" | grep -A1 'ANSWER SECTION' | tail -n +2)"
+check "dig +tcp: report names the question" "blocked github.com tcp" \
+	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.proto)"')"
+fenced --mode enforce --deny github.com -- $D +tcp +short mirror.internal
+check "dig +tcp: allowed name resolves" "198.51.100.10" "$out"
+fenced --mode audit --deny github.com -- $D +short github.com AAAA
+check "dig audit: answered" "2001:db8::10" "$out"
+check "dig audit: would-block AAAA" "would-block github.com AAAA" \
+	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.qtype)"')"
+fenced --mode observe -- $D +short +tcp api.example.com
+check "dig observe: CNAME chain answered" "x.cdn.example.net.
+203.0.113.30" "$out"
+check "dig observe: recorded" "allowed api.example.com" \
+	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name)"')"
+check "dig observe: answer learned over TCP" "1" "$(ev '.summary.dns_answers')"
+
+# --- curl, resolving through glibc, then fetching over HTTP ---
+mkdir -p "$DF_T/www" && echo release-1.0 >"$DF_T/www/release.txt"
+nsenter --net="/run/netns/$NS" -- timeout 300 python3 -m http.server --bind 203.0.113.20 \
+	--directory "$DF_T/www" 8080 >/dev/null 2>&1 &
+df_track_pid $!
+for i in $(seq 50); do in_ns "$NS" "$C" tcp 203.0.113.20 8080 >/dev/null 2>&1 && break; sleep 0.1; done
+curl_in() { echo "mount --bind $DF_T/resolv.conf /etc/resolv.conf && curl -sS --max-time 5 $1"; }
+fenced --mode enforce --default deny --allow "udp/$R:53 **.pkg.example.com" -- \
+	unshare --mount sh -c "$(curl_in http://dl.pkg.example.com:8080/release.txt)"
+check "curl: allow-list by name fetches" "release-1.0" "$out"
+fenced --mode enforce --deny "**.pkg.example.com" -- \
+	unshare --mount sh -c "$(curl_in http://dl.pkg.example.com:8080/release.txt); echo rc=\$?"
+check "curl: denied name cannot be resolved (curl exit 6)" "rc=6" "$out"
+check "curl: the refused question is in the report" "blocked dl.pkg.example.com" \
+	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name)"')"
+fenced --mode audit --deny "**.pkg.example.com" -- \
+	unshare --mount sh -c "$(curl_in http://dl.pkg.example.com:8080/release.txt)"
+check "curl audit: fetches" "release-1.0" "$out"
+check "curl audit: the connect carries the name" "would-block dl.pkg.example.com" \
+	"$(ev '[.events[] | select(.hook == "connect4")][0] | "\(.verdict) \(.name)"')"
 
 df_check_clean "dns"
