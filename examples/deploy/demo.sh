@@ -24,7 +24,8 @@
 #
 # Environment: DF_BIN (default build/depfence), DEMO_REPORT_DIR (default
 # build/demo-reports), DEPFENCE_CONFIG (default: a private one made here, with
-# its reports, state and bpffs pins in places this script removes),
+# its reports, state and bpffs pins in places this script removes), TMPDIR
+# (where its temporary directory goes, default /tmp),
 # DEMO_RUNTIME (runc, or run for `depfence run`; default runc when installed).
 set -u
 
@@ -88,7 +89,7 @@ run) ;;
 esac
 
 # --- what this run makes, and its removal on every exit path ------------------
-T=$(mktemp -d /tmp/depfence-demo.XXXXXX) || die "mktemp"
+T=$(mktemp -d "${TMPDIR:-/tmp}/depfence-demo.XXXXXX") || die "mktemp in ${TMPDIR:-/tmp}"
 WNS=dfdemo-$$-world
 JNS=dfdemo-$$-job
 PINS=
