@@ -35,6 +35,7 @@ set -u
 DENY_NAMES='github.com,**.github.com,updates.example.net'
 # The same as this world's addresses, for comparison: names are what a team
 # writes, and the fence learns their addresses from the job's own DNS answers.
+# shellcheck disable=SC2034 # the alternative to DENY_NAMES (README: The policy)
 DENY_ADDRS='203.0.113.10,203.0.113.20'
 DENY_RULES=$DENY_NAMES
 # ---------------------------------------------------------------------------
