@@ -93,6 +93,22 @@ config
 doctor --json
 check "hooks_dirs []: only depfence run, exit 0" "0 true" "$rc $(field oci_hooks ok)"
 
+# ---- bpffs ----
+config "$HD"
+# /sys/fs/bpf unmounted in a private mount namespace: depfence mounts it, still ok
+unshare -m --propagation private sh -c 'for i in 1 2 3 4; do umount /sys/fs/bpf 2>/dev/null || break; done; exec "$0" doctor --json' \
+	"$DF_BIN" >"$DF_T/out" 2>"$DF_T/err"
+rc=$?
+check "bpffs not mounted: still ok, exit 0" "0 true" "$rc $(field bpffs ok)"
+check "bpffs not mounted: says depfence mounts it" "1" \
+	"$(field bpffs detail | grep -q 'not mounted; depfence mounts bpffs there' && echo 1)"
+check "bpffs stays mounted outside" "1" "$(grep -q ' /sys/fs/bpf bpf ' /proc/mounts && echo 1)"
+jq --arg b "$DF_T/pins" '.bpffs_root = $b' "$DEPFENCE_CONFIG" >"$DF_T/c2" && mv "$DF_T/c2" "$DEPFENCE_CONFIG"
+doctor --json
+check "bpffs_root not on bpffs: exit 1, bpffs fails" "1 false" "$rc $(field bpffs ok)"
+check "bpffs_root not on bpffs: says why, with a fix" "1 1" \
+	"$(field bpffs detail | grep -q 'is not on a bpf filesystem' && echo 1) $(field bpffs fix | grep -q 'mount -t bpf bpf' && echo 1)"
+
 # ---- report and state dirs ----
 config "$HD"
 mkdir -p "$DF_T/ro"
