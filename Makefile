@@ -112,6 +112,8 @@ demo: deps
 SYSCONFDIR ?= /etc
 HOOKSDIR ?= $(PREFIX)/share/containers/oci/hooks.d
 LIBEXECDIR ?= $(PREFIX)/libexec/oci/hooks.d
+MANDIR ?= $(PREFIX)/share/man
+MANPAGES := hook/man/depfence.1 hook/man/depfence-policy.5
 
 install: all
 	install -D -m 0755 $(BUILD)/depfence $(DESTDIR)$(PREFIX)/bin/depfence
@@ -121,6 +123,9 @@ install: all
 		sed 's|"/usr/libexec/oci/hooks.d/depfence"|"$(LIBEXECDIR)/depfence"|' $$f \
 			>$(DESTDIR)$(HOOKSDIR)/$$(basename $$f) && chmod 0644 $(DESTDIR)$(HOOKSDIR)/$$(basename $$f); \
 	done
+	for m in $(MANPAGES); do \
+		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$$(basename $$m); \
+	done
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/depfence/profiles
 	# the admin's config is never overwritten
 	[ -e $(DESTDIR)$(SYSCONFDIR)/depfence/depfence.json ] || \
@@ -129,6 +134,7 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/depfence $(DESTDIR)$(LIBEXECDIR)/depfence
 	rm -f $(addprefix $(DESTDIR)$(HOOKSDIR)/,$(notdir $(wildcard examples/hooks.d/*.json)))
+	rm -f $(DESTDIR)$(MANDIR)/man1/depfence.1 $(DESTDIR)$(MANDIR)/man5/depfence-policy.5
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/depfence (the admin's configuration and profiles)"
 
 format:

@@ -22,6 +22,7 @@ int cmd_report(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 /*
  * Read what the fence recorded, write the report to report_path (NULL: the

@@ -14,6 +14,38 @@ void df_config_defaults(struct df_host_config *c)
 	c->max_records = DF_DEFAULT_RECORDS;
 	c->dns_ttl_floor = 60;
 	c->dns_ports[0] = 53;
+	snprintf(c->hooks_dirs[0], PATH_MAX, "/usr/share/containers/oci/hooks.d");
+	snprintf(c->hooks_dirs[1], PATH_MAX, "/etc/containers/oci/hooks.d");
+	c->n_hooks_dirs = 2;
+}
+
+static int take_hooks_dirs(yajl_val root, struct df_host_config *c, const char *path,
+			   struct df_error *e)
+{
+	yajl_val arr;
+	size_t n;
+	int r = json_get_array(root, "hooks_dirs", &arr, e);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return df_fail(e, r, "%s: key \"hooks_dirs\": expected an array of absolute paths",
+			       path);
+	n = json_array_len(arr);
+	if (n > DF_HOOKS_DIRS_MAX)
+		return df_fail(e, -E2BIG, "%s: key \"hooks_dirs\": at most %d directories", path,
+			       DF_HOOKS_DIRS_MAX);
+	for (size_t i = 0; i < n; i++) {
+		const char *v = json_string(json_array_at(arr, i));
+
+		if (!v || v[0] != '/' || strstr(v, "/..") || strlen(v) >= PATH_MAX - 256)
+			return df_fail(e, -EINVAL,
+				       "%s: key \"hooks_dirs\": element %zu is not an absolute path without \"..\"",
+				       path, i);
+		snprintf(c->hooks_dirs[i], PATH_MAX, "%s", v);
+	}
+	c->n_hooks_dirs = n;
+	return 0;
 }
 
 static int take_dir(yajl_val root, const char *key, char *dst, size_t len, const char *path,
@@ -42,6 +74,7 @@ static int take_dir(yajl_val root, const char *key, char *dst, size_t len, const
 static const char *const known_keys[] = {
 	"report_dir", "state_dir", "bpffs_root", "profiles_dir", "annotations_may_loosen",
 	"max_records", "dns_ttl_floor", "dns_ports",
+	"hooks_dirs",
 };
 
 int df_config_parse(const char *buf, const char *path, struct df_host_config *c,
@@ -116,6 +149,9 @@ int df_config_parse(const char *buf, const char *path, struct df_host_config *c,
 			c->dns_ports[i + 1] = (unsigned short)YAJL_GET_INTEGER(v);
 		}
 	}
+	r = take_hooks_dirs(root, c, path, e);
+	if (r < 0)
+		return r;
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	return 0;
 }

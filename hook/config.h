@@ -10,6 +10,7 @@
 
 #define DF_CONFIG_DEFAULT "/etc/depfence/depfence.json"
 #define DF_CONFIG_MAX (1024 * 1024)
+#define DF_HOOKS_DIRS_MAX 8
 
 struct df_host_config {
 	char report_dir[PATH_MAX];
@@ -20,6 +21,9 @@ struct df_host_config {
 	unsigned int max_records; /* per fence */
 	unsigned int dns_ttl_floor; /* seconds: provenance lives max(TTL, floor) */
 	unsigned short dns_ports[DF_DNS_PORTS]; /* 53 first; 0 = unused */
+	/* where this host's engines read hooks.d files (depfence doctor checks them) */
+	char hooks_dirs[DF_HOOKS_DIRS_MAX][PATH_MAX];
+	size_t n_hooks_dirs;
 	char path[PATH_MAX]; /* the file read, or "" for built-in defaults */
 };
 

@@ -77,7 +77,26 @@ int fence_probe_skb_task_helpers(void)
 	return 1;
 }
 
-int fence_ensure_bpffs(const char *root, struct df_error *e)
+/*
+ * Open the fence's programs and load them as fence_start would, then let
+ * them go: does this kernel's verifier take them?
+ */
+int fence_probe_load(struct df_error *e)
+{
+	_cleanup_skel_ struct fence_bpf *skel = fence_bpf__open();
+	int r;
+
+	if (!skel)
+		return df_fail(e, -errno, "open BPF object: %s", strerror(errno));
+	skel->rodata->skb_task_helpers = fence_probe_skb_task_helpers() > 0;
+	r = fence_bpf__load(skel);
+	if (r < 0)
+		return df_fail(e, r, "load BPF programs: %s (run with --verbose for the verifier log)",
+			       strerror(-r));
+	return 0;
+}
+
+int fence_bpffs_where(const char *root, char *ret_dir, size_t len, struct df_error *e)
 {
 	char cur[PATH_MAX];
 	int r;
@@ -100,6 +119,18 @@ int fence_ensure_bpffs(const char *root, struct df_error *e)
 	r = is_bpffs(cur);
 	if (r < 0)
 		return df_fail(e, r, "statfs %s: %s", cur, strerror(-r));
+	snprintf(ret_dir, len, "%s", cur);
+	return r;
+}
+
+int fence_ensure_bpffs(const char *root, struct df_error *e)
+{
+	char cur[PATH_MAX];
+	int r;
+
+	r = fence_bpffs_where(root, cur, sizeof(cur), e);
+	if (r < 0)
+		return r;
 	if (!r) {
 		/* Mount bpffs only at its usual place, never over another directory. */
 		if (strcmp(cur, "/sys/fs/bpf"))

@@ -71,6 +71,15 @@ void fence_data_free(struct fence_data *d);
 /* 1 when cgroup_skb programs may ask for the current task (kernel 6.18+). */
 int fence_probe_skb_task_helpers(void);
 
+/* Load the fence's programs and drop them: the verifier takes them on this kernel. */
+int fence_probe_load(struct df_error *e);
+
+/*
+ * The deepest existing directory of root into ret_dir; 1 when it is on bpffs,
+ * 0 when not (fence_ensure_bpffs mounts /sys/fs/bpf then, and only that).
+ */
+int fence_bpffs_where(const char *root, char *ret_dir, size_t len, struct df_error *e);
+
 /* Make sure the bpffs that holds root is mounted (mounting /sys/fs/bpf if needed). */
 int fence_ensure_bpffs(const char *root, struct df_error *e);
 

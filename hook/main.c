@@ -11,11 +11,13 @@
 #include "cgroup.h"
 #include "cli.h"
 #include "breakglass.h"
+#include "caps.h"
 #include "confine.h"
 #include "profiles.h"
 #include "report.h"
 
-static int hook_create(const struct df_host_config *hc, struct oci_state *s)
+static int hook_create(const struct df_host_config *hc, struct oci_state *s,
+		       const struct df_caps *caps)
 {
 	struct fence_state st = {};
 	struct df_error e = {};
@@ -32,6 +34,14 @@ static int hook_create(const struct df_host_config *hc, struct oci_state *s)
 	if (s->n_ann == 0) {
 		df_debug("container %s: no depfence.io/ annotations, no fence", s->id);
 		return 0;
+	}
+	if (caps && !df_caps_can_fence(caps)) {
+		/* a rootless engine runs hooks without what attaching needs: say so before anything */
+		char why[768];
+
+		df_caps_explain(caps, 1, why, sizeof(why));
+		df_err("container %s: %s", s->id, why);
+		return -EPERM;
 	}
 	df_policy_init(&st.policy);
 	r = oci_policy_from_annotations(s->ann, s->n_ann, &st.policy, &e);
@@ -112,8 +122,9 @@ int cmd_hook(int argc, char **argv)
 	struct oci_state s = {};
 	struct df_error e = {};
 	_cleanup_free_ char *buf = NULL;
+	struct df_caps caps = {};
 	const char *stage;
-	int r;
+	int r, caps_known = 1;
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		hook_usage(argc < 2 ? stderr : stdout);
@@ -147,6 +158,9 @@ int cmd_hook(int argc, char **argv)
 		return DF_EXIT_ERROR;
 	}
 	df_libbpf_logging();
+	/* read before seccomp: hook_create judges them once it knows there is a fence to make */
+	if (df_caps_self(&caps) < 0)
+		caps_known = 0;
 	/* from here on the hook acts on what it parsed: only the syscalls that needs */
 	r = df_confine_self();
 	if (r < 0) {
@@ -158,7 +172,7 @@ int cmd_hook(int argc, char **argv)
 	if (!strcmp(stage, "poststop"))
 		r = fence_finish(&hc, s.id, NULL, NULL);
 	else
-		r = hook_create(&hc, &s);
+		r = hook_create(&hc, &s, caps_known ? &caps : NULL);
 	oci_state_free(&s);
 	return r < 0 ? DF_EXIT_ERROR : DF_EXIT_OK;
 }
@@ -186,6 +200,7 @@ static const struct {
 	{ "gc", cmd_gc, "report and remove fences whose cgroup is gone" },
 	{ "break-glass", cmd_break_glass,
 	  "every live fence to audit at once, and back: on --reason TEXT | off | status" },
+	{ "doctor", cmd_doctor, "can this host run fences? what to do about each missing piece" },
 	{ "version", cmd_version, "print the version" },
 	{ "help", cmd_help, "this text" },
 };

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "../oci/integrity.h"
+#include "caps.h"
 #include "cgroup.h"
 #include "cli.h"
 #include "confine.h"
@@ -253,6 +254,17 @@ int cmd_run(int argc, char **argv)
 	}
 
 	df_log_init("depfence", 1);
+	{
+		/* before anything is created: a fence needs privileges a user namespace lacks */
+		struct df_caps caps;
+		char why[768];
+
+		if (df_caps_self(&caps) == 0 && !df_caps_can_fence(&caps)) {
+			df_caps_explain(&caps, 0, why, sizeof(why));
+			df_err("run: %s", why);
+			goto fail;
+		}
+	}
 	df_libbpf_logging();
 	r = df_config_load(&hc, &e);
 	if (r == 0)

@@ -22,6 +22,31 @@ check "install: createRuntime stage" "createRuntime createRuntime" \
 	"$(jqr "$D/usr/share/containers/oci/hooks.d/depfence-createruntime.json" '"\(.stages[0]) \(.hook.args[2])"')"
 check "install: poststop stage" "poststop poststop" \
 	"$(jqr "$D/usr/share/containers/oci/hooks.d/depfence-poststop.json" '"\(.stages[0]) \(.hook.args[2])"')"
+for m in man1/depfence.1 man5/depfence-policy.5; do
+	f=$D/usr/share/man/$m
+	check "install: man page $m" "1" "$([ -s "$f" ] && echo 1)"
+	# man -l through groff with every warning on: nothing on stderr, a NAME section out
+	out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings=all -E UTF-8 -l "$f" 2>"$DF_T/man.err")
+	check "install: man -l renders $m without warnings" "" "$(cat "$DF_T/man.err")"
+	check "install: $m renders NAME, DESCRIPTION and SEE ALSO" "3" \
+		"$(grep -cE '^(NAME|DESCRIPTION|SEE ALSO)$' <<<"$out")"
+done
+# the man pages stay true to the binary: every command of depfence help is in depfence(1)
+cmds=$("$DF_BIN" help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }')
+page=$(LC_ALL=C.UTF-8 MANWIDTH=200 man -E UTF-8 -l "$D/usr/share/man/man1/depfence.1" 2>/dev/null)
+missing=""
+for c in $cmds; do
+	[ "$c" = help ] && continue
+	grep -qE "^ +depfence $c( |$)" <<<"$page" || missing="$missing $c"
+done
+check "install: depfence(1) documents every command" "" "$missing"
+# and every host configuration key the parser knows is in depfence-policy(5)
+page5=$(LC_ALL=C.UTF-8 MANWIDTH=200 man -E UTF-8 -l "$D/usr/share/man/man5/depfence-policy.5" 2>/dev/null)
+missing=""
+for k in $(sed -n '/known_keys\[\] = {/,/};/p' "$DF_ROOT/hook/config.c" | grep -o '"[a-z_]*"' | tr -d '"'); do
+	grep -qE "^ +$k$" <<<"$page5" || missing="$missing $k"
+done
+check "install: depfence-policy(5) documents every config key" "" "$missing"
 check "install: profiles dir" "1" "$([ -d "$D/etc/depfence/profiles" ] && echo 1)"
 cfg=$D/etc/depfence/depfence.json
 check "install: config with its commented defaults is accepted" "0" \
