@@ -185,6 +185,8 @@ check "break-glass: report records it with the reason" "INC-42 github outage|con
 check "break-glass: the period is the container's life" "true" \
 	"$(jqr "$R" '. as $r | .break_glass[] | select(.scope == "container") | .from == $r.started_at and .to == $r.stopped_at')"
 check "break-glass: would-block, nothing blocked" "2 0" "$(jqr "$R" '"\(.summary.would_block) \(.summary.blocked)"')"
+out=$(python3 "$DF_ROOT/tests/tools/schema_check.py" "$DF_ROOT/tests/fixtures/report.schema.json" "$R" 2>&1)
+check "break-glass: the report is valid against the report schema" "valid $R" "$out"
 check "break-glass: a note says so" "1" "$(jqr "$R" '[.notes[] | select(test("depfence.io/break-glass"))] | length')"
 df_check_clean "break-glass"
 
