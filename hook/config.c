@@ -256,18 +256,23 @@ int df_admin_apply(const struct df_host_config *c, struct df_policy *p, struct d
 			       p->default_source, cfg, why);
 	for (size_t i = 0; i < p->n_rules; i++) {
 		const struct df_rule *ru = &p->rules[i];
+		char src[256];
 		size_t which;
 
 		if (!df_rule_loosens(&c->admin, admin_default, ru, &which))
 			continue;
+		/* a profile's rules count as the job's: it asked for the profile */
+		if (ru->source && !strncmp(ru->source, "profile ", 8) && p->profiles_source)
+			snprintf(src, sizeof(src), "%s (%s)", p->profiles_source, ru->source);
+		else
+			snprintf(src, sizeof(src), "%s", ru->source ? ru->source : "rule");
 		if (which == DF_LOOSENS_DEFAULT)
 			return df_fail(e, -EPERM,
 				       "%s: allow rule \"%s\" would loosen the admin default \"deny\" (%s, key \"default\"): no admin allow rule covers all it allows, and the admin config does not set \"%s\": true",
-				       ru->source ? ru->source : "rule", ru->text, cfg, why);
+				       src, ru->text, cfg, why);
 		return df_fail(e, -EPERM,
 			       "%s: allow rule \"%s\" would loosen the admin deny rule \"%s\" (%s, key \"deny\"): it overlaps it and is as specific or more, and the admin config does not set \"%s\": true",
-			       ru->source ? ru->source : "rule", ru->text, c->admin.rules[which].text,
-			       cfg, why);
+			       src, ru->text, c->admin.rules[which].text, cfg, why);
 	}
 merge:
 	r = df_policy_prepend_rules(p, &c->admin);

@@ -88,6 +88,7 @@ void df_policy_free(struct df_policy *p)
 	free(p->default_source);
 	free(p->break_glass);
 	free(p->break_glass_source);
+	free(p->profiles_source);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -512,6 +513,8 @@ int df_policy_add_profiles(struct df_policy *p, const char *list, const char *ke
 		p->profiles = n;
 		p->profiles[p->n_profiles] = strndup(s, len);
 		if (!p->profiles[p->n_profiles])
+			return -ENOMEM;
+		if (!p->profiles_source && !(p->profiles_source = strdup(key)))
 			return -ENOMEM;
 		p->n_profiles++;
 		s += len;

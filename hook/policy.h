@@ -48,6 +48,7 @@ struct df_policy {
 	char *mode_source, *default_source;
 	char *break_glass; /* reason: this fence alone refuses nothing (audit); NULL: off */
 	char *break_glass_source;
+	char *profiles_source; /* who asked for the profiles ("annotation depfence.io/profile") */
 };
 
 #define DF_PROFILE_NAME_MAX 64

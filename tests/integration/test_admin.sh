@@ -21,7 +21,9 @@ config() {
 	printf '{ "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s", %s }\n' \
 		"$DF_REPORTS" "$DF_STATE" "$DF_PINS" "$2" >"$DF_T/$1.json"
 }
-config strict '"mode": "enforce", "deny": ["203.0.113.10"]'
+mkdir -p "$DF_T/profiles"
+echo '{ "description": "lets the API through", "allow": ["tcp/203.0.113.10:80"] }' >"$DF_T/profiles/api-through.json"
+config strict '"mode": "enforce", "deny": ["203.0.113.10"], "profiles_dir": "'"$DF_T/profiles"'"'
 config loosen '"mode": "enforce", "deny": ["203.0.113.10"], "annotations_may_loosen": true'
 config glass '"mode": "enforce", "deny": ["203.0.113.10"], "annotations_may_break_glass": true'
 config plain '"max_records": 4096'
@@ -126,6 +128,7 @@ done <<'EOF'
 loosen mode|depfence.io/mode|audit|"audit" would loosen the admin mode "enforce";annotations_may_loosen
 loosen allow|depfence.io/allow|198.51.100.10, 203.0.113.10:80|allow rule "203.0.113.10:80" would loosen the admin deny rule "203.0.113.10";strict.json;annotations_may_loosen
 loosen scoped allow|job.depfence.io/allow|tcp/203.0.113.10|allow rule "tcp/203.0.113.10" would loosen the admin deny rule "203.0.113.10"
+loosen by profile|depfence.io/profile|api-through|(profile api-through): allow rule "tcp/203.0.113.10:80" would loosen the admin deny rule "203.0.113.10"
 forbidden break-glass|depfence.io/break-glass|INC-42 github outage|break-glass for one container is forbidden;"annotations_may_break_glass" is not true
 EOF
 check "loosening refused: nothing attached to the cgroup" "" "$(bpftool cgroup show "$LOOSE_CG" 2>/dev/null | grep -v '^ID')"
