@@ -194,23 +194,31 @@ check "break-glass: a note says so" "1" "$(jqr "$R" '[.notes[] | select(test("de
 df_check_clean "break-glass"
 
 # --- depfence run: the admin config applies, flags follow the same rules ---
-run() { DEPFENCE_CONFIG=$DF_T/$1.json nsenter --net="/run/netns/$NS" -- "$DF_BIN" run "${@:2}" 2>"$DF_T/err"; }
+# run CONFIG ARGS...: depfence run in the netns; its pid (it is exec'd) in $DF_T/run.pids
+run() {
+	DEPFENCE_CONFIG=$DF_T/$1.json bash -c 'echo $$ >>"$0"; exec "$@"' "$DF_T/run.pids" \
+		nsenter --net="/run/netns/$NS" -- "$DF_BIN" run "${@:2}" 2>"$DF_T/err"
+}
 out=$(run strict --report "$DF_T/r1.json" -- sh -c "$C tcp 203.0.113.10 80; $C tcp 203.0.113.20 80")
 check "run: the admin deny applies with no flags" "EPERM ok" "$(echo $out)"
 check "run: report names the admin's rule" "enforce admin deny" "$(jqr "$DF_T/r1.json" '"\(.mode) \(.policy.rules[0].source)"')"
 out=$(run strict --deny 203.0.113.20 --report "$DF_T/r2.json" -- sh -c "$C tcp 203.0.113.10 80; $C tcp 203.0.113.20 80")
 check "run: --deny tightens" "EPERM EPERM" "$(echo $out)"
+: >"$DF_T/run.pids"
 run strict --allow 203.0.113.10 -- true
 check "run: --allow over the admin deny exits 1" "1" "$?"
 err_has "run: --allow message" '--allow: allow rule "203.0.113.10" would loosen the admin deny rule "203.0.113.10"' annotations_may_loosen
 run strict --mode observe -- true
 check "run: --mode observe exits 1" "1" "$?"
 err_has "run: --mode message" '--mode: "observe" would loosen the admin mode "enforce"'
+left=
+while read -r pid; do
+	left+=$(find "$CG2$(sed -n 's/^0:://p' /proc/self/cgroup)" -maxdepth 1 -name "depfence-run-$pid-*" 2>/dev/null)
+done <"$DF_T/run.pids"
+check "run: refusals made no cgroup ($(wc -l <"$DF_T/run.pids") runs)" "" "$left"
 out=$(run loosen --allow 203.0.113.10 --report "$DF_T/r3.json" -- "$C" tcp 203.0.113.10 80)
 check "run: with annotations_may_loosen an allow equal to the admin deny: accepted, deny wins the tie" "EPERM 0" \
 	"$out $(grep -c 'would loosen' "$DF_T/err")"
 out=$(run loosen --allow tcp/203.0.113.10:80 --report "$DF_T/r3.json" -- "$C" tcp 203.0.113.10 80)
 check "run: with annotations_may_loosen a more specific --allow wins" "ok" "$out"
-check "run: refusals left no cgroup behind" "" \
-	"$(find "$CG2$(sed -n 's/^0:://p' /proc/self/cgroup)" -maxdepth 1 -name 'depfence-run-*' 2>/dev/null)"
 df_check_clean "run"
