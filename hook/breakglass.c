@@ -164,8 +164,11 @@ static int switch_fences(const struct df_host_config *hc, int to_audit, int *ret
 		snprintf(path, sizeof(path), "%s/%s/config", hc->bpffs_root, id);
 		fd = bpf_obj_get(path);
 		if (fd >= 0 && bpf_map_lookup_elem(fd, &zero, &cfg) == 0) {
-			cfg.mode = to_audit && st.policy.mode == DF_MODE_ENFORCE ? DF_MODE_AUDIT :
-										  (__u32)st.policy.mode;
+			/* a container's own break-glass (its annotation) outlasts the host's */
+			cfg.mode = (to_audit || st.policy.break_glass) &&
+						   st.policy.mode == DF_MODE_ENFORCE ?
+					   DF_MODE_AUDIT :
+					   (__u32)st.policy.mode;
 			if (bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY) == 0)
 				count++;
 			else

@@ -40,6 +40,8 @@ static void check_usage(FILE *f)
 		"  -h, --help               this text\n"
 		"\n"
 		"Flags apply after the annotations: --mode and --default override, rules add.\n"
+		"The host config's admin policy (mode, default, deny, allow) applies under\n"
+		"both, as the hook and run apply it: what would loosen it is invalid.\n"
 		"Exit status: 0 the policy is valid, 1 it is not (the message names the key\n"
 		"and the rule), 2 usage.\n");
 }
@@ -819,6 +821,19 @@ int cmd_check(int argc, char **argv)
 		df_fail(&e, -EINVAL, "--default \"%s\": not a verdict (allow, deny)", def);
 		goto invalid;
 	}
+	/* who set them, for the admin's checks */
+	if (mode) {
+		free(p.mode_source);
+		p.mode_source = strdup("--mode");
+	}
+	if (def) {
+		free(p.default_source);
+		p.default_source = strdup("--default");
+	}
+	if ((mode && !p.mode_source) || (def && !p.default_source)) {
+		df_fail(&e, -ENOMEM, "out of memory");
+		goto invalid;
+	}
 	for (size_t i = 0; i < nflags; i++) {
 		if (flags[i].verdict)
 			r = df_policy_add_list(&p, flags[i].text, (uint8_t)flags[i].verdict,
@@ -841,12 +856,16 @@ int cmd_check(int argc, char **argv)
 			goto invalid;
 		}
 	}
-	if (p.n_profiles) {
+	{
+		/* the host's config: its profiles, and the admin's policy under this one */
 		struct df_host_config hc;
 
 		r = df_config_load(&hc, &e);
 		if (r == 0)
 			r = df_profiles_apply(hc.profiles_dir, &p, &e);
+		if (r == 0)
+			r = df_admin_apply(&hc, &p, &e);
+		df_config_free(&hc);
 		if (r < 0)
 			goto invalid;
 	}

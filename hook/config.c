@@ -17,6 +17,14 @@ void df_config_defaults(struct df_host_config *c)
 	snprintf(c->hooks_dirs[0], PATH_MAX, "/usr/share/containers/oci/hooks.d");
 	snprintf(c->hooks_dirs[1], PATH_MAX, "/etc/containers/oci/hooks.d");
 	c->n_hooks_dirs = 2;
+	c->admin_mode = c->admin_default = -1;
+	df_policy_init(&c->admin);
+}
+
+void df_config_free(struct df_host_config *c)
+{
+	df_policy_free(&c->admin);
+	df_policy_init(&c->admin);
 }
 
 static int take_hooks_dirs(yajl_val root, struct df_host_config *c, const char *path,
@@ -73,9 +81,76 @@ static int take_dir(yajl_val root, const char *key, char *dst, size_t len, const
 
 static const char *const known_keys[] = {
 	"report_dir", "state_dir", "bpffs_root", "profiles_dir", "annotations_may_loosen",
-	"max_records", "dns_ttl_floor", "dns_ports",
-	"hooks_dirs",
+	"max_records", "dns_ttl_floor", "dns_ports", "annotations_may_break_glass", "mode",
+	"default", "deny", "allow", "hooks_dirs",
 };
+
+/* "deny" and "allow": arrays of strings, each one rule or a list of them, as in profiles */
+static int take_rules(yajl_val root, const char *key, uint8_t verdict, const char *path,
+		      struct df_host_config *c, struct df_error *e)
+{
+	char where[PATH_MAX + 32];
+	yajl_val arr;
+	int r = json_get_array(root, key, &arr, e);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return df_fail(e, r, "%s: key \"%s\": expected an array of rules", path, key);
+	snprintf(where, sizeof(where), "%s: key \"%s\"", path, key);
+	for (size_t i = 0; i < json_array_len(arr); i++) {
+		const char *rule = json_string(json_array_at(arr, i));
+		size_t before = c->admin.n_rules;
+
+		if (!rule)
+			return df_fail(e, -EINVAL, "%s: element %zu is not a string", where, i);
+		r = df_policy_add_list(&c->admin, rule, verdict, where,
+				       DF_ADMIN_RULES_MAX - before, e);
+		if (r < 0)
+			return r;
+		for (size_t k = before; k < c->admin.n_rules; k++) {
+			char *src = strdup(verdict == DF_DENY ? "admin deny" : "admin allow");
+
+			if (!src)
+				return -ENOMEM;
+			free(c->admin.rules[k].source);
+			c->admin.rules[k].source = src;
+		}
+	}
+	return 0;
+}
+
+static int take_admin(yajl_val root, const char *path, struct df_host_config *c,
+		      struct df_error *e)
+{
+	const char *v;
+	int r;
+
+	r = json_get_bool(root, "annotations_may_break_glass", &c->annotations_may_break_glass, e);
+	if (r < 0 && r != -ENOENT)
+		return df_fail(e, r,
+			       "%s: key \"annotations_may_break_glass\": expected true or false",
+			       path);
+	r = json_get_string(root, "mode", &v, e);
+	if (r < 0 && r != -ENOENT)
+		return df_fail(e, r, "%s: key \"mode\": expected a string (observe, audit, enforce)",
+			       path);
+	if (r == 0 && df_parse_mode(v, &c->admin_mode) < 0)
+		return df_fail(e, -EINVAL,
+			       "%s: key \"mode\": \"%.64s\" is not a mode (observe, audit, enforce)",
+			       path, v);
+	r = json_get_string(root, "default", &v, e);
+	if (r < 0 && r != -ENOENT)
+		return df_fail(e, r, "%s: key \"default\": expected a string (allow, deny)", path);
+	if (r == 0 && df_parse_default(v, &c->admin_default) < 0)
+		return df_fail(e, -EINVAL,
+			       "%s: key \"default\": \"%.64s\" is not a verdict (allow, deny)", path,
+			       v);
+	r = take_rules(root, "deny", DF_DENY, path, c, e);
+	if (r < 0)
+		return r;
+	return take_rules(root, "allow", DF_ALLOW, path, c, e);
+}
 
 int df_config_parse(const char *buf, const char *path, struct df_host_config *c,
 		    struct df_error *e)
@@ -152,6 +227,11 @@ int df_config_parse(const char *buf, const char *path, struct df_host_config *c,
 	r = take_hooks_dirs(root, c, path, e);
 	if (r < 0)
 		return r;
+	r = take_admin(root, path, c, e);
+	if (r < 0) {
+		df_config_free(c);
+		return r;
+	}
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	return 0;
 }
@@ -180,4 +260,62 @@ int df_config_load(struct df_host_config *c, struct df_error *e)
 	if (r < 0)
 		return df_fail(e, r, "config %s: %s", path, strerror(-r));
 	return df_config_parse(buf, path, c, e);
+}
+
+int df_admin_has_policy(const struct df_host_config *c)
+{
+	return c->admin_mode >= 0 || c->admin_default >= 0 || c->admin.n_rules > 0;
+}
+
+int df_admin_apply(const struct df_host_config *c, struct df_policy *p, struct df_error *e)
+{
+	const char *cfg = c->path[0] ? c->path : DF_CONFIG_DEFAULT " (absent)";
+	int admin_default = c->admin_default >= 0 ? c->admin_default : DF_ALLOW;
+	const char *why = "annotations_may_loosen";
+	int r;
+
+	if (p->break_glass && !c->annotations_may_break_glass)
+		return df_fail(e, -EPERM,
+			       "%s: break-glass for one container is forbidden by the admin config %s: its key \"annotations_may_break_glass\" is not true",
+			       p->break_glass_source ? p->break_glass_source : "break-glass", cfg);
+	if (c->annotations_may_loosen)
+		goto merge;
+	if (p->mode_source && c->admin_mode >= 0 && p->mode < c->admin_mode)
+		return df_fail(e, -EPERM,
+			       "%s: \"%s\" would loosen the admin mode \"%s\" (%s, key \"mode\"; observe < audit < enforce), and the admin config does not set \"%s\": true",
+			       p->mode_source, df_mode_name(p->mode), df_mode_name(c->admin_mode),
+			       cfg, why);
+	if (p->default_source && admin_default == DF_DENY && p->default_verdict == DF_ALLOW)
+		return df_fail(e, -EPERM,
+			       "%s: \"allow\" would loosen the admin default \"deny\" (%s, key \"default\"), and the admin config does not set \"%s\": true",
+			       p->default_source, cfg, why);
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const struct df_rule *ru = &p->rules[i];
+		char src[256];
+		size_t which;
+
+		if (!df_rule_loosens(&c->admin, admin_default, ru, &which))
+			continue;
+		/* a profile's rules count as the job's: it asked for the profile */
+		if (ru->source && !strncmp(ru->source, "profile ", 8) && p->profiles_source)
+			snprintf(src, sizeof(src), "%s (%s)", p->profiles_source, ru->source);
+		else
+			snprintf(src, sizeof(src), "%s", ru->source ? ru->source : "rule");
+		if (which == DF_LOOSENS_DEFAULT)
+			return df_fail(e, -EPERM,
+				       "%s: allow rule \"%s\" would loosen the admin default \"deny\" (%s, key \"default\"): no admin allow rule covers all it allows, and the admin config does not set \"%s\": true",
+				       src, ru->text, cfg, why);
+		return df_fail(e, -EPERM,
+			       "%s: allow rule \"%s\" would loosen the admin deny rule \"%s\" (%s, key \"deny\"): it overlaps it and is as specific or more, and the admin config does not set \"%s\": true",
+			       src, ru->text, c->admin.rules[which].text, cfg, why);
+	}
+merge:
+	r = df_policy_prepend_rules(p, &c->admin);
+	if (r < 0)
+		return df_fail(e, r, "admin rules: %s", strerror(-r));
+	if (!p->mode_source && c->admin_mode >= 0)
+		p->mode = c->admin_mode;
+	if (!p->default_source && c->admin_default >= 0)
+		p->default_verdict = c->admin_default;
+	return 0;
 }

@@ -306,8 +306,12 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	{
 		struct df_breakglass bg;
 
-		/* break-glass on: the fence starts in audit, its state keeps its own mode */
-		if (cfg.mode == DF_MODE_ENFORCE && df_breakglass_current(hc, &bg) > 0)
+		/*
+		 * break-glass on, for the host or for this container alone: the fence
+		 * starts in audit, its state keeps its own mode
+		 */
+		if (cfg.mode == DF_MODE_ENFORCE &&
+		    (st->policy.break_glass || df_breakglass_current(hc, &bg) > 0))
 			cfg.mode = DF_MODE_AUDIT;
 	}
 	cfg.default_verdict = (__u32)st->policy.default_verdict;
@@ -507,6 +511,10 @@ int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_le
 	r |= jg_key_str(g, "label", st->policy.label);
 	r |= jg_key_str(g, "mode", df_mode_name(st->policy.mode));
 	r |= jg_key_str(g, "default", df_verdict_name(st->policy.default_verdict));
+	if (st->policy.break_glass) {
+		r |= jg_key_str(g, "break_glass", st->policy.break_glass);
+		r |= jg_key_str(g, "break_glass_source", st->policy.break_glass_source);
+	}
 	r |= attrib_ref_to_json(g, &st->attrib);
 	if (st->integrity.checked) {
 		const struct df_integrity *in = &st->integrity;
@@ -587,6 +595,12 @@ int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_er
 	if (json_get_string(root, "default", &s, NULL) < 0 ||
 	    df_parse_default(s, &st.policy.default_verdict) < 0)
 		goto bad;
+	if (json_get_string(root, "break_glass", &s, NULL) == 0 &&
+	    !(st.policy.break_glass = strdup(s)))
+		goto nomem;
+	if (json_get_string(root, "break_glass_source", &s, NULL) == 0 &&
+	    !(st.policy.break_glass_source = strdup(s)))
+		goto nomem;
 	if (json_get_object(root, "integrity", &integ, NULL) == 0) {
 		struct df_integrity *in = &st.integrity;
 

@@ -47,8 +47,6 @@ struct fence_record {
 	char name[DF_DNS_NAME_MAX]; /* "" when the name is not known */
 };
 
-#define DF_BREAKGLASS_REASON_MAX 512
-
 /* A break-glass period: every fence on the host in audit. */
 struct df_breakglass {
 	char reason[DF_BREAKGLASS_REASON_MAX + 1];

@@ -31,7 +31,8 @@ static int hook_create(const struct df_host_config *hc, struct oci_state *s,
 			return r;
 		}
 	}
-	if (s->n_ann == 0) {
+	/* the admin's policy applies to every container the hook is called for */
+	if (s->n_ann == 0 && !df_admin_has_policy(hc)) {
 		df_debug("container %s: no depfence.io/ annotations, no fence", s->id);
 		return 0;
 	}
@@ -47,6 +48,8 @@ static int hook_create(const struct df_host_config *hc, struct oci_state *s,
 	r = oci_policy_from_annotations(s->ann, s->n_ann, &st.policy, &e);
 	if (r == 0)
 		r = df_profiles_apply(hc->profiles_dir, &st.policy, &e);
+	if (r == 0)
+		r = df_admin_apply(hc, &st.policy, &e);
 	if (r < 0) {
 		df_err("container %s: %s", s->id, e.msg);
 		goto out;
@@ -97,10 +100,12 @@ static int hook_create(const struct df_host_config *hc, struct oci_state *s,
 		df_err("container %s: %s", s->id, e.msg);
 		goto out;
 	}
-	df_info("fence %s%s%s%s attached to %s: mode=%s default=%s, %zu rules", st.id,
+	df_info("fence %s%s%s%s attached to %s: mode=%s default=%s, %zu rules%s%s", st.id,
 		st.policy.label ? " (" : "", st.policy.label ? st.policy.label : "",
 		st.policy.label ? ")" : "", cg, df_mode_name(st.policy.mode),
-		df_verdict_name(st.policy.default_verdict), st.policy.n_rules);
+		df_verdict_name(st.policy.default_verdict), st.policy.n_rules,
+		st.policy.break_glass ? "; break-glass, in audit: " : "",
+		st.policy.break_glass ? st.policy.break_glass : "");
 out:
 	fence_state_free(&st);
 	return r;
@@ -174,6 +179,7 @@ int cmd_hook(int argc, char **argv)
 	else
 		r = hook_create(&hc, &s, caps_known ? &caps : NULL);
 	oci_state_free(&s);
+	df_config_free(&hc);
 	return r < 0 ? DF_EXIT_ERROR : DF_EXIT_OK;
 }
 

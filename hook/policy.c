@@ -84,6 +84,11 @@ void df_policy_free(struct df_policy *p)
 	for (size_t i = 0; i < p->n_profiles; i++)
 		free(p->profiles[i]);
 	free(p->profiles);
+	free(p->mode_source);
+	free(p->default_source);
+	free(p->break_glass);
+	free(p->break_glass_source);
+	free(p->profiles_source);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -508,6 +513,8 @@ int df_policy_add_profiles(struct df_policy *p, const char *list, const char *ke
 		p->profiles = n;
 		p->profiles[p->n_profiles] = strndup(s, len);
 		if (!p->profiles[p->n_profiles])
+			return -ENOMEM;
+		if (!p->profiles_source && !(p->profiles_source = strdup(key)))
 			return -ENOMEM;
 		p->n_profiles++;
 		s += len;
@@ -1047,4 +1054,124 @@ int df_rule_cmp_precedence(const struct df_rule *a, const struct df_rule *b)
 	}
 	/* names carry no prefix length: the rest is as for addresses */
 	return rule_precedes(a, b);
+}
+
+/* ---- loosening ---- */
+
+static int ports_overlap(const struct df_rule *a, const struct df_rule *b)
+{
+	return (a->proto_mask & b->proto_mask) && a->port_lo <= b->port_hi &&
+	       b->port_lo <= a->port_hi;
+}
+
+int df_rule_covers(const struct df_rule *a, const struct df_rule *b)
+{
+	if (a->target != b->target || (b->proto_mask & ~a->proto_mask) ||
+	    a->port_lo > b->port_lo || a->port_hi < b->port_hi)
+		return 0;
+	if (a->target == DF_TARGET_NAME)
+		return target_implied(a->name_kind, a->name, b->name_kind, b->name);
+	return a->prefixlen <= b->prefixlen && prefix_covers(a->addr, a->prefixlen, b->addr);
+}
+
+int df_rule_overlaps(const struct df_rule *a, const struct df_rule *b)
+{
+	const struct df_rule *wide, *narrow;
+
+	if (a->target != b->target || !ports_overlap(a, b))
+		return 0;
+	/* two name patterns share a name only when one holds every name of the other */
+	if (a->target == DF_TARGET_NAME)
+		return target_implied(a->name_kind, a->name, b->name_kind, b->name) ||
+		       target_implied(b->name_kind, b->name, a->name_kind, a->name);
+	/* and two prefixes share an address only when one contains the other */
+	wide = a->prefixlen <= b->prefixlen ? a : b;
+	narrow = wide == a ? b : a;
+	return prefix_covers(wide->addr, wide->prefixlen, narrow->addr);
+}
+
+int df_rule_cmp_specific(const struct df_rule *a, const struct df_rule *b)
+{
+	struct df_rule x = *a, y = *b;
+
+	x.verdict = y.verdict = DF_DENY;
+	return df_rule_cmp_precedence(&x, &y);
+}
+
+int df_rule_loosens(const struct df_policy *admin, int admin_default, const struct df_rule *r,
+		    size_t *ret_which)
+{
+	int covered = 0;
+
+	if (r->verdict != DF_ALLOW)
+		return 0;
+	for (size_t i = 0; i < admin->n_rules; i++) {
+		const struct df_rule *d = &admin->rules[i];
+		size_t j;
+
+		if (d->verdict != DF_DENY || !df_rule_overlaps(r, d) ||
+		    df_rule_cmp_specific(r, d) > 0)
+			continue;
+		/* where an admin allow covering r already beats d, r changes nothing */
+		for (j = 0; j < admin->n_rules; j++) {
+			const struct df_rule *a = &admin->rules[j];
+
+			if (a->verdict == DF_ALLOW && df_rule_covers(a, r) &&
+			    df_rule_cmp_specific(a, d) < 0)
+				break;
+		}
+		if (j == admin->n_rules) {
+			*ret_which = i;
+			return 1;
+		}
+	}
+	if (admin_default != DF_DENY)
+		return 0;
+	for (size_t i = 0; i < admin->n_rules && !covered; i++)
+		covered = admin->rules[i].verdict == DF_ALLOW && df_rule_covers(&admin->rules[i], r);
+	if (covered)
+		return 0;
+	*ret_which = DF_LOOSENS_DEFAULT;
+	return 1;
+}
+
+static int rule_copy(const struct df_rule *src, struct df_rule *ret)
+{
+	struct df_rule r = *src;
+
+	r.text = strdup(src->text);
+	r.source = src->source ? strdup(src->source) : NULL;
+	r.name = src->name ? strdup(src->name) : NULL;
+	if (!r.text || (src->source && !r.source) || (src->name && !r.name)) {
+		df_rule_free(&r);
+		return -ENOMEM;
+	}
+	*ret = r;
+	return 0;
+}
+
+int df_policy_prepend_rules(struct df_policy *p, const struct df_policy *src)
+{
+	size_t n = src->n_rules + p->n_rules, k;
+	struct df_rule *rules;
+
+	if (src->n_rules == 0)
+		return 0;
+	rules = calloc(n, sizeof(*rules));
+	if (!rules)
+		return -ENOMEM;
+	for (k = 0; k < src->n_rules; k++) {
+		if (rule_copy(&src->rules[k], &rules[k]) < 0) {
+			while (k--)
+				df_rule_free(&rules[k]);
+			free(rules);
+			return -ENOMEM;
+		}
+	}
+	if (p->n_rules)
+		memcpy(rules + k, p->rules, p->n_rules * sizeof(*rules));
+	free(p->rules);
+	p->rules = rules;
+	p->n_rules = p->cap_rules = n;
+	return 0;
 }

@@ -11,6 +11,7 @@
 
 #define DF_RULE_MAX_LEN 300 /* bracketed IPv6 + prefix + ports, or a 253-byte name + ports */
 #define DF_NAME_MAX_LEN 253
+#define DF_BREAKGLASS_REASON_MAX 512
 
 enum df_target {
 	DF_TARGET_CIDR4,
@@ -43,6 +44,11 @@ struct df_policy {
 	char *label;
 	char **profiles; /* host profile names asked for, in order */
 	size_t n_profiles;
+	/* who set mode and default ("annotation depfence.io/mode", "--mode"); NULL: nobody */
+	char *mode_source, *default_source;
+	char *break_glass; /* reason: this fence alone refuses nothing (audit); NULL: off */
+	char *break_glass_source;
+	char *profiles_source; /* who asked for the profiles ("annotation depfence.io/profile") */
 };
 
 #define DF_PROFILE_NAME_MAX 64
@@ -97,6 +103,31 @@ int df_rule_specificity(const struct df_rule *r);
 /* The reference: every address rule, most specific wins, deny on a tie. */
 void df_policy_judge(const struct df_policy *p, int family, const uint8_t *addr,
 		     uint8_t proto_bit, uint16_t port, uint8_t *ret_verdict, uint32_t *ret_rule_id);
+
+/* ---- loosening: what a job's rules may do to the admin's ---- */
+
+/* Does a match every destination b matches (same kind of target, protocols, ports)? */
+int df_rule_covers(const struct df_rule *a, const struct df_rule *b);
+/* Is there a destination both match? */
+int df_rule_overlaps(const struct df_rule *a, const struct df_rule *b);
+/* < 0 when a is more specific than b, 0 when as specific; the verdicts aside. */
+int df_rule_cmp_specific(const struct df_rule *a, const struct df_rule *b);
+
+#define DF_LOOSENS_DEFAULT ((size_t)-1)
+
+/*
+ * Would the allow rule r, added to the admin's rules, allow something the
+ * admin's policy refuses? 1 and in *ret_which the index of the admin deny
+ * rule it overrides (an overlapping allow at least as specific, unless an
+ * admin allow that covers r already wins over that deny), or
+ * DF_LOOSENS_DEFAULT when the admin's default is deny and no admin allow
+ * rule covers r. 0 when it does not loosen; deny rules never do.
+ */
+int df_rule_loosens(const struct df_policy *admin, int admin_default, const struct df_rule *r,
+		    size_t *ret_which);
+
+/* Copy src's rules in front of p's (the admin's first). */
+int df_policy_prepend_rules(struct df_policy *p, const struct df_policy *src);
 
 /* ---- names ---- */
 

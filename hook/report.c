@@ -306,11 +306,23 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 
 	r |= jg_str(g, "break_glass");
 	yajl_gen_array_open(g);
+	if (p->break_glass) {
+		/* this container's own (depfence.io/break-glass): its whole life */
+		yajl_gen_map_open(g);
+		r |= jg_key_str(g, "reason", p->break_glass);
+		gen_time(g, "from", st->started_ns, &r);
+		gen_time(g, "to", d->stopped_ns, &r);
+		r |= jg_key_str(g, "scope", "container");
+		r |= jg_key_str(g, "source", p->break_glass_source);
+		yajl_gen_map_close(g);
+	}
 	for (size_t i = 0; i < d->n_breakglass; i++) {
 		yajl_gen_map_open(g);
 		r |= jg_key_str(g, "reason", d->breakglass[i].reason);
 		gen_time(g, "from", d->breakglass[i].from_ns, &r);
 		gen_time(g, "to", d->breakglass[i].to_ns, &r);
+		r |= jg_key_str(g, "scope", "host");
+		r |= jg_key_str(g, "source", "depfence break-glass on");
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
@@ -319,7 +331,9 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 	yajl_gen_array_open(g);
 	if (names)
 		r |= jg_str(g, "name rules apply to DNS questions and to addresses learned from answers to this fence's own questions; a name resolved another way (DNS over HTTPS, a hosts file, a hard-coded address) is judged by address rules only");
-	if (d->n_breakglass)
+	if (p->break_glass)
+		r |= jg_str(g, "break-glass for this container (depfence.io/break-glass): nothing was refused, what enforce would have refused is would-block (see break_glass)");
+	else if (d->n_breakglass)
 		r |= jg_str(g, "break-glass was on during this fence: nothing was refused then (see break_glass)");
 	if (d->counters.dropped_records)
 		r |= jg_str(g, "the record map was full: some events were counted but not recorded (dropped_records)");

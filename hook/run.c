@@ -49,6 +49,8 @@ static void run_usage(FILE *f)
 		"                                 leave its cgroup namespace (noted in the report)\n"
 		"\n"
 		"RULE = [tcp/|udp/]TARGET[:PORT[-PORT]], TARGET = IPV4[/LEN] | [IPV6[/LEN]] | NAME\n"
+		"The host config's admin policy (mode, default, deny, allow) applies under the\n"
+		"flags: they may tighten it, and loosen it only with annotations_may_loosen.\n"
 		"Exit status: CMD's (128+N when killed by signal N); 1 when the fence could not\n"
 		"be set up or the report not written; 2 on usage errors.\n");
 }
@@ -172,7 +174,7 @@ int cmd_run(int argc, char **argv)
 	const char *report = NULL;
 	char parent[PATH_MAX], cg[PATH_MAX], mnt[PATH_MAX], rel[PATH_MAX], rpath[PATH_MAX];
 	pid_t pid = 0;
-	int c, r, status = 0, rc = DF_EXIT_ERROR, no_confine = 0;
+	int c, r, status = 0, rc = DF_EXIT_ERROR, no_confine = 0, loaded = 0;
 	struct sigaction sa = {};
 
 	df_policy_init(&st.policy);
@@ -186,12 +188,20 @@ int cmd_run(int argc, char **argv)
 				       optarg);
 				goto usage;
 			}
+			free(st.policy.mode_source);
+			st.policy.mode_source = strdup("--mode");
+			if (!st.policy.mode_source)
+				goto fail;
 			break;
 		case 'd':
 			if (df_parse_default(optarg, &st.policy.default_verdict) < 0) {
 				df_err("run: --default \"%s\": not a verdict (allow, deny)", optarg);
 				goto usage;
 			}
+			free(st.policy.default_source);
+			st.policy.default_source = strdup("--default");
+			if (!st.policy.default_source)
+				goto fail;
 			break;
 		case 'D':
 		case 'A':
@@ -267,8 +277,15 @@ int cmd_run(int argc, char **argv)
 	}
 	df_libbpf_logging();
 	r = df_config_load(&hc, &e);
+	if (r < 0) {
+		df_err("run: %s", e.msg);
+		goto fail;
+	}
+	loaded = 1;
+	/* the admin's policy holds for run as for the hook: flags tighten it */
+	r = df_profiles_apply(hc.profiles_dir, &st.policy, &e);
 	if (r == 0)
-		r = df_profiles_apply(hc.profiles_dir, &st.policy, &e);
+		r = df_admin_apply(&hc, &st.policy, &e);
 	if (r < 0) {
 		df_err("run: %s", e.msg);
 		goto fail;
@@ -352,6 +369,7 @@ int cmd_run(int argc, char **argv)
 	if (r < 0 && rc == 0)
 		rc = DF_EXIT_ERROR;
 	fence_state_free(&st);
+	df_config_free(&hc);
 	return rc;
 
 usage:
@@ -360,5 +378,7 @@ usage:
 	return DF_EXIT_USAGE;
 fail:
 	fence_state_free(&st);
+	if (loaded)
+		df_config_free(&hc);
 	return DF_EXIT_ERROR;
 }

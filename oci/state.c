@@ -216,6 +216,13 @@ static int valid_label(const char *s)
 	return 1;
 }
 
+/* "annotation KEY": who set a policy setting, for the admin's checks */
+static int set_source(char **dst, const char *key)
+{
+	free(*dst);
+	return asprintf(dst, "annotation %s", key) < 0 ? (*dst = NULL, -ENOMEM) : 0;
+}
+
 /* Is there a container-scoped annotation for this key? Then the pod's does not count. */
 static int overridden(const struct oci_annotation *ann, size_t n, size_t i)
 {
@@ -245,11 +252,31 @@ int oci_policy_from_annotations(const struct oci_annotation *ann, size_t n, stru
 				return df_fail(e, -EINVAL,
 					       "annotation %s: \"%.64s\" is not a mode (observe, audit, enforce)",
 					       key, v);
+			if (set_source(&p->mode_source, key) < 0)
+				return -ENOMEM;
 		} else if (!strcmp(k, "default")) {
 			if (df_parse_default(v, &p->default_verdict) < 0)
 				return df_fail(e, -EINVAL,
 					       "annotation %s: \"%.64s\" is not a verdict (allow, deny)",
 					       key, v);
+			if (set_source(&p->default_source, key) < 0)
+				return -ENOMEM;
+		} else if (!strcmp(k, "break-glass")) {
+			if (strlen(v) > DF_BREAKGLASS_REASON_MAX)
+				return df_fail(e, -E2BIG, "annotation %s: longer than %d bytes", key,
+					       DF_BREAKGLASS_REASON_MAX);
+			if (!valid_label(v))
+				return df_fail(e, -EINVAL,
+					       "annotation %s: control characters are not allowed",
+					       key);
+			if (!v[strspn(v, " ")])
+				return df_fail(e, -EINVAL,
+					       "annotation %s: the reason is empty (say why the fence is lifted)",
+					       key);
+			free(p->break_glass);
+			p->break_glass = strdup(v);
+			if (!p->break_glass || set_source(&p->break_glass_source, key) < 0)
+				return -ENOMEM;
 		} else if (!strcmp(k, "deny") || !strcmp(k, "allow")) {
 			size_t before = p->n_rules;
 			char src[160];
@@ -281,7 +308,7 @@ int oci_policy_from_annotations(const struct oci_annotation *ann, size_t n, stru
 				return r;
 		} else {
 			return df_fail(e, -EINVAL,
-				       "annotation %s: unknown key (known: mode, default, deny, allow, label, profile)",
+				       "annotation %s: unknown key (known: mode, default, deny, allow, label, profile, break-glass)",
 				       key);
 		}
 	}

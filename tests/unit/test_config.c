@@ -312,11 +312,281 @@ static void test_load(void)
 	rmdir(dir);
 }
 
+/* ---- the admin's policy: keys ---- */
+
+static void describe_admin(const struct df_host_config *c, char *buf, size_t len)
+{
+	size_t off = snprintf(buf, len, "mode=%s default=%s loosen=%d break_glass=%d rules=",
+			      c->admin_mode < 0 ? "-" : df_mode_name(c->admin_mode),
+			      c->admin_default < 0 ? "-" : df_verdict_name(c->admin_default),
+			      c->annotations_may_loosen, c->annotations_may_break_glass);
+
+	for (size_t i = 0; i < c->admin.n_rules && off < len - 1; i++)
+		off += snprintf(buf + off, len - off, "%s%c%s(%s)", i ? "," : "",
+				c->admin.rules[i].verdict == DF_DENY ? '-' : '+',
+				c->admin.rules[i].text, c->admin.rules[i].source);
+}
+
+static const struct good_case admin_good[] = {
+	{ "no admin policy", "{}", "mode=- default=- loosen=0 break_glass=0 rules=" },
+	{ "mode and default", "{\"mode\":\"enforce\",\"default\":\"deny\"}",
+	  "mode=enforce default=deny loosen=0 break_glass=0 rules=" },
+	{ "rules, one or a list per element",
+	  "{\"deny\":[\"github.com, **.github.com\",\"203.0.113.0/24\"],\"allow\":[\"API.github.com.\"]}",
+	  "mode=- default=- loosen=0 break_glass=0 rules=-github.com(admin deny),-**.github.com(admin deny),-203.0.113.0/24(admin deny),+api.github.com(admin allow)" },
+	{ "empty rule arrays", "{\"deny\":[],\"allow\":[]}",
+	  "mode=- default=- loosen=0 break_glass=0 rules=" },
+	{ "both permissions", "{\"annotations_may_loosen\":true,\"annotations_may_break_glass\":true}",
+	  "mode=- default=- loosen=1 break_glass=1 rules=" },
+	{ "nulls count as absent", "{\"mode\":null,\"deny\":null,\"annotations_may_break_glass\":null}",
+	  "mode=- default=- loosen=0 break_glass=0 rules=" },
+};
+
+static const struct bad_case admin_bad[] = {
+	{ "mode not a mode", "{\"mode\":\"strict\"}", -EINVAL, P ": key \"mode\": \"strict\"",
+	  "not a mode" },
+	{ "mode a number", "{\"mode\":2}", -EINVAL, "key \"mode\"", "expected a string" },
+	{ "default not a verdict", "{\"default\":\"block\"}", -EINVAL,
+	  P ": key \"default\": \"block\"", "not a verdict" },
+	{ "deny a string", "{\"deny\":\"github.com\"}", -EINVAL, P ": key \"deny\"",
+	  "expected an array of rules" },
+	{ "allow element a number", "{\"allow\":[\"x.example\",7]}", -EINVAL,
+	  P ": key \"allow\": element 1", "not a string" },
+	{ "a bad rule", "{\"deny\":[\"ok.example git*hub.com\"]}", -EINVAL,
+	  P ": key \"deny\": rule \"git*hub.com\"", "'*' is only allowed" },
+	{ "annotations_may_break_glass a string", "{\"annotations_may_break_glass\":\"yes\"}",
+	  -EINVAL, P ": key \"annotations_may_break_glass\"", "expected true or false" },
+};
+
+static void test_admin_keys(void)
+{
+	char name[300], got[5000];
+
+	for (size_t i = 0; i < ARRAY_SIZE(admin_good); i++) {
+		const struct good_case *c = &admin_good[i];
+		struct df_error e = { "" };
+		struct df_host_config hc;
+		int err;
+
+		df_config_defaults(&hc);
+		err = df_config_parse(c->json, P, &hc, &e);
+		snprintf(name, sizeof(name), "admin keys %s: accepted", c->what);
+		CHECK(name, err == 0, "expected 0, got %d (%s)", err, e.msg);
+		describe_admin(&hc, got, sizeof(got));
+		snprintf(name, sizeof(name), "admin keys %s: values", c->what);
+		CHECK_STR(name, c->want, got);
+		snprintf(name, sizeof(name), "admin keys %s: df_admin_has_policy", c->what);
+		CHECK_INT(name, hc.admin_mode >= 0 || hc.admin_default >= 0 || hc.admin.n_rules,
+			  df_admin_has_policy(&hc));
+		df_config_free(&hc);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(admin_bad); i++) {
+		const struct bad_case *c = &admin_bad[i];
+		struct df_error e = { "" };
+		struct df_host_config hc;
+		int err;
+
+		df_config_defaults(&hc);
+		err = df_config_parse(c->json, P, &hc, &e);
+		snprintf(name, sizeof(name), "admin keys %s: refused", c->what);
+		CHECK(name, err == c->err, "expected %d, got %d (%s)", c->err, err, e.msg);
+		snprintf(name, sizeof(name), "admin keys %s: message names the key", c->what);
+		CHECK_MSG(name, e.msg, c->frag1);
+		snprintf(name, sizeof(name), "admin keys %s: message says why", c->what);
+		CHECK_MSG(name, e.msg, c->frag2);
+		snprintf(name, sizeof(name), "admin keys %s: no rules kept", c->what);
+		CHECK_INT(name, 0, hc.admin.n_rules);
+		df_config_free(&hc);
+	}
+}
+
+/* ---- the admin's policy under a job's: the tighten/loosen matrix ---- */
+
+/*
+ * job: space separated "mode=M", "default=D", "+RULE" (allow), "-RULE" (deny),
+ * "bg=REASON"; each names its annotation as its source.
+ */
+static int job_from_spec(struct df_policy *p, const char *spec, struct df_error *e)
+{
+	char buf[1024], *save = NULL;
+	int err = 0;
+
+	df_policy_init(p);
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *t = strtok_r(buf, " ", &save); t && !err; t = strtok_r(NULL, " ", &save)) {
+		if (!strncmp(t, "mode=", 5)) {
+			err = df_parse_mode(t + 5, &p->mode);
+			p->mode_source = strdup("annotation depfence.io/mode");
+		} else if (!strncmp(t, "default=", 8)) {
+			err = df_parse_default(t + 8, &p->default_verdict);
+			p->default_source = strdup("annotation depfence.io/default");
+		} else if (!strncmp(t, "bg=", 3)) {
+			p->break_glass = strdup(t + 3);
+			p->break_glass_source = strdup("annotation depfence.io/break-glass");
+		} else {
+			err = df_policy_add_list(p, t + 1, t[0] == '-' ? DF_DENY : DF_ALLOW,
+						 t[0] == '-' ? "annotation depfence.io/deny" :
+							       "annotation depfence.io/allow",
+						 16, e);
+		}
+	}
+	return err;
+}
+
+struct apply_case {
+	const char *what;
+	const char *config;
+	const char *job;
+	const char *want; /* "mode default rules" on success */
+	const char *frag1, *frag2; /* on refusal (-EPERM) */
+};
+
+#define ADMIN_DENY "\"deny\":[\"**.github.com\",\"203.0.113.0/24\"]"
+
+static const struct apply_case apply_cases[] = {
+	/* no job keys: the admin's policy as it is */
+	{ "nothing asked: the admin's mode, default, rules", "{\"mode\":\"enforce\"," ADMIN_DENY "}",
+	  "", "enforce allow -**.github.com -203.0.113.0/24", NULL, NULL },
+	{ "no admin policy: the built-in defaults", "{}", "", "audit allow", NULL, NULL },
+	{ "no admin mode: a job may choose observe", "{" ADMIN_DENY "}", "mode=observe",
+	  "observe allow -**.github.com -203.0.113.0/24", NULL, NULL },
+	/* tightening */
+	{ "tighten: audit to enforce", "{\"mode\":\"audit\"}", "mode=enforce", "enforce allow", NULL,
+	  NULL },
+	{ "tighten: observe to audit", "{\"mode\":\"observe\"}", "mode=audit", "audit allow", NULL,
+	  NULL },
+	{ "same mode is not loosening", "{\"mode\":\"enforce\"}", "mode=enforce", "enforce allow",
+	  NULL, NULL },
+	{ "tighten: default allow to deny", "{\"default\":\"allow\"}", "default=deny",
+	  "audit deny", NULL, NULL },
+	{ "tighten: more deny rules, after the admin's", "{" ADMIN_DENY "}", "-198.51.100.0/24",
+	  "audit allow -**.github.com -203.0.113.0/24 -198.51.100.0/24", NULL, NULL },
+	{ "tighten: a deny under an admin allow", "{\"allow\":[\"203.0.113.0/24\"]}",
+	  "-203.0.113.10", "audit allow +203.0.113.0/24 -203.0.113.10", NULL, NULL },
+	{ "an allow the admin's deny still beats", "{" ADMIN_DENY "}", "+**.example.com",
+	  "audit allow -**.github.com -203.0.113.0/24 +**.example.com", NULL, NULL },
+	{ "an allow less specific than the admin's deny", "{" ADMIN_DENY "}", "+203.0.0.0/16",
+	  "audit allow -**.github.com -203.0.113.0/24 +203.0.0.0/16", NULL, NULL },
+	{ "default deny: an allow the admin's allow covers", "{\"default\":\"deny\",\"allow\":[\"**.example.com\"]}",
+	  "+pkg.example.com", "audit deny +**.example.com +pkg.example.com", NULL, NULL },
+	/* loosening, refused */
+	{ "loosen: enforce to audit", "{\"mode\":\"enforce\"}", "mode=audit", NULL,
+	  "annotation depfence.io/mode: \"audit\" would loosen the admin mode \"enforce\" (" P
+	  ", key \"mode\"",
+	  "does not set \"annotations_may_loosen\": true" },
+	{ "loosen: audit to observe", "{\"mode\":\"audit\"}", "mode=observe", NULL,
+	  "annotation depfence.io/mode: \"observe\" would loosen the admin mode \"audit\"",
+	  "annotations_may_loosen" },
+	{ "loosen: default deny to allow", "{\"default\":\"deny\"}", "default=allow", NULL,
+	  "annotation depfence.io/default: \"allow\" would loosen the admin default \"deny\" (" P
+	  ", key \"default\")",
+	  "annotations_may_loosen" },
+	{ "loosen: an allow over the admin's deny", "{" ADMIN_DENY "}", "+api.github.com", NULL,
+	  "annotation depfence.io/allow: allow rule \"api.github.com\" would loosen the admin deny rule \"**.github.com\" (" P
+	  ", key \"deny\")",
+	  "annotations_may_loosen" },
+	{ "loosen: an allow equal to the admin's deny", "{" ADMIN_DENY "}", "+203.0.113.0/24",
+	  NULL, "allow rule \"203.0.113.0/24\" would loosen the admin deny rule \"203.0.113.0/24\"",
+	  "annotations_may_loosen" },
+	{ "loosen: an allow with a port inside the admin's deny", "{" ADMIN_DENY "}",
+	  "-x.example +tcp/203.0.113.10:443", NULL,
+	  "allow rule \"tcp/203.0.113.10:443\" would loosen the admin deny rule \"203.0.113.0/24\"",
+	  NULL },
+	{ "loosen: an allow under the admin's default deny", "{\"default\":\"deny\"}",
+	  "+pkg.example.com", NULL,
+	  "annotation depfence.io/allow: allow rule \"pkg.example.com\" would loosen the admin default \"deny\" (" P
+	  ", key \"default\")",
+	  "no admin allow rule covers" },
+	/* the admin permits loosening */
+	{ "may loosen: enforce to observe", "{\"annotations_may_loosen\":true,\"mode\":\"enforce\"}",
+	  "mode=observe", "observe allow", NULL, NULL },
+	{ "may loosen: default deny to allow", "{\"annotations_may_loosen\":true,\"default\":\"deny\"}",
+	  "default=allow", "audit allow", NULL, NULL },
+	{ "may loosen: an allow over the admin's deny",
+	  "{\"annotations_may_loosen\":true," ADMIN_DENY "}", "+api.github.com",
+	  "audit allow -**.github.com -203.0.113.0/24 +api.github.com", NULL, NULL },
+	/* break-glass */
+	{ "break-glass: forbidden by default", "{}", "bg=INC-42", NULL,
+	  "annotation depfence.io/break-glass: break-glass for one container is forbidden by the admin config " P,
+	  "\"annotations_may_break_glass\" is not true" },
+	{ "break-glass: annotations_may_loosen does not permit it",
+	  "{\"annotations_may_loosen\":true}", "bg=INC-42", NULL, "annotations_may_break_glass",
+	  NULL },
+	{ "break-glass: permitted", "{\"annotations_may_break_glass\":true,\"mode\":\"enforce\"}",
+	  "bg=INC-42", "enforce allow bg=INC-42", NULL, NULL },
+	{ "break-glass permitted does not permit loosening",
+	  "{\"annotations_may_break_glass\":true,\"mode\":\"enforce\"}", "bg=INC-42 mode=audit", NULL,
+	  "would loosen the admin mode", NULL },
+};
+
+static void describe_policy(const struct df_policy *p, char *buf, size_t len)
+{
+	size_t off = snprintf(buf, len, "%s %s", df_mode_name(p->mode),
+			      df_verdict_name(p->default_verdict));
+
+	for (size_t i = 0; i < p->n_rules && off < len - 1; i++)
+		off += snprintf(buf + off, len - off, " %c%s",
+				p->rules[i].verdict == DF_DENY ? '-' : '+', p->rules[i].text);
+	if (p->break_glass && off < len - 1)
+		snprintf(buf + off, len - off, " bg=%s", p->break_glass);
+}
+
+static void test_admin_apply(void)
+{
+	char name[300], got[2000], before[2000];
+
+	for (size_t i = 0; i < ARRAY_SIZE(apply_cases); i++) {
+		const struct apply_case *c = &apply_cases[i];
+		struct df_error e = { "" };
+		struct df_host_config hc;
+		struct df_policy p;
+		int err;
+
+		df_config_defaults(&hc);
+		err = df_config_parse(c->config, P, &hc, &e);
+		if (!err)
+			err = job_from_spec(&p, c->job, &e);
+		snprintf(name, sizeof(name), "df_admin_apply %s: config and job parse", c->what);
+		CHECK(name, err == 0, "got %d (%s)", err, e.msg);
+		if (err) {
+			df_config_free(&hc);
+			continue;
+		}
+		describe_policy(&p, before, sizeof(before));
+		err = df_admin_apply(&hc, &p, &e);
+		describe_policy(&p, got, sizeof(got));
+		if (c->want) {
+			snprintf(name, sizeof(name), "df_admin_apply %s: accepted", c->what);
+			CHECK(name, err == 0, "expected 0, got %d (%s)", err, e.msg);
+			snprintf(name, sizeof(name), "df_admin_apply %s: the policy", c->what);
+			CHECK_STR(name, c->want, got);
+		} else {
+			snprintf(name, sizeof(name), "df_admin_apply %s: refused", c->what);
+			CHECK_INT(name, -EPERM, err);
+			snprintf(name, sizeof(name), "df_admin_apply %s: message names key, value, admin rule",
+				 c->what);
+			CHECK_MSG(name, e.msg, c->frag1);
+			if (c->frag2) {
+				snprintf(name, sizeof(name), "df_admin_apply %s: message says why",
+					 c->what);
+				CHECK_MSG(name, e.msg, c->frag2);
+			}
+			snprintf(name, sizeof(name), "df_admin_apply %s: policy left as it was",
+				 c->what);
+			CHECK_STR(name, before, got);
+		}
+		df_policy_free(&p);
+		df_config_free(&hc);
+	}
+}
+
 int main(void)
 {
 	test_defaults();
 	test_good();
 	test_bad();
 	test_load();
+	test_admin_keys();
+	test_admin_apply();
 	return unit_done();
 }

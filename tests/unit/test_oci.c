@@ -601,6 +601,12 @@ static const struct ann_error ann_errors[] = {
 	  "control characters" },
 	{ "depfence.io/label", "tab\there", -EINVAL, "annotation depfence.io/label",
 	  "control characters" },
+	{ "depfence.io/break-glass", "INC-42\nforged line", -EINVAL,
+	  "annotation depfence.io/break-glass", "control characters" },
+	{ "depfence.io/break-glass", "", -EINVAL, "annotation depfence.io/break-glass",
+	  "the reason is empty" },
+	{ "depfence.io/break-glass", "   ", -EINVAL, "annotation depfence.io/break-glass",
+	  "the reason is empty" },
 };
 
 static void check_ann_error(const char *key, const char *value, int want, const char *frag1,
@@ -657,6 +663,40 @@ static void test_policy_errors(void)
 		big[DF_LABEL_MAX + 1] = '\0';
 		check_ann_error("depfence.io/label", big, -E2BIG, "annotation depfence.io/label",
 				"longer than 1024 bytes", "1025-byte label");
+		free(big);
+	}
+
+	/* break-glass: the reason, bounded as the CLI's --reason; who asked, for the admin's check */
+	big = malloc(DF_BREAKGLASS_REASON_MAX + 2);
+	if (big) {
+		struct oci_annotation a[2] = {
+			{ .key = "depfence.io/break-glass", .value = big },
+			{ .key = "depfence.io/mode", .value = "enforce" },
+		};
+		struct df_error e = { "" };
+		struct df_policy p;
+		int err;
+
+		memset(big, 'r', DF_BREAKGLASS_REASON_MAX);
+		big[DF_BREAKGLASS_REASON_MAX] = '\0';
+		df_policy_init(&p);
+		err = oci_policy_from_annotations(a, 2, &p, &e);
+		CHECK("oci_policy_from_annotations: a 512-byte break-glass reason is accepted",
+		      err == 0 && p.break_glass && strlen(p.break_glass) == DF_BREAKGLASS_REASON_MAX,
+		      "got %d (%s)", err, e.msg);
+		CHECK_STR("oci_policy_from_annotations: break-glass source",
+			  "annotation depfence.io/break-glass", p.break_glass_source);
+		CHECK_STR("oci_policy_from_annotations: mode source", "annotation depfence.io/mode",
+			  p.mode_source);
+		CHECK("oci_policy_from_annotations: no default source when no default annotation",
+		      !p.default_source, "got %s", p.default_source);
+		df_policy_free(&p);
+
+		big[DF_BREAKGLASS_REASON_MAX] = 'r';
+		big[DF_BREAKGLASS_REASON_MAX + 1] = '\0';
+		check_ann_error("depfence.io/break-glass", big, -E2BIG,
+				"annotation depfence.io/break-glass", "longer than 512 bytes",
+				"513-byte break-glass reason");
 		free(big);
 	}
 

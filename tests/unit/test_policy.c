@@ -1022,6 +1022,206 @@ static void test_random_cross_check(void)
 	       compared_policies, skipped, judged, matched_rule);
 }
 
+/* ---- loosening: a job's allow rule against the admin's rules ---- */
+
+struct loosen_case {
+	const char *what;
+	const char *admin; /* policy_from_spec: "+RULE" allow, "-RULE" deny */
+	int admin_default;
+	const char *job; /* one rule, "+RULE" or "-RULE" */
+	const char *loosens; /* NULL: it does not; "default"; or the admin deny rule's text */
+};
+
+static const struct loosen_case loosen_cases[] = {
+	/* names */
+	{ "a deny never loosens", "-github.com", ALLOW, "-x.example", NULL },
+	{ "an allow equal to an admin deny", "-github.com", ALLOW, "+github.com", "github.com" },
+	{ "an exact name under an admin **.", "-**.github.com", ALLOW, "+api.github.com",
+	  "**.github.com" },
+	{ "*. is more specific than **.", "-**.github.com", ALLOW, "+*.github.com",
+	  "**.github.com" },
+	{ "a deeper **. is more specific", "-**.github.com", ALLOW, "+**.api.github.com",
+	  "**.github.com" },
+	{ "a shallower **. is less specific", "-**.api.github.com", ALLOW, "+**.github.com",
+	  NULL },
+	{ "**. broader than an admin exact name", "-api.github.com", ALLOW, "+**.github.com",
+	  NULL },
+	{ "**.x does not hold x itself", "-**.github.com", ALLOW, "+github.com", NULL },
+	{ "sibling suffixes do not overlap", "-*.github.com", ALLOW, "+*.gitlab.com", NULL },
+	{ "*.x and *.y.x do not overlap", "-*.github.com", ALLOW, "+*.api.github.com", NULL },
+	{ "case and trailing dot do not hide a name", "-api.github.com", ALLOW,
+	  "+API.GitHub.com.", "api.github.com" },
+	{ "a name with ports over a bare admin name", "-github.com", ALLOW, "+tcp/github.com:443",
+	  "github.com" },
+	{ "a bare name under an admin name with ports", "-github.com:443", ALLOW, "+github.com",
+	  NULL },
+	/* addresses */
+	{ "a longer prefix inside an admin deny", "-203.0.113.0/24", ALLOW, "+203.0.113.10",
+	  "203.0.113.0/24" },
+	{ "a shorter prefix around an admin deny", "-203.0.113.10", ALLOW, "+203.0.113.0/24",
+	  NULL },
+	{ "disjoint prefixes", "-203.0.113.0/24", ALLOW, "+198.51.100.0/24", NULL },
+	{ "the same prefix with a port", "-203.0.113.0/24", ALLOW, "+203.0.113.0/24:443",
+	  "203.0.113.0/24" },
+	{ "the same prefix, the admin's has the port", "-203.0.113.0/24:443", ALLOW,
+	  "+203.0.113.0/24", NULL },
+	{ "disjoint protocols", "-tcp/203.0.113.0/24", ALLOW, "+udp/203.0.113.10:53", NULL },
+	{ "disjoint ports", "-203.0.113.0/24:443", ALLOW, "+203.0.113.10:80", NULL },
+	{ "overlapping port ranges", "-203.0.113.0/24:400-500", ALLOW, "+203.0.113.10:450-600",
+	  "203.0.113.0/24:400-500" },
+	{ "IPv6", "-[2001:db8::/32]", ALLOW, "+[2001:db8::10]:443", "[2001:db8::/32]" },
+	{ "IPv4 rules never meet IPv6 ones", "-[::/0]", ALLOW, "+203.0.113.10", NULL },
+	{ "a mapped address is IPv4", "-203.0.113.0/24", ALLOW, "+[::ffff:203.0.113.10]",
+	  "203.0.113.0/24" },
+	{ "a name rule never meets an address rule", "-203.0.113.0/24", ALLOW, "+github.com",
+	  NULL },
+	{ "the second of two admin denies", "-198.51.100.0/24 -203.0.113.0/24", ALLOW,
+	  "+203.0.113.0/25", "203.0.113.0/24" },
+	/* what the admin already allows */
+	{ "an admin allow already wins over the deny", "-**.example.com +mirror.example.com", ALLOW,
+	  "+mirror.example.com", NULL },
+	{ "an admin allow that ties with its deny loses", "-203.0.113.0/24 +203.0.113.0/24", ALLOW,
+	  "+203.0.113.0/24", "203.0.113.0/24" },
+	{ "an admin allow that covers only part", "-**.example.com +mirror.example.com", ALLOW,
+	  "+*.example.com", "**.example.com" },
+	{ "a more specific admin deny under the admin allow", "-203.0.113.0/24 +203.0.113.0/25 -203.0.113.10",
+	  ALLOW, "+203.0.113.10:443", "203.0.113.10" },
+	/* the admin's default deny */
+	{ "default deny, no admin rule", "", DENY, "+github.com", "default" },
+	{ "default deny, a deny is fine", "", DENY, "-github.com", NULL },
+	{ "default deny, covered by an admin **.", "+**.github.com", DENY, "+api.github.com", NULL },
+	{ "default deny, covered by an admin prefix", "+203.0.113.0/24", DENY,
+	  "+tcp/203.0.113.10:443", NULL },
+	{ "default deny, admin allows one protocol", "+tcp/203.0.113.0/24", DENY, "+203.0.113.10",
+	  "default" },
+	{ "default deny, admin allows one port", "+203.0.113.0/24:443", DENY,
+	  "+203.0.113.10:80-443", "default" },
+	{ "default deny, an admin deny inside the allow", "+203.0.113.0/24 -203.0.113.10", DENY,
+	  "+203.0.113.10:443", "203.0.113.10" },
+	{ "default deny, a less specific allow leaves the deny", "+203.0.113.0/24 -203.0.113.10",
+	  DENY, "+203.0.113.0/26", NULL },
+	{ "default allow, nothing to loosen", "", ALLOW, "+github.com", NULL },
+};
+
+static void test_loosen(void)
+{
+	char name[300];
+
+	for (size_t i = 0; i < ARRAY_SIZE(loosen_cases); i++) {
+		const struct loosen_case *c = &loosen_cases[i];
+		struct df_error e = { "" };
+		struct df_policy admin, job;
+		const char *got = NULL;
+		size_t which = 0;
+		int err, r;
+
+		err = policy_from_spec(&admin, c->admin, c->admin_default, &e);
+		if (!err)
+			err = policy_from_spec(&job, c->job, ALLOW, &e);
+		snprintf(name, sizeof(name), "loosen %s: rules parse", c->what);
+		CHECK(name, err == 0 && job.n_rules == 1, "got %d (%s)", err, e.msg);
+		if (err || job.n_rules != 1)
+			continue;
+		r = df_rule_loosens(&admin, c->admin_default, &job.rules[0], &which);
+		if (r == 1)
+			got = which == DF_LOOSENS_DEFAULT ? "default" :
+			      which < admin.n_rules	   ? admin.rules[which].text :
+							     "(out of range)";
+		snprintf(name, sizeof(name), "loosen %s: %s %s against [%s] default %s", c->what,
+			 c->job[0] == '+' ? "allow" : "deny", c->job + 1, c->admin,
+			 vname(c->admin_default));
+		CHECK(name, c->loosens ? got && !strcmp(got, c->loosens) : r == 0,
+		      "expected %s, got %s (returned %d)", c->loosens ? c->loosens : "no loosening",
+		      got ? got : "no loosening", r);
+		df_policy_free(&admin);
+		df_policy_free(&job);
+	}
+}
+
+/*
+ * What df_rule_loosens lets through must change nothing the admin refuses:
+ * random admin policies and job allow rules; where it says "does not loosen",
+ * every destination the admin's policy denies is still denied with the job's
+ * rule added (df_policy_judge, the reference).
+ */
+static void test_loosen_random(void)
+{
+	static const uint8_t proto_bits[] = { DF_PROTO_TCP, DF_PROTO_UDP };
+	const int rounds = 2000, dests = 40;
+	int accepted = 0, refused = 0, judged = 0, wrong = 0, setup = 0;
+	char first[1024] = "";
+
+	srand(7);
+	for (int ri = 0; ri < rounds; ri++) {
+		struct df_error e = { "" };
+		struct df_policy admin, both;
+		int nrules = 1 + rnd(8), def = rnd(3) ? DF_ALLOW : DF_DENY, err = 0;
+		char rule[128];
+		size_t which;
+
+		df_policy_init(&admin);
+		admin.default_verdict = def;
+		for (int i = 0; i < nrules && !err; i++) {
+			random_rule(rule, sizeof(rule));
+			err = df_policy_add_list(&admin, rule, rnd(3) ? DF_DENY : DF_ALLOW, "admin", 1,
+						 &e);
+		}
+		df_policy_init(&both);
+		both.default_verdict = def;
+		random_rule(rule, sizeof(rule));
+		if (!err)
+			err = df_policy_add_list(&both, rule, DF_ALLOW, "job", 1, &e);
+		if (!err)
+			err = df_policy_prepend_rules(&both, &admin);
+		if (err) {
+			setup++;
+			df_policy_free(&admin);
+			df_policy_free(&both);
+			continue;
+		}
+		if (df_rule_loosens(&admin, def, &both.rules[both.n_rules - 1], &which)) {
+			refused++;
+			df_policy_free(&admin);
+			df_policy_free(&both);
+			continue;
+		}
+		accepted++;
+		for (int di = 0; di < dests; di++) {
+			int family = both.rules[both.n_rules - 1].target == DF_TARGET_CIDR4 ? 4 : 6;
+			uint8_t proto = proto_bits[rnd(2)], addr[16], va, vb;
+			uint16_t port = (uint16_t)rnd(11);
+			uint32_t ida, idb;
+
+			random_dest(&both, family, addr);
+			df_policy_judge(&admin, family, addr, proto, port, &va, &ida);
+			df_policy_judge(&both, family, addr, proto, port, &vb, &idb);
+			judged++;
+			if (va == DF_DENY && vb != DF_DENY && wrong++ == 0) {
+				char a[INET6_ADDRSTRLEN];
+				size_t off;
+
+				inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, a, sizeof(a));
+				off = snprintf(first, sizeof(first),
+					       "%s proto %#x port %u: admin denies, with +%s allowed; default %s; admin:",
+					       a, proto, port, rule, vname(def));
+				for (size_t i = 0; i < admin.n_rules && off < sizeof(first) - 1; i++)
+					off += snprintf(first + off, sizeof(first) - off, " %c%s",
+							admin.rules[i].verdict == DF_DENY ? '-' : '+',
+							admin.rules[i].text);
+			}
+		}
+		df_policy_free(&admin);
+		df_policy_free(&both);
+	}
+	CHECK("loosen, random: every generated policy builds", setup == 0, "%d failed", setup);
+	CHECK("loosen, random: both answers occur", accepted > rounds / 10 && refused > rounds / 10,
+	      "%d accepted, %d refused", accepted, refused);
+	CHECK("loosen, random: an accepted allow never lets through what the admin denies",
+	      wrong == 0, "%d of %d destinations; first: %s", wrong, judged, first);
+	printf("# loosen cross-check: %d accepted, %d refused, %d destinations judged\n", accepted,
+	       refused, judged);
+}
+
 int main(void)
 {
 	test_valid_rules();
@@ -1033,5 +1233,7 @@ int main(void)
 	test_precedence();
 	test_compile_limits();
 	test_random_cross_check();
+	test_loosen();
+	test_loosen_random();
 	return unit_done();
 }
