@@ -214,6 +214,17 @@ int fence_remove(const struct df_host_config *hc, const char *id)
 	return r;
 }
 
+void fence_log_attached(void (*log)(const char *fmt, ...), const struct fence_state *st,
+			const char *cg)
+{
+	const char *label = st->policy.label, *bg = st->policy.break_glass;
+
+	log("fence %s%s%s%s attached to %s: mode=%s default=%s, %zu rules%s%s", st->id,
+	    label ? " (" : "", label ? label : "", label ? ")" : "", cg,
+	    df_mode_name(st->policy.mode), df_verdict_name(st->policy.default_verdict),
+	    st->policy.n_rules, bg ? "; break-glass, in audit: " : "", bg ? bg : "");
+}
+
 int fence_start(const struct df_host_config *hc, const struct fence_state *st, struct df_error *e)
 {
 	_cleanup_skel_ struct fence_bpf *skel = NULL;

@@ -81,6 +81,10 @@ int fence_bpffs_where(const char *root, char *ret_dir, size_t len, struct df_err
 /* Make sure the bpffs that holds root is mounted (mounting /sys/fs/bpf if needed). */
 int fence_ensure_bpffs(const char *root, struct df_error *e);
 
+/* The attach line (id, label, cgroup, mode, default, rule count, break-glass), through log. */
+void fence_log_attached(void (*log)(const char *fmt, ...), const struct fence_state *st,
+			const char *cg);
+
 /*
  * Load, fill, attach to the cgroup at cgdir, pin under <bpffs_root>/<id>/ and
  * write <state_dir>/<id>.json. On failure nothing is left attached or pinned.

@@ -100,12 +100,7 @@ static int hook_create(const struct df_host_config *hc, struct oci_state *s,
 		df_err("container %s: %s", s->id, e.msg);
 		goto out;
 	}
-	df_info("fence %s%s%s%s attached to %s: mode=%s default=%s, %zu rules%s%s", st.id,
-		st.policy.label ? " (" : "", st.policy.label ? st.policy.label : "",
-		st.policy.label ? ")" : "", cg, df_mode_name(st.policy.mode),
-		df_verdict_name(st.policy.default_verdict), st.policy.n_rules,
-		st.policy.break_glass ? "; break-glass, in audit: " : "",
-		st.policy.break_glass ? st.policy.break_glass : "");
+	fence_log_attached(df_info, &st, cg);
 out:
 	fence_state_free(&st);
 	return r;

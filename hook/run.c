@@ -330,6 +330,8 @@ int cmd_run(int argc, char **argv)
 		remove_cgroup(cg);
 		goto fail;
 	}
+	/* the terminal has the job's own output; the attach line goes to syslog */
+	fence_log_attached(df_note, &st, cg);
 
 	sa.sa_handler = forward_signal;
 	sigemptyset(&sa.sa_mask);

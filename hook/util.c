@@ -48,6 +48,25 @@ void df_info(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* syslog only (stderr with -v): what the runtime's log needs but a terminal does not */
+void df_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (use_syslog) {
+		va_start(ap, fmt);
+		vsyslog(LOG_INFO, fmt, ap);
+		va_end(ap);
+	}
+	if (df_verbose) {
+		va_start(ap, fmt);
+		fprintf(stderr, "depfence: ");
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+		va_end(ap);
+	}
+}
+
 void df_debug(const char *fmt, ...)
 {
 	va_list ap;

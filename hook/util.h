@@ -58,6 +58,7 @@ extern int df_verbose;
 void df_log_init(const char *ident, int use_syslog);
 void df_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void df_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void df_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void df_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Error strings that travel with an -errno: a message buffer filled by parsers. */
