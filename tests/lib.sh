@@ -140,6 +140,38 @@ df_private_mountns() {
 	DF_PRIVATE_MOUNTNS=$$ exec unshare --mount --propagation private -- bash "$0"
 }
 
+# df_cg2root: the cgroup2 hierarchy's mount point (fstype after " - ", mount root "/")
+df_cg2root() {
+	awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo
+}
+
+# df_waiter NS NAME SCRIPT: a shell in netns NS and in a fresh cgroup of its
+# own under $CG2, blocked on a fifo until `df_release NAME` (once per
+# `read go <$DF_T/NAME.fifo` in SCRIPT), then running SCRIPT (the test tools on
+# PATH) with its output in $DF_T/NAME.out. Sets W_PID and W_CG.
+df_waiter() {
+	local ns=$1 name=$2 script=$3
+	W_CG=$CG2/df$$-$name
+	mkdir "$W_CG" || return 1
+	df_track_cgroup "$W_CG"
+	mkfifo "$DF_T/$name.fifo" || return 1
+	PATH=$DF_TOOLS:$PATH nsenter --net="/run/netns/$ns" -- \
+		sh -c "read go <'$DF_T/$name.fifo'; $script" >"$DF_T/$name.out" 2>&1 &
+	W_PID=$!
+	df_track_pid "$W_PID"
+	echo "$W_PID" >"$W_CG/cgroup.procs"
+}
+
+df_release() { timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$1.fifo"; }
+
+# df_reap PID: bounded wait for the process to end, then it is ended
+df_reap() {
+	local i
+	for i in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
 # jqr FILE EXPR: raw jq output, "" on error
 jqr() { jq -r "$2" "$1" 2>/dev/null; }
 

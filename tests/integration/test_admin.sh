@@ -13,7 +13,7 @@ NS=$(df_netns admin) || { notok "create netns" "ip netns add failed"; exit 1; }
 df_servers "$NS" 80 || { notok "test servers" "did not come up"; exit 1; }
 C=$DF_TOOLS/dfclient
 
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
+CG2=$(df_cg2root)
 [ -d "$CG2" ] || { notok "cgroup2 mount" "not found in /proc/self/mountinfo"; exit 1; }
 
 # config NAME JSON-MEMBERS: a config with this test's dirs and the admin's keys
@@ -28,26 +28,6 @@ config loosen '"mode": "enforce", "deny": ["203.0.113.10"], "annotations_may_loo
 config glass '"mode": "enforce", "deny": ["203.0.113.10"], "annotations_may_break_glass": true'
 config plain '"max_records": 4096'
 
-# waiter NAME SCRIPT: a shell in the netns and a cgroup of its own, blocked on
-# a fifo until `release NAME` (once per `read go` in SCRIPT); sets W_PID, W_CG
-waiter() {
-	W_CG=$CG2/df$$-$1
-	mkdir "$W_CG" || return 1
-	df_track_cgroup "$W_CG"
-	mkfifo "$DF_T/$1.fifo" || return 1
-	PATH=$DF_TOOLS:$PATH nsenter --net="/run/netns/$NS" -- \
-		sh -c "read go <'$DF_T/$1.fifo'; $2" >"$DF_T/$1.out" 2>&1 &
-	W_PID=$!
-	df_track_pid "$W_PID"
-	echo "$W_PID" >"$W_CG/cgroup.procs"
-}
-release() { timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$1.fifo"; }
-reap() {
-	local i
-	for i in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
-	kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
 # wait_lines FILE N: bounded wait until FILE has N lines
 wait_lines() {
 	local i
@@ -79,12 +59,12 @@ nothing_of() {
 }
 
 # --- the admin's deny applies with no depfence annotation at all ---
-waiter none "dfclient tcp 203.0.113.10 80; dfclient tcp 203.0.113.20 80"
+df_waiter "$NS" none "dfclient tcp 203.0.113.10 80; dfclient tcp 203.0.113.20 80"
 state adm-none "$W_PID" '{"org.example/team": "deploy"}' | hook strict createRuntime
 check "no annotation: createRuntime exit 0" "0" "$?"
 check "no annotation: the fence is there" "1" "$([ -s "$DF_STATE/adm-none.json" ] && [ -d "$DF_PINS/adm-none" ] && echo 1)"
-release none
-reap "$W_PID"
+df_release none
+df_reap "$W_PID"
 check "no annotation: admin deny refused, the rest allowed" "EPERM ok" "$(echo $(cat "$DF_T/none.out"))"
 stop adm-none strict
 R=$DF_REPORTS/adm-none.json
@@ -100,12 +80,12 @@ check "no admin policy, no annotation: exit 0" "0" "$?"
 nothing_of adm-plain "no admin policy, no annotation"
 
 # --- an annotation tightens: its deny rules add to the admin's ---
-waiter tight "dfclient tcp 203.0.113.10 80; dfclient tcp 203.0.113.20 80; dfclient tcp 198.51.100.10 80"
+df_waiter "$NS" tight "dfclient tcp 203.0.113.10 80; dfclient tcp 203.0.113.20 80; dfclient tcp 198.51.100.10 80"
 state adm-tight "$W_PID" '{"depfence.io/deny": "203.0.113.20", "depfence.io/allow": "198.51.100.0/24"}' |
 	hook strict createRuntime
 check "tighten: createRuntime exit 0" "0" "$?"
-release tight
-reap "$W_PID"
+df_release tight
+df_reap "$W_PID"
 check "tighten: admin deny and annotation deny refused, other allowed" "EPERM EPERM ok" \
 	"$(echo $(cat "$DF_T/tight.out"))"
 stop adm-tight strict
@@ -114,7 +94,7 @@ check "tighten: report rules, admin's first" "203.0.113.10=admin deny,203.0.113.
 df_check_clean "tighten"
 
 # --- loosening is refused: exit 1, a message that says so, nothing left ---
-waiter loose "true"
+df_waiter "$NS" loose "true"
 LOOSE_PID=$W_PID LOOSE_CG=$W_CG
 while IFS='|' read -r name key value frags; do
 	[ -z "$name" ] && continue
@@ -132,54 +112,54 @@ loosen by profile|depfence.io/profile|api-through|(profile api-through): allow r
 forbidden break-glass|depfence.io/break-glass|INC-42 github outage|break-glass for one container is forbidden;"annotations_may_break_glass" is not true
 EOF
 check "loosening refused: nothing attached to the cgroup" "" "$(bpftool cgroup show "$LOOSE_CG" 2>/dev/null | grep -v '^ID')"
-release loose
-reap "$LOOSE_PID"
+df_release loose
+df_reap "$LOOSE_PID"
 
 # --- with annotations_may_loosen the same annotations are accepted ---
-waiter mayl "dfclient tcp 203.0.113.10 80; dfclient tcp 203.0.113.20 80"
+df_waiter "$NS" mayl "dfclient tcp 203.0.113.10 80; dfclient tcp 203.0.113.20 80"
 state adm-mayl "$W_PID" '{"depfence.io/allow": "203.0.113.10:80", "depfence.io/default": "deny", "depfence.io/mode": "enforce"}' |
 	hook loosen createRuntime
 check "may loosen: createRuntime exit 0" "0" "$?"
-release mayl
-reap "$W_PID"
+df_release mayl
+df_reap "$W_PID"
 check "may loosen: the allow wins over the admin deny, the default refuses" "ok EPERM" "$(echo $(cat "$DF_T/mayl.out"))"
 stop adm-mayl loosen
 check "may loosen: report has the annotation's allow after the admin's deny" "deny 203.0.113.10 admin deny,allow 203.0.113.10:80 annotation depfence.io/allow" \
 	"$(jqr "$DF_REPORTS/adm-mayl.json" '[.policy.rules[] | "\(.verdict) \(.rule) \(.source)"] | join(",")')"
-waiter mayl2 "true"
+df_waiter "$NS" mayl2 "true"
 state adm-mayl2 "$W_PID" '{"depfence.io/mode": "observe"}' | hook loosen createRuntime
 check "may loosen: a weaker mode too" "0 observe" "$? $(jqr "$DF_STATE/adm-mayl2.json" .mode)"
-release mayl2
-reap "$W_PID"
+df_release mayl2
+df_reap "$W_PID"
 stop adm-mayl2 loosen
 df_check_clean "may loosen"
 
 # --- break-glass where the admin permits it: this container alone in audit ---
-waiter glass "dfclient tcp 203.0.113.10 80; read go <'$DF_T/glass.fifo'; dfclient tcp 203.0.113.10 80"
+df_waiter "$NS" glass "dfclient tcp 203.0.113.10 80; read go <'$DF_T/glass.fifo'; dfclient tcp 203.0.113.10 80"
 GLASS_PID=$W_PID GLASS_CG=$W_CG
 state adm-glass "$W_PID" '{"depfence.io/break-glass": "INC-42 github outage"}' | hook glass createRuntime
 check "break-glass: createRuntime exit 0" "0" "$?"
 err_has "break-glass: the attach line says so" "break-glass, in audit: INC-42 github outage"
 # a fence of the same config next to it still enforces
-waiter other "dfclient tcp 203.0.113.10 80"
+df_waiter "$NS" other "dfclient tcp 203.0.113.10 80"
 state adm-other "$W_PID" '{}' | hook glass createRuntime
 OTHER_PID=$W_PID OTHER_CG=$W_CG
-release other
-reap "$OTHER_PID"
+df_release other
+df_reap "$OTHER_PID"
 check "break-glass: another container still enforces" "EPERM" "$(cat "$DF_T/other.out")"
 W_CG=$OTHER_CG stop adm-other glass
 W_CG=$GLASS_CG
-release glass
+df_release glass
 wait_lines "$DF_T/glass.out" 1
 check "break-glass: the admin deny is not refused" "ok" "$(sed -n 1p "$DF_T/glass.out")"
 # host-wide break-glass on and off leaves this container's own in place
 DEPFENCE_CONFIG=$DF_T/glass.json "$DF_BIN" break-glass on --reason "host drill" >/dev/null 2>&1 &&
 	DEPFENCE_CONFIG=$DF_T/glass.json "$DF_BIN" break-glass off >/dev/null 2>&1
 check "break-glass: host-wide on and off accepted" "0" "$?"
-release glass
+df_release glass
 wait_lines "$DF_T/glass.out" 2
 check "break-glass: still audit after the host's break-glass ends" "ok" "$(sed -n 2p "$DF_T/glass.out")"
-reap "$GLASS_PID"
+df_reap "$GLASS_PID"
 stop adm-glass glass
 R=$DF_REPORTS/adm-glass.json
 check "break-glass: report keeps the configured mode" "enforce" "$(jqr "$R" .mode)"

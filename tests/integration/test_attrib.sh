@@ -212,7 +212,7 @@ wait $pin
 kill $outside 2>/dev/null
 
 # --- a job that enters the fence after createRuntime (runc exec) is attributed ---
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
+CG2=$(df_cg2root)
 HCG=$CG2/df$$-attrib
 mkdir "$HCG" && df_track_cgroup "$HCG"
 mkfifo "$DF_T/go"

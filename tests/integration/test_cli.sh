@@ -310,29 +310,20 @@ check "status after the job: the fence is gone" "" "$("$DF_BIN" status --json | 
 schema_ok "status run: the report validates against the schema" "$LIVE"
 
 # --- gc ---
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
+CG2=$(df_cg2root)
 [ -d "$CG2" ] || { notok "cgroup2 mount" "not found in /proc/self/mountinfo"; exit 1; }
 
 # fence NAME ID SCRIPT: a process in the netns and in a cgroup of its own, fenced by
 # the hook (enforce, deny 203.0.113.10:443), then running SCRIPT. Sets W_PID, W_CG.
 fence() {
 	local name=$1 id=$2 script=$3
-	W_CG=$CG2/df$$-$name
-	mkdir "$W_CG" || return 1
-	df_track_cgroup "$W_CG"
-	mkfifo "$DF_T/$name.fifo" || return 1
-	PATH=$DF_TOOLS:$PATH nsenter --net="/run/netns/$NS" -- \
-		sh -c "read go <'$DF_T/$name.fifo'; $script" >"$DF_T/$name.out" 2>&1 &
-	W_PID=$!
-	df_track_pid "$W_PID"
-	echo "$W_PID" >"$W_CG/cgroup.procs"
+	df_waiter "$NS" "$name" "$script" || return 1
 	jq -nc --arg id "$id" --argjson pid "$W_PID" '{ociVersion: "1.0.2", id: $id, status: "creating",
 		bundle: "/nonexistent", pid: $pid, annotations: {"depfence.io/mode": "enforce",
 		"depfence.io/deny": "203.0.113.10:443", "depfence.io/label": "gc test"}}' |
 		"$DF_BIN" hook createRuntime 2>"$DF_T/err" || return 1
-	timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$name.fifo"
+	df_release "$name"
 }
-reap() { local i; for i in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done; kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 rm_cgroup() { local i; for i in $(seq 50); do rmdir "$1" 2>/dev/null && return 0; [ -d "$1" ] || return 0; sleep 0.1; done; return 1; }
 # pinned ID: what is left of a fence: both (pins and state), pins, state, none
 pinned() {
@@ -344,7 +335,7 @@ pinned() {
 
 ID=gc-stale-$$
 fence stale "$ID" "dfclient tcp 203.0.113.10 443; dfclient tcp 203.0.113.20 80" || { notok "gc: set up a fence" "$(oneline <"$DF_T/err")"; exit 1; }
-reap "$W_PID"
+df_reap "$W_PID"
 check "gc fence: the client was fenced" "EPERM|ok|" "$(oneline <"$DF_T/stale.out")"
 out=$("$DF_BIN" gc 2>&1)
 check "gc while the cgroup exists: nothing to do, nothing said" "0 " "$? $out"

@@ -29,7 +29,7 @@ field() {
 		'[.checks[] | select(.name == $n and ($p == "" or .path == $p))][0][$k] | tostring' "$DF_T/out" 2>/dev/null
 }
 
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
+CG2=$(df_cg2root)
 
 # ---- this host, installed: ok ----
 config "$HD" "$DF_T/nohooks"

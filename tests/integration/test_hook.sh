@@ -10,34 +10,11 @@ NS=$(df_netns hook) || { notok "create netns" "ip netns add failed"; exit 1; }
 df_servers "$NS" 53 80 443 || { notok "test servers" "did not come up"; exit 1; }
 
 # the cgroup2 hierarchy root: fstype after the " - " separator, mount root "/"
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
+CG2=$(df_cg2root)
 [ -d "$CG2" ] || { notok "cgroup2 mount" "not found in /proc/self/mountinfo"; exit 1; }
 
-# waiter NAME SCRIPT: a shell in the test netns and in a fresh cgroup of its
-# own, blocked on a fifo until `release NAME`, then running SCRIPT (dfclient on
-# PATH) with its output in $DF_T/NAME.out. Sets W_PID and W_CG.
-waiter() {
-	local name=$1 script=$2
-	W_CG=$CG2/df$$-$name
-	mkdir "$W_CG" || return 1
-	df_track_cgroup "$W_CG"
-	mkfifo "$DF_T/$name.fifo" || return 1
-	PATH=$DF_TOOLS:$PATH nsenter --net="/run/netns/$NS" -- \
-		sh -c "read go <'$DF_T/$name.fifo'; $script" >"$DF_T/$name.out" 2>&1 &
-	W_PID=$!
-	df_track_pid "$W_PID"
-	echo "$W_PID" >"$W_CG/cgroup.procs"
-}
 
-release() { timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$1.fifo"; }
 
-# reap PID: bounded wait for the process to end
-reap() {
-	local i
-	for i in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
-	kill -9 "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-}
 
 # state ID PID ANNOTATIONS-JSON|null [BUNDLE] [STATUS]: runc's shape of the state
 state() {
@@ -65,15 +42,15 @@ has_pins() { [ -n "$(find "$DF_PINS/$1" -mindepth 1 2>/dev/null)" ]; }
 
 # --- createRuntime, runc's state, enforce ---
 ID=hook-enforce
-waiter enforce "dfclient tcp 203.0.113.10 443; dfclient tcp 203.0.113.10 80"
+df_waiter "$NS" enforce "dfclient tcp 203.0.113.10 443; dfclient tcp 203.0.113.10 80"
 ANN='{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10:443", "depfence.io/label": "job 7", "org.example/other": "x"}'
 state "$ID" "$W_PID" "$ANN" | hook createRuntime
 check_rc "createRuntime: exit 0" 0 $?
 has_pins "$ID" && ok "createRuntime: links and maps pinned" || notok "createRuntime: links and maps pinned" "nothing under $DF_PINS/$ID"
 check "createRuntime: state file written" "1" "$([ -s "$DF_STATE/$ID.json" ] && echo 1)"
 check "createRuntime: fence attached to the cgroup" "$W_CG" "$(jqr "$DF_STATE/$ID.json" .cgroup)"
-release enforce
-reap "$W_PID"
+df_release enforce
+df_reap "$W_PID"
 check "enforce: denied call fails with EPERM, allowed call works" "EPERM ok" "$(echo $(cat "$DF_T/enforce.out"))"
 check "enforce: a process outside the cgroup is not fenced" "ok" "$(in_ns "$NS" "$DF_TOOLS/dfclient" tcp 203.0.113.10 443)"
 # runc and crun remove the cgroup before poststop: so do we
@@ -99,11 +76,11 @@ ID=hook-bundle
 mkdir -p "$DF_T/bundle"
 jq -n '{ociVersion: "1.0.2", annotations: {"org.example/x": "y", "depfence.io/mode": "enforce",
 	"depfence.io/deny": "[2001:db8::10]", "depfence.io/label": "from config.json"}}' >"$DF_T/bundle/config.json"
-waiter bundle "dfclient tcp 2001:db8::10 443; dfclient tcp 2001:db8::20 443"
+df_waiter "$NS" bundle "dfclient tcp 2001:db8::10 443; dfclient tcp 2001:db8::20 443"
 state "$ID" "$W_PID" null "$DF_T/bundle" | hook createRuntime
 check_rc "bundle config.json annotations: createRuntime exit 0" 0 $?
-release bundle
-reap "$W_PID"
+df_release bundle
+df_reap "$W_PID"
 check "bundle config.json annotations: denied v6 call EPERM, other ok" "EPERM ok" "$(echo $(cat "$DF_T/bundle.out"))"
 rmdir "$W_CG"
 echo "{\"id\": \"$ID\"}" | hook poststop
@@ -114,11 +91,11 @@ df_check_clean "bundle"
 
 # --- prestart does the same work ---
 ID=hook-prestart
-waiter prestart "dfclient udp-sendto 203.0.113.20 53; dfclient tcp 203.0.113.20 443"
+df_waiter "$NS" prestart "dfclient udp-sendto 203.0.113.20 53; dfclient tcp 203.0.113.20 443"
 state "$ID" "$W_PID" '{"depfence.io/mode": "enforce", "depfence.io/deny": "udp/203.0.113.20"}' | hook prestart
 check_rc "prestart: exit 0" 0 $?
-release prestart
-reap "$W_PID"
+df_release prestart
+df_reap "$W_PID"
 check "prestart: denied UDP datagram EPERM, TCP to the same host ok" "EPERM ok" "$(echo $(cat "$DF_T/prestart.out"))"
 echo "{\"id\": \"$ID\", \"pid\": 0}" | hook poststop
 check_rc "prestart: poststop exit 0" 0 $?
@@ -128,11 +105,11 @@ df_check_clean "prestart"
 
 # --- audit: nothing refused, the would-be refusal recorded ---
 ID=hook-audit
-waiter audit "dfclient tcp 203.0.113.10 443"
+df_waiter "$NS" audit "dfclient tcp 203.0.113.10 443"
 state "$ID" "$W_PID" '{"depfence.io/mode": "audit", "depfence.io/deny": "203.0.113.0/24"}' | hook createRuntime
 check_rc "audit: createRuntime exit 0" 0 $?
-release audit
-reap "$W_PID"
+df_release audit
+df_reap "$W_PID"
 check "audit: the call succeeds" "ok" "$(cat "$DF_T/audit.out")"
 echo "{\"id\": \"$ID\"}" | hook poststop
 check "audit: report has would-block" "audit would-block 203.0.113.0/24" \
@@ -140,7 +117,7 @@ check "audit: report has would-block" "audit would-block 203.0.113.0/24" \
 df_check_clean "audit"
 
 # --- a policy that does not parse: no fence, an error naming key and value ---
-waiter bad "true"
+df_waiter "$NS" bad "true"
 BAD_CG=$W_CG BAD_PID=$W_PID
 while IFS='|' read -r name key value want; do
 	[ -z "$name" ] && continue
@@ -160,8 +137,8 @@ bad allow rule|depfence.io/allow|203.0.113.0/33|203.0.113.0/33
 unknown key|depfence.io/denny|203.0.113.10|unknown key
 EOF
 check "bad policy: nothing attached to the cgroup" "" "$(bpftool cgroup show "$BAD_CG" 2>/dev/null | grep -v '^ID')"
-release bad
-reap "$BAD_PID"
+df_release bad
+df_reap "$BAD_PID"
 
 # --- container ids are file names: checked before any path is built ---
 printf '{ "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s" }\n' \
@@ -211,19 +188,19 @@ check_rc "shared cgroup: refused" 1 $?
 check_err "shared cgroup: message names the other pid" "also holds pid $P2,"
 df_check_clean "shared cgroup"
 kill "$P1" "$P2"
-reap "$P1"
-reap "$P2"
+df_reap "$P1"
+df_reap "$P2"
 
 # --- no depfence.io/ annotations: no fence, no report ---
-waiter none "dfclient tcp 203.0.113.10 443"
+df_waiter "$NS" none "dfclient tcp 203.0.113.10 443"
 state none "$W_PID" '{"org.example/x": "y"}' | hook createRuntime
 check_rc "no depfence.io annotations: exit 0" 0 $?
 mkdir -p "$DF_T/plain"
 echo '{"ociVersion": "1.0.2", "annotations": {"org.example/x": "y"}}' >"$DF_T/plain/config.json"
 state none "$W_PID" null "$DF_T/plain" | hook createRuntime
 check_rc "no depfence.io annotations in config.json: exit 0" 0 $?
-release none
-reap "$W_PID"
+df_release none
+df_reap "$W_PID"
 check "no annotations: the call is not fenced" "ok" "$(cat "$DF_T/none.out")"
 state none 0 null | hook poststop
 check "no annotations: poststop exit 0, no report" "0 0" "$? $(ls "$DF_REPORTS" 2>/dev/null | grep -c '^none')"
@@ -252,11 +229,11 @@ df_check_clean "bad input"
 
 # --- the report cannot be written: the records stay, a later poststop delivers ---
 ID=hook-noreport
-waiter noreport "dfclient tcp 203.0.113.10 443"
+df_waiter "$NS" noreport "dfclient tcp 203.0.113.10 443"
 state "$ID" "$W_PID" '{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10"}' | hook createRuntime
 check_rc "unwritable report dir: createRuntime exit 0" 0 $?
-release noreport
-reap "$W_PID"
+df_release noreport
+df_reap "$W_PID"
 check "unwritable report dir: call refused" "EPERM" "$(cat "$DF_T/noreport.out")"
 rmdir "$W_CG"
 : >"$DF_T/afile"

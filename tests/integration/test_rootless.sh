@@ -10,7 +10,7 @@ chmod 0755 "$DF_T"
 chmod 0644 "$DEPFENCE_CONFIG"
 
 NEED='needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN) in the initial user namespace'
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
+CG2=$(df_cg2root)
 [ -d "$CG2" ] || { notok "cgroup2 mount" "not found in /proc/self/mountinfo"; exit 1; }
 # the commands run in a cgroup of the test's own, where a run would make its cgroup
 RUNCG=$CG2/df$$-runner

@@ -124,20 +124,33 @@ in_ns "$NS" "$DF_BIN" run --report "$DF_T/x.json" -- /nonexistent/cmd 2>/dev/nul
 check "missing command exits 127" "127" "$?"
 in_ns "$NS" "$DF_BIN" run --report "$DF_T/x.json" -- sh -c 'kill -TERM $$' 2>/dev/null
 check "killed command exits 128+signal" "143" "$?"
-cg_before=$(find /sys/fs/cgroup -maxdepth 3 -name 'depfence-run-*' 2>/dev/null | sort)
-err=$("$DF_BIN" run --deny 'git*hub.com' -- true 2>&1)
+# badrun ARGS...: depfence run with bad input, output in $DF_T/bad.out; its pid
+# is kept, since its cgroup would be named after it (other runs may be live)
+badrun() {
+	"$DF_BIN" run "$@" >"$DF_T/bad.out" 2>&1 &
+	local p=$!
+	echo "$p" >>"$DF_T/bad.pids"
+	wait "$p"
+}
+badrun --deny 'git*hub.com' -- true
 check "bad rule: usage exit" "2" "$?"
+err=$(cat "$DF_T/bad.out")
 case $err in *"--deny"*"git*hub.com"*) ok "bad rule: message names flag and rule" ;;
 *) notok "bad rule: message names flag and rule" "got: $err" ;; esac
-"$DF_BIN" run --mode enforcing -- true >/dev/null 2>&1
+badrun --mode enforcing -- true
 check "bad mode: usage exit" "2" "$?"
-"$DF_BIN" run --mode enforce >/dev/null 2>&1
+badrun --mode enforce
 check "no command: usage exit" "2" "$?"
 echo '{"report_dir": "/tmp", "bogus": 1}' >"$DF_T/bad.json"
-err=$(DEPFENCE_CONFIG=$DF_T/bad.json "$DF_BIN" run -- true 2>&1)
+DEPFENCE_CONFIG=$DF_T/bad.json badrun -- true
 check "bad config: error exit" "1" "$?"
+err=$(cat "$DF_T/bad.out")
 case $err in *bogus*) ok "bad config: names the key" ;; *) notok "bad config: names the key" "got: $err" ;; esac
-check "bad input leaves no cgroup" "$cg_before" "$(find /sys/fs/cgroup -maxdepth 3 -name 'depfence-run-*' 2>/dev/null | sort)"
+left=""
+while read -r p; do
+	left="$left$(find /sys/fs/cgroup -maxdepth 3 -name "depfence-run-$p-*" 2>/dev/null)"
+done <"$DF_T/bad.pids"
+check "bad input leaves no cgroup" "" "$left"
 
 # --- processes outside the fence are not affected ---
 nsenter --net="/run/netns/$NS" -- "$DF_BIN" run --mode enforce --deny 203.0.113.10 --report "$DF_T/bg.json" -- sleep 3 2>/dev/null &
