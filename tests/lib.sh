@@ -172,6 +172,41 @@ df_reap() {
 	wait "$1" 2>/dev/null
 }
 
+# df_bundle SPEC NS NAME STAGE ANNOTATIONS-JSON SCRIPT [JQ-FILTER JQ-ARGS...]:
+# an OCI bundle at $DF_T/NAME from the runtime's own `spec` output SPEC, on
+# the rootfs $ROOTFS, running `sh -c SCRIPT` in netns NS with $DF_T/NAME.mnt
+# bound at /mnt, the depfence hooks (STAGE and poststop) pointed at $DF_BIN
+# with this test's config; JQ-FILTER adds what one runtime needs.
+df_bundle() {
+	local spec=$1 ns=$2 name=$3 stage=$4 ann=$5 script=$6 extra=${7:-.}
+	shift $(($# < 7 ? $# : 7))
+	mkdir -p "$DF_T/$name" "$DF_T/$name.mnt"
+	jq --arg bin "$DF_BIN" --arg env "DEPFENCE_CONFIG=$DEPFENCE_CONFIG" --arg stage "$stage" \
+		--arg rootfs "$ROOTFS" --arg ns "/run/netns/$ns" --arg mnt "$DF_T/$name.mnt" \
+		--arg script "$script" --argjson ann "$ann" "$@" '
+		.process.terminal = false
+		| .process.args = ["sh", "-c", $script]
+		| .root = {path: $rootfs, readonly: true}
+		| .linux.namespaces |= map(if .type == "network" then .path = $ns else . end)
+		| .mounts += [{destination: "/mnt", type: "bind", source: $mnt, options: ["rbind", "rw"]}]
+		| .annotations = $ann
+		| .hooks = {
+			($stage): [{path: $bin, args: ["depfence", "hook", $stage], env: [$env], timeout: 10}],
+			poststop: [{path: $bin, args: ["depfence", "hook", "poststop"], env: [$env], timeout: 30}]
+		}
+		| '"$extra" "$spec" >"$DF_T/$name/config.json"
+}
+
+# df_check_exit NAME RC ERRFILE: exit 0, or the failure with the runtime's stderr
+df_check_exit() {
+	if [ "$2" = 0 ]; then ok "$1"; else notok "$1" "exit $2: $(tr '\n' ' ' <"$3")"; fi
+}
+
+# df_event REPORT DADDR DPORT: the event for that destination, as "verdict hook proto rule comm count"
+df_event() {
+	jqr "$1" ".events[] | select(.daddr == \"$2\" and .dport == $3) | \"\\(.verdict) \\(.hook) \\(.proto) \\(.rule) \\(.process.comm) \\(.count)\""
+}
+
 # jqr FILE EXPR: raw jq output, "" on error
 jqr() { jq -r "$2" "$1" 2>/dev/null; }
 

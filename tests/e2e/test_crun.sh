@@ -49,41 +49,18 @@ NODEVRULES=false
 # crun drops its hooks' stderr unless the annotation run.oci.hooks.stderr names
 # a file for it: $DF_T/NAME.hookerr.
 bundle() {
-	local name=$1 stage=$2 ann=$3 script=$4
-	mkdir -p "$DF_T/$name" "$DF_T/$name.mnt"
-	jq --arg bin "$DF_BIN" --arg env "DEPFENCE_CONFIG=$DEPFENCE_CONFIG" --arg stage "$stage" \
-		--arg rootfs "$ROOTFS" --arg ns "/run/netns/$NS" --arg mnt "$DF_T/$name.mnt" \
-		--arg cg "/$CGPARENT/$name" --argjson nodev "$NODEVRULES" --arg herr "$DF_T/$name.hookerr" \
-		--arg script "$script" --argjson ann "$ann" '
-		.process.terminal = false
-		| .process.args = ["sh", "-c", $script]
-		| .root = {path: $rootfs, readonly: true}
-		| .linux.namespaces |= map(if .type == "network" then .path = $ns else . end)
-		| .linux.cgroupsPath = $cg
+	df_bundle "$DF_T/spec/config.json" "$NS" "$@" '
+		.linux.cgroupsPath = $cg
 		| if $nodev then del(.linux.resources.devices) else . end
-		| .mounts += [{destination: "/mnt", type: "bind", source: $mnt, options: ["rbind", "rw"]}]
-		| .annotations = $ann + {"run.oci.hooks.stderr": $herr}
-		| .hooks = {
-			($stage): [{path: $bin, args: ["depfence", "hook", $stage], env: [$env], timeout: 10}],
-			poststop: [{path: $bin, args: ["depfence", "hook", "poststop"], env: [$env], timeout: 30}]
-		}' "$DF_T/spec/config.json" >"$DF_T/$name/config.json"
-	df_on_exit "timeout 20 ${CRUN[*]} delete -f df$$-$name"
+		| .annotations += {"run.oci.hooks.stderr": $herr}' \
+		--arg cg "/$CGPARENT/$1" --argjson nodev "$NODEVRULES" --arg herr "$DF_T/$1.hookerr"
+	df_on_exit "timeout 20 ${CRUN[*]} delete -f df$$-$1"
 }
 
 # run NAME: crun run in the foreground, bounded; stdout in $DF_T/NAME.out, stderr in $DF_T/NAME.err
 run() {
 	timeout --kill-after=5 30 "${CRUN[@]}" run --bundle "$DF_T/$1" "df$$-$1" \
 		</dev/null >"$DF_T/$1.out" 2>"$DF_T/$1.err"
-}
-
-# check_rc NAME RC ERRFILE: exit 0, or the failure with crun's stderr
-check_rc() {
-	if [ "$2" = 0 ]; then ok "$1"; else notok "$1" "exit $2: $(tr '\n' ' ' <"$3")"; fi
-}
-
-# event REPORT DADDR DPORT: the event for that destination, as "verdict hook proto rule comm count"
-event() {
-	jqr "$1" ".events[] | select(.daddr == \"$2\" and .dport == $3) | \"\(.verdict) \(.hook) \(.proto) \(.rule) \(.process.comm) \(.count)\""
 }
 
 # gone NAME: crun removed the container and its cgroup
@@ -99,14 +76,14 @@ POLICY='{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10:443, u
 ID=df$$-enforce
 bundle enforce createRuntime "$POLICY" "$CLIENT"
 run enforce
-check_rc "enforce: crun run exit 0" $? "$DF_T/enforce.err"
+df_check_exit "enforce: crun run exit 0" $? "$DF_T/enforce.err"
 check "enforce: denied calls EPERM, allowed calls ok" "EPERM ok EPERM ok" "$(echo $(cat "$DF_T/enforce.out"))"
 check "enforce: the container ran to the end" "1" "$([ -e "$DF_T/enforce.mnt/ran" ] && echo 1)"
 REP=$DF_REPORTS/$ID.json
 check "enforce: report written by poststop" "1" "$([ -s "$REP" ] && echo 1)"
 check "enforce: report id, label, mode" "$ID|crun e2e|enforce" "$(jqr "$REP" '[.id, .label, .mode] | join("|")')"
-check "enforce: tcp event" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(event "$REP" 203.0.113.10 443)"
-check "enforce: udp v6 event" "blocked sendmsg6 udp udp/[2001:db8::10] dfclient 1" "$(event "$REP" 2001:db8::10 53)"
+check "enforce: tcp event" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(df_event "$REP" 203.0.113.10 443)"
+check "enforce: udp v6 event" "blocked sendmsg6 udp udp/[2001:db8::10] dfclient 1" "$(df_event "$REP" 2001:db8::10 53)"
 check "enforce: only the refusals recorded" "2 2" "$(jqr "$REP" '"\(.events | length) \(.summary.blocked)"')"
 check "enforce: the fence was on the container's cgroup" "/$CGPARENT/enforce" "$(jqr "$REP" '.cgroup' | grep -o "/$CGPARENT/enforce\$")"
 check "enforce: integrity read from config.json (crun spec caps: no NET_RAW, own netns and pidns, ro cgroupfs)" \
@@ -122,7 +99,7 @@ df_check_clean "enforce"
 ID=df$$-detached
 bundle detached createRuntime "$POLICY" "$CLIENT"
 timeout 30 "${CRUN[@]}" create --bundle "$DF_T/detached" "$ID" </dev/null >"$DF_T/detached.out" 2>"$DF_T/detached.err"
-check_rc "detached: crun create exit 0" $? "$DF_T/detached.err"
+df_check_exit "detached: crun create exit 0" $? "$DF_T/detached.err"
 check "detached: fence pinned before start" "1" "$([ -n "$(find "$DF_PINS/$ID" -mindepth 1 2>/dev/null)" ] && echo 1)"
 check "detached: the hook's state file names the container's cgroup" "1" \
 	"$(grep -l "$CGPARENT/detached" "$DF_STATE"/*.json 2>/dev/null | wc -l)"
@@ -137,7 +114,7 @@ check "detached: no report before delete" "0" "$(ls "$DF_REPORTS" 2>/dev/null | 
 timeout 30 "${CRUN[@]}" delete "$ID" 2>>"$DF_T/detached.err"
 check "detached: crun delete exit 0" "0" "$?"
 check "detached: denied calls EPERM, allowed calls ok" "EPERM ok EPERM ok" "$(echo $(cat "$DF_T/detached.out"))"
-check "detached: report after delete" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(event "$DF_REPORTS/$ID.json" 203.0.113.10 443)"
+check "detached: report after delete" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(df_event "$DF_REPORTS/$ID.json" 203.0.113.10 443)"
 check "detached: report id" "$ID" "$(jqr "$DF_REPORTS/$ID.json" .id)"
 gone "detached" detached
 df_check_clean "detached"
@@ -146,7 +123,7 @@ df_check_clean "detached"
 ID=df$$-plain
 bundle plain createRuntime '{"org.example/other": "x"}' "$CLIENT"
 run plain
-check_rc "no annotations: crun run exit 0" $? "$DF_T/plain.err"
+df_check_exit "no annotations: crun run exit 0" $? "$DF_T/plain.err"
 check "no annotations: every call succeeds" "ok ok ok ok" "$(echo $(cat "$DF_T/plain.out"))"
 check "no annotations: no report" "0" "$(ls "$DF_REPORTS" 2>/dev/null | grep -c "^$ID")"
 gone "no annotations" plain

@@ -84,15 +84,6 @@ prun() {
 		</dev/null >"$DF_T/$name.out" 2>"$DF_T/$name.err"
 }
 
-check_rc() {
-	if [ "$2" = 0 ]; then ok "$1"; else notok "$1" "exit $2: $(tr '\n' ' ' <"$3")"; fi
-}
-
-# event REPORT DADDR DPORT: "verdict hook proto rule comm count" for that destination
-event() {
-	jqr "$1" ".events[] | select(.daddr == \"$2\" and .dport == $3) | \"\(.verdict) \(.hook) \(.proto) \(.rule) \(.process.comm) \(.count)\""
-}
-
 CLIENT='dfclient tcp 203.0.113.10 443; dfclient tcp 203.0.113.10 80; dfclient udp-sendto 2001:db8::10 53; dfclient udp-sendto 2001:db8::20 53; touch /mnt/ran'
 # podman 4 splits --annotation values at commas (a CSV string slice): separate
 # rules with whitespace, or quote the whole KEY=VALUE as one CSV field
@@ -101,15 +92,15 @@ DENY='203.0.113.10:443 udp/[2001:db8::10]'
 # --- enforce ---
 prun enforce --annotation depfence.io/mode=enforce --annotation "depfence.io/deny=$DENY" \
 	--annotation "depfence.io/label=podman e2e" -- "$CLIENT"
-check_rc "enforce: podman run exit 0" $? "$DF_T/enforce.err"
+df_check_exit "enforce: podman run exit 0" $? "$DF_T/enforce.err"
 check "enforce: denied calls EPERM, allowed calls ok" "EPERM ok EPERM ok" "$(echo $(cat "$DF_T/enforce.out"))"
 check "enforce: the container ran to the end" "1" "$([ -e "$DF_T/enforce.mnt/ran" ] && echo 1)"
 CID=$(cat "$DF_T/enforce.cid" 2>/dev/null)
 REP=$DF_REPORTS/$CID.json
 check "enforce: report named by the container id" "1" "$([ -n "$CID" ] && [ -s "$REP" ] && echo 1)"
 check "enforce: report id, label, mode" "$CID|podman e2e|enforce" "$(jqr "$REP" '[.id, .label, .mode] | join("|")')"
-check "enforce: tcp event" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(event "$REP" 203.0.113.10 443)"
-check "enforce: udp v6 event" "blocked sendmsg6 udp udp/[2001:db8::10] dfclient 1" "$(event "$REP" 2001:db8::10 53)"
+check "enforce: tcp event" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(df_event "$REP" 203.0.113.10 443)"
+check "enforce: udp v6 event" "blocked sendmsg6 udp udp/[2001:db8::10] dfclient 1" "$(df_event "$REP" 2001:db8::10 53)"
 check "enforce: only the refusals recorded" "2 2" "$(jqr "$REP" '"\(.events | length) \(.summary.blocked)"')"
 check "enforce: the fence was on the container's cgroup" "1" "$(jqr "$REP" .cgroup | grep -c "$CGPARENT/.*$CID")"
 check "enforce: --rm removed the container" "" "$("${PODMAN[@]}" ps -a -q 2>/dev/null)"
@@ -117,11 +108,11 @@ df_check_clean "enforce"
 
 # --- audit ---
 prun audit --annotation depfence.io/mode=audit --annotation '"depfence.io/deny=203.0.113.10:443, udp/[2001:db8::10]"' -- "$CLIENT"
-check_rc "audit: podman run exit 0" $? "$DF_T/audit.err"
+df_check_exit "audit: podman run exit 0" $? "$DF_T/audit.err"
 check "audit: every call succeeds" "ok ok ok ok" "$(echo $(cat "$DF_T/audit.out"))"
 REP=$DF_REPORTS/$(cat "$DF_T/audit.cid" 2>/dev/null).json
 check "audit: report has would-block" "audit would-block connect4 tcp 203.0.113.10:443 dfclient 1" \
-	"$(jqr "$REP" .mode) $(event "$REP" 203.0.113.10 443)"
+	"$(jqr "$REP" .mode) $(df_event "$REP" 203.0.113.10 443)"
 check "audit: a comma-separated list survives podman's CSV quoting" "203.0.113.10:443 udp/[2001:db8::10]" \
 	"$(jqr "$REP" '.policy.deny | join(" ")')"
 df_check_clean "audit"
@@ -133,7 +124,7 @@ echo '{"not_a_key": 1}' >"$CONFIG"
 prun plain --annotation org.example/deny=203.0.113.10 -- "$CLIENT"
 rc=$?
 cp "$DF_T/config.good" "$CONFIG"
-check_rc "no annotations: podman run exit 0, the hook was never called" $rc "$DF_T/plain.err"
+df_check_exit "no annotations: podman run exit 0, the hook was never called" $rc "$DF_T/plain.err"
 check "no annotations: every call succeeds, the denied host too" "ok ok ok ok" "$(echo $(cat "$DF_T/plain.out"))"
 CID=$(cat "$DF_T/plain.cid" 2>/dev/null)
 check "no annotations: container ran" "1" "$([ -n "$CID" ] && [ -e "$DF_T/plain.mnt/ran" ] && echo 1)"

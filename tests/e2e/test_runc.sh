@@ -21,38 +21,14 @@ mkdir "$DF_T/spec" && (cd "$DF_T/spec" && runc spec) || { notok "runc spec" "fai
 # bundle NAME STAGE ANNOTATIONS-JSON SCRIPT: a bundle at $DF_T/NAME for
 # container df$$-NAME; $DF_T/NAME.mnt is bind-mounted at /mnt.
 bundle() {
-	local name=$1 stage=$2 ann=$3 script=$4
-	mkdir -p "$DF_T/$name" "$DF_T/$name.mnt"
-	jq --arg bin "$DF_BIN" --arg env "DEPFENCE_CONFIG=$DEPFENCE_CONFIG" --arg stage "$stage" \
-		--arg rootfs "$ROOTFS" --arg ns "/run/netns/$NS" --arg mnt "$DF_T/$name.mnt" \
-		--arg script "$script" --argjson ann "$ann" '
-		.process.terminal = false
-		| .process.args = ["sh", "-c", $script]
-		| .root = {path: $rootfs, readonly: true}
-		| .linux.namespaces |= map(if .type == "network" then .path = $ns else . end)
-		| .mounts += [{destination: "/mnt", type: "bind", source: $mnt, options: ["rbind", "rw"]}]
-		| .annotations = $ann
-		| .hooks = {
-			($stage): [{path: $bin, args: ["depfence", "hook", $stage], env: [$env], timeout: 10}],
-			poststop: [{path: $bin, args: ["depfence", "hook", "poststop"], env: [$env], timeout: 30}]
-		}' "$DF_T/spec/config.json" >"$DF_T/$name/config.json"
-	df_on_exit "timeout 20 ${RUNC[*]} delete -f df$$-$name"
+	df_bundle "$DF_T/spec/config.json" "$NS" "$@"
+	df_on_exit "timeout 20 ${RUNC[*]} delete -f df$$-$1"
 }
 
 # run NAME: runc run in the foreground, bounded; stdout in $DF_T/NAME.out, stderr in $DF_T/NAME.err
 run() {
 	timeout --kill-after=5 30 "${RUNC[@]}" run --bundle "$DF_T/$1" "df$$-$1" \
 		</dev/null >"$DF_T/$1.out" 2>"$DF_T/$1.err"
-}
-
-# check_rc NAME RC ERRFILE: exit 0, or the failure with runc's stderr
-check_rc() {
-	if [ "$2" = 0 ]; then ok "$1"; else notok "$1" "exit $2: $(tr '\n' ' ' <"$3")"; fi
-}
-
-# event REPORT DADDR DPORT: the event for that destination, as "verdict hook proto rule comm count"
-event() {
-	jqr "$1" ".events[] | select(.daddr == \"$2\" and .dport == $3) | \"\(.verdict) \(.hook) \(.proto) \(.rule) \(.process.comm) \(.count)\""
 }
 
 CLIENT='dfclient tcp 203.0.113.10 443; dfclient tcp 203.0.113.10 80; dfclient udp-sendto 2001:db8::10 53; dfclient udp-sendto 2001:db8::20 53; touch /mnt/ran'
@@ -62,14 +38,14 @@ POLICY='{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10:443, u
 ID=df$$-enforce
 bundle enforce createRuntime "$POLICY" "$CLIENT"
 run enforce
-check_rc "enforce: runc run exit 0" $? "$DF_T/enforce.err"
+df_check_exit "enforce: runc run exit 0" $? "$DF_T/enforce.err"
 check "enforce: denied calls EPERM, allowed calls ok" "EPERM ok EPERM ok" "$(echo $(cat "$DF_T/enforce.out"))"
 check "enforce: the container ran to the end" "1" "$([ -e "$DF_T/enforce.mnt/ran" ] && echo 1)"
 REP=$DF_REPORTS/$ID.json
 check "enforce: report written by poststop" "1" "$([ -s "$REP" ] && echo 1)"
 check "enforce: report id, label, mode" "$ID|runc e2e|enforce" "$(jqr "$REP" '[.id, .label, .mode] | join("|")')"
-check "enforce: tcp event" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(event "$REP" 203.0.113.10 443)"
-check "enforce: udp v6 event" "blocked sendmsg6 udp udp/[2001:db8::10] dfclient 1" "$(event "$REP" 2001:db8::10 53)"
+check "enforce: tcp event" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(df_event "$REP" 203.0.113.10 443)"
+check "enforce: udp v6 event" "blocked sendmsg6 udp udp/[2001:db8::10] dfclient 1" "$(df_event "$REP" 2001:db8::10 53)"
 check "enforce: only the refusals recorded" "2 2" "$(jqr "$REP" '"\(.events | length) \(.summary.blocked)"')"
 check "enforce: the fence was on the container's own cgroup" "1" \
 	"$(jqr "$REP" '.cgroup' | grep -c "$ID")"
@@ -85,19 +61,19 @@ df_check_clean "enforce"
 ID=df$$-prestart
 bundle prestart prestart "$POLICY" "$CLIENT"
 run prestart
-check_rc "prestart: runc run exit 0" $? "$DF_T/prestart.err"
+df_check_exit "prestart: runc run exit 0" $? "$DF_T/prestart.err"
 check "prestart: denied calls EPERM, allowed calls ok" "EPERM ok EPERM ok" "$(echo $(cat "$DF_T/prestart.out"))"
-check "prestart: report event" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(event "$DF_REPORTS/$ID.json" 203.0.113.10 443)"
+check "prestart: report event" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(df_event "$DF_REPORTS/$ID.json" 203.0.113.10 443)"
 df_check_clean "prestart"
 
 # --- audit: nothing refused, would-block recorded ---
 ID=df$$-audit
 bundle audit createRuntime '{"depfence.io/mode": "audit", "depfence.io/deny": "203.0.113.10:443"}' "$CLIENT"
 run audit
-check_rc "audit: runc run exit 0" $? "$DF_T/audit.err"
+df_check_exit "audit: runc run exit 0" $? "$DF_T/audit.err"
 check "audit: every call succeeds" "ok ok ok ok" "$(echo $(cat "$DF_T/audit.out"))"
 check "audit: report has would-block" "audit would-block connect4 tcp 203.0.113.10:443 dfclient 1" \
-	"$(jqr "$DF_REPORTS/$ID.json" .mode) $(event "$DF_REPORTS/$ID.json" 203.0.113.10 443)"
+	"$(jqr "$DF_REPORTS/$ID.json" .mode) $(df_event "$DF_REPORTS/$ID.json" 203.0.113.10 443)"
 check "audit: nothing blocked" "0" "$(jqr "$DF_REPORTS/$ID.json" .summary.blocked)"
 df_check_clean "audit"
 
@@ -105,7 +81,7 @@ df_check_clean "audit"
 ID=df$$-detached
 bundle detached createRuntime "$POLICY" "$CLIENT"
 timeout 30 "${RUNC[@]}" create --bundle "$DF_T/detached" "$ID" </dev/null >"$DF_T/detached.out" 2>"$DF_T/detached.err"
-check_rc "detached: runc create exit 0" $? "$DF_T/detached.err"
+df_check_exit "detached: runc create exit 0" $? "$DF_T/detached.err"
 check "detached: fence pinned before start" "1" "$([ -n "$(find "$DF_PINS/$ID" -mindepth 1 2>/dev/null)" ] && echo 1)"
 timeout 30 "${RUNC[@]}" start "$ID" 2>>"$DF_T/detached.err"
 check "detached: runc start exit 0" "0" "$?"
@@ -118,14 +94,14 @@ check "detached: no report before delete" "0" "$(ls "$DF_REPORTS" 2>/dev/null | 
 timeout 30 "${RUNC[@]}" delete "$ID" 2>>"$DF_T/detached.err"
 check "detached: runc delete exit 0" "0" "$?"
 check "detached: denied calls EPERM, allowed calls ok" "EPERM ok EPERM ok" "$(echo $(cat "$DF_T/detached.out"))"
-check "detached: report after delete" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(event "$DF_REPORTS/$ID.json" 203.0.113.10 443)"
+check "detached: report after delete" "blocked connect4 tcp 203.0.113.10:443 dfclient 1" "$(df_event "$DF_REPORTS/$ID.json" 203.0.113.10 443)"
 df_check_clean "detached"
 
 # --- hooks in config.json but no depfence.io/ annotations: no fence ---
 ID=df$$-plain
 bundle plain createRuntime '{"org.example/other": "x"}' "$CLIENT"
 run plain
-check_rc "no annotations: runc run exit 0" $? "$DF_T/plain.err"
+df_check_exit "no annotations: runc run exit 0" $? "$DF_T/plain.err"
 check "no annotations: every call succeeds" "ok ok ok ok" "$(echo $(cat "$DF_T/plain.out"))"
 check "no annotations: no report" "0" "$(ls "$DF_REPORTS" 2>/dev/null | grep -c "^$ID")"
 df_check_clean "no annotations"
