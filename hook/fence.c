@@ -14,6 +14,8 @@
 #include "fence.h"
 #include "breakglass.h"
 #include "fence.skel.h"
+#include "cli.h"
+#include "livefence.h"
 
 static void fence_bpf_freep(struct fence_bpf **s)
 {
@@ -223,13 +225,30 @@ int fence_discard(const struct df_host_config *hc, const char *id)
 	return r < 0 ? r : r2 < 0 ? r2 : 0;
 }
 
+/* The cgroup v2 id of the directory at path (its inode number, as the kernel reports it). */
+static int cgroup_id_of(const char *path, unsigned long long *ret)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0)
+		return -errno;
+	*ret = (unsigned long long)sb.st_ino;
+	return 0;
+}
+
 /*
- * What an earlier fence_start for this id left when it was killed: its link
- * pins are not all there, so it never held. Remove it; refuse a whole fence.
+ * What an earlier fence of this id left. A fence_start killed before its six
+ * links were pinned never held: remove it. A whole fence whose links are
+ * detached (its cgroup is gone: a poststop that never came), or attached to
+ * the very cgroup this fence is for (a hook killed after attaching, before it
+ * exited), is finished as poststop would, report included. A whole fence on
+ * another live cgroup is refused.
  */
-static int clear_leftover(const struct df_host_config *hc, const char *id, struct df_error *e)
+static int clear_leftover(const struct df_host_config *hc, const char *id, const char *cgroup,
+			  struct df_error *e)
 {
 	char dir[PATH_MAX], name[160];
+	unsigned long long cgid = 0, mine = 0;
 	struct stat sb;
 	int r, has_dir, has_state;
 
@@ -242,10 +261,24 @@ static int clear_leftover(const struct df_host_config *hc, const char *id, struc
 	r = fence_complete(hc, id);
 	if (r < 0)
 		return df_fail(e, r, "read pins %s: %s", dir, strerror(-r));
-	if (r > 0)
-		return df_fail(e, -EEXIST,
-			       "a fence with id %s exists (%s); depfence gc removes stale ones", id,
-			       dir);
+	if (r > 0) {
+		r = live_links_attached(hc, id, &cgid);
+		if (r < 0)
+			return df_fail(e, r, "read the links in %s: %s", dir, strerror(-r));
+		if (r > 0 && (cgroup_id_of(cgroup, &mine) < 0 || mine != cgid))
+			return df_fail(e, -EEXIST,
+				       "a fence with id %s is attached to another cgroup (id %llu; pins %s)",
+				       id, cgid, dir);
+		if (!has_state)
+			return df_fail(e, -EEXIST,
+				       "pins of a fence with id %s are at %s without a state file; depfence gc recovers them",
+				       id, dir);
+		r = fence_finish(hc, id, NULL, NULL);
+		if (r < 0)
+			return df_fail(e, r, "finish the earlier fence %s (%s) first: failed (see above)",
+				       id, dir);
+		return 1;
+	}
 	r = fence_discard(hc, id);
 	if (r < 0)
 		return df_fail(e, r, "remove what an unfinished fence %s left (%s, %s): %s", id,
@@ -335,7 +368,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		goto out;
 	}
 	snprintf(name, sizeof(name), "%s.json", st->id);
-	r = clear_leftover(hc, st->id, e);
+	r = clear_leftover(hc, st->id, st->cgroup, e);
 	if (r < 0)
 		goto out;
 

@@ -79,7 +79,9 @@ int fence_ensure_bpffs(const char *root, struct df_error *e);
  * and pin under <bpffs_root>/<id>/. On failure nothing is left attached or
  * pinned; when killed, the state file leads poststop, gc or the next
  * fence_start of the id to what is left. What a killed fence_start of the same
- * id left is removed first; a complete fence of the same id is refused.
+ * id left is removed first; a whole earlier fence of the id that is detached,
+ * or attached to this same cgroup, is finished (reported) first; one attached
+ * to another cgroup is refused.
  */
 int fence_start(const struct df_host_config *hc, const struct fence_state *st,
 		struct df_error *e);
