@@ -10,6 +10,8 @@ PKGS=(
 	# tests: netns, clients and servers, JSON, container runtimes
 	iproute2 util-linux procps jq curl python3 python3-yaml busybox-static dnsmasq-base runc podman
 	crun bind9-dnsutils
+	# fault injection (tests/integration/test_faults.sh: SIGKILL at each syscall)
+	strace
 	# sanitizer and leak runs (make check), fuzzing (make fuzz: clang's libFuzzer)
 	valgrind
 	# static test tools
