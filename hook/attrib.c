@@ -202,7 +202,8 @@ fail:
 	return r;
 }
 
-static int claim_slot(int slots_fd, struct attrib_ref *ref)
+/* A free slot and a fresh generation for it, not claimed yet. */
+static int pick_slot(int slots_fd, struct attrib_ref *ref)
 {
 	for (__u32 i = 0; i < DF_ATTRIB_FENCES; i++) {
 		struct df_slot s;
@@ -211,19 +212,23 @@ static int claim_slot(int slots_fd, struct attrib_ref *ref)
 			return -errno;
 		if (s.gen)
 			continue;
-		memset(&s, 0, sizeof(s));
-		do {
-			if (getrandom(&s.gen, sizeof(s.gen), 0) != sizeof(s.gen))
-				return -errno;
-		} while (!s.gen);
-		s.images_max = DF_ATTRIB_IMAGES_PER_FENCE;
-		if (bpf_map_update_elem(slots_fd, &i, &s, BPF_ANY) < 0)
-			return -errno;
 		ref->slot = i;
-		ref->gen = s.gen;
+		do {
+			if (getrandom(&ref->gen, sizeof(ref->gen), 0) != sizeof(ref->gen))
+				return -errno;
+		} while (!ref->gen);
 		return 0;
 	}
 	return -ENOSPC;
+}
+
+static int claim_slot(int slots_fd, const struct attrib_ref *ref)
+{
+	struct df_slot s = { .gen = ref->gen, .images_max = DF_ATTRIB_IMAGES_PER_FENCE };
+
+	if (bpf_map_update_elem(slots_fd, &ref->slot, &s, BPF_ANY) < 0)
+		return -errno;
+	return 0;
 }
 
 /* The cgroup v2 id of dfd (name "") or of dfd/name: its file handle, else its inode number. */
@@ -357,8 +362,9 @@ static void release(const char *dir, struct attrib_fds *f, const struct attrib_r
 	}
 }
 
-int attrib_attach(const struct df_host_config *hc, const char *cgdir, struct attrib_ref *ret,
-		  int *ret_procs_fd, struct df_error *e)
+int attrib_attach(const struct df_host_config *hc, const char *cgdir,
+		  int (*before_claim)(const struct attrib_ref *ref, void *arg), void *arg,
+		  struct attrib_ref *ret, int *ret_procs_fd, struct df_error *e)
 {
 	_cleanup_attrib_fds_ struct attrib_fds f;
 	_cleanup_close_ int lock = -1, cgfd = -1;
@@ -389,10 +395,23 @@ int attrib_attach(const struct df_host_config *hc, const char *cgdir, struct att
 	if (r < 0)
 		return r;
 
-	r = claim_slot(f.fd[M_SLOTS], &ref);
+	r = pick_slot(f.fd[M_SLOTS], &ref);
 	if (r < 0) {
 		df_fail(e, r, "claim an attribution slot: %s", r == -ENOSPC ?
 			"all taken (fences whose poststop never came hold them)" : strerror(-r));
+		goto fail;
+	}
+	/* whoever must release the slot learns of it before it is taken */
+	if (before_claim) {
+		r = before_claim(&ref, arg);
+		if (r < 0) {
+			df_fail(e, r, "record the attribution slot: %s", strerror(-r));
+			goto fail_unclaimed;
+		}
+	}
+	r = claim_slot(f.fd[M_SLOTS], &ref);
+	if (r < 0) {
+		df_fail(e, r, "claim attribution slot %u: %s", ref.slot, strerror(-r));
 		goto fail;
 	}
 	cgfd = open(cgdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -416,6 +435,8 @@ int attrib_attach(const struct df_host_config *hc, const char *cgdir, struct att
 	*ret_procs_fd = TAKE_FD(f.fd[M_PROCS]);
 	*ret = ref;
 	return 0;
+fail_unclaimed:
+	memset(&ref, 0, sizeof(ref));
 fail:
 	release(dir, &f, &ref);
 	return r;
@@ -443,6 +464,43 @@ int attrib_detach(const struct df_host_config *hc, const struct attrib_ref *ref)
 		return r;
 	release(dir, &f, ref);
 	return 0;
+}
+
+int attrib_gc(const struct df_host_config *hc)
+{
+	_cleanup_attrib_fds_ struct attrib_fds f;
+	_cleanup_close_ int lock = -1;
+	char dir[PATH_MAX];
+	struct stat sb;
+	int r;
+
+	attrib_fds_init(&f);
+	if (pin_dir(hc, dir, sizeof(dir)) < 0)
+		return -ENAMETOOLONG;
+	if (stat(dir, &sb) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	lock = attrib_lock(hc);
+	if (lock < 0)
+		return lock;
+	r = open_pins(dir, &f);
+	if (r == -ENOENT) {
+		/* a set the first fence did not finish pinning (it was killed) */
+		remove_pins(dir);
+		return stat(dir, &sb) < 0 && errno == ENOENT ? 1 : -EBUSY;
+	}
+	if (r < 0)
+		return r;
+	for (__u32 i = 0; i < DF_ATTRIB_FENCES; i++) {
+		struct df_slot s;
+
+		if (bpf_map_lookup_elem(f.fd[M_SLOTS], &i, &s) < 0)
+			return -errno;
+		if (s.gen)
+			return 0;
+	}
+	attrib_fds_close(&f);
+	remove_pins(dir);
+	return stat(dir, &sb) < 0 && errno == ENOENT ? 1 : -EBUSY;
 }
 
 /* ---- reading for the report ---- */

@@ -51,12 +51,23 @@ struct fence_record;
 
 /*
  * Load the programs (once per host) or open the pinned ones, claim a slot
- * and register the cgroup at cgdir and the cgroups under it. ret_procs_fd is
- * the procs map, for bpf_map__reuse_fd() in the fence object; the caller
- * closes it. On failure nothing of this fence is left registered.
+ * and register the cgroup at cgdir and the cgroups under it. before_claim
+ * (may be NULL) is called with the slot chosen, before it is taken, so that
+ * a process killed after the claim has already written down what to release.
+ * ret_procs_fd is the procs map, for bpf_map__reuse_fd() in the fence
+ * object; the caller closes it. On failure nothing of this fence is left
+ * registered.
  */
-int attrib_attach(const struct df_host_config *hc, const char *cgdir, struct attrib_ref *ret,
-		  int *ret_procs_fd, struct df_error *e);
+int attrib_attach(const struct df_host_config *hc, const char *cgdir,
+		  int (*before_claim)(const struct attrib_ref *ref, void *arg), void *arg,
+		  struct attrib_ref *ret, int *ret_procs_fd, struct df_error *e);
+
+/*
+ * Remove the pinned programs when no fence holds a slot, or when the set is
+ * partial (a first fence killed while pinning it). 1 removed, 0 in use or
+ * none, < 0 error.
+ */
+int attrib_gc(const struct df_host_config *hc);
 
 /*
  * Forget the fence's cgroups, images and processes and free its slot; the

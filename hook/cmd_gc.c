@@ -7,6 +7,8 @@
  * fence whose cgroup exists, a depfence run still finishing, pins still
  * attached to a cgroup and pins younger than the grace time are left alone.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -158,6 +160,10 @@ static int gc_stale(const struct df_host_config *hc, const char *id, int dry_run
 		       id, st.cgroup, pid);
 		r = 0;
 		goto out;
+	} else if (fence_complete(hc, id) == 0) {
+		/* its hook was killed while attaching: it never held, there is nothing to report */
+		printf("%s %s: cgroup %s is gone and the fence was never completely attached; no report\n",
+		       dry_run ? "would remove" : "removed", id, st.cgroup);
 	} else {
 		printf("%s %s: cgroup %s is gone; report %s\n",
 		       dry_run ? "would report" : "reported", id, st.cgroup, report);
@@ -261,6 +267,51 @@ out:
 	return r;
 }
 
+/*
+ * Temp files of atomic writes (".<name>.tmp.<pid>") whose writer is gone: it
+ * was killed between creating and renaming them. The final files are whole.
+ */
+static int gc_temp_files(const char *dir, unsigned int grace, int dry_run)
+{
+	_cleanup_close_ int dfd = -1;
+	struct dirent *de;
+	DIR *d;
+	int fd, failed = 0;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		const char *t = strstr(de->d_name, ".tmp.");
+		unsigned int pid;
+		struct stat sb;
+
+		if (de->d_name[0] != '.' || !t || t == de->d_name ||
+		    parse_u32(t + 5, 1u << 22, &pid) < 0 || pid == 0)
+			continue;
+		if ((kill((pid_t)pid, 0) == 0 || errno == EPERM) ||
+		    fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode) ||
+		    (grace && time(NULL) - sb.st_mtime < (time_t)grace))
+			continue;
+		printf("%s %s/%s: a temp file whose writer (pid %u) is gone\n",
+		       dry_run ? "would remove" : "removed", dir, de->d_name, pid);
+		if (!dry_run && unlinkat(dfd, de->d_name, 0) < 0 && errno != ENOENT) {
+			df_err("gc: remove %s/%s: %s", dir, de->d_name, strerror(errno));
+			failed = 1;
+		}
+	}
+	closedir(d);
+	return failed ? -EIO : 0;
+}
+
 int cmd_gc(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -330,6 +381,20 @@ int cmd_gc(int argc, char **argv)
 			failed |= gc_orphan(&hc, pins.ids[i], grace, dry_run) < 0;
 	live_ids_free(&ids);
 	live_ids_free(&pins);
+
+	/* the host-wide attribution programs, when a killed first fence left them alone */
+	if (!dry_run) {
+		r = attrib_gc(&hc);
+		if (r < 0) {
+			df_err("gc: %s/%s: %s", hc.bpffs_root, DF_ATTRIB_DIR, strerror(-r));
+			failed = 1;
+		} else if (r > 0) {
+			printf("removed %s/%s: attribution programs no fence uses\n", hc.bpffs_root,
+			       DF_ATTRIB_DIR);
+		}
+	}
+	failed |= gc_temp_files(hc.state_dir, grace, dry_run) < 0;
+	failed |= gc_temp_files(hc.report_dir, grace, dry_run) < 0;
 	fflush(stdout);
 	return failed ? DF_EXIT_ERROR : DF_EXIT_OK;
 

@@ -14,6 +14,8 @@
 #include "fence.h"
 #include "breakglass.h"
 #include "fence.skel.h"
+#include "cli.h"
+#include "livefence.h"
 
 static void fence_bpf_freep(struct fence_bpf **s)
 {
@@ -225,6 +227,139 @@ void fence_log_attached(void (*log)(const char *fmt, ...), const struct fence_st
 	    st->policy.n_rules, bg ? "; break-glass, in audit: " : "", bg ? bg : "");
 }
 
+int fence_links_pinned(const struct df_host_config *hc, const char *id)
+{
+	char dir[PATH_MAX];
+	_cleanup_close_ int dfd = -1;
+	int n = 0;
+
+	if (safe_id(id) < 0 || join(dir, sizeof(dir), hc->bpffs_root, id, NULL) < 0)
+		return -EINVAL;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	for (size_t i = 0; i < ARRAY_SIZE(pin_links); i++)
+		n += faccessat(dfd, pin_links[i], F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	return n;
+}
+
+int fence_complete(const struct df_host_config *hc, const char *id)
+{
+	int n = fence_links_pinned(hc, id);
+
+	return n < 0 ? n : n == (int)ARRAY_SIZE(pin_links);
+}
+
+int fence_discard(const struct df_host_config *hc, const char *id)
+{
+	struct fence_state old = {};
+	int r, r2;
+
+	/* the slot first: the state file that names it goes last */
+	if (fence_load_state(hc, id, &old, NULL) > 0) {
+		r = attrib_detach(hc, &old.attrib);
+		fence_state_free(&old);
+		if (r < 0)
+			return r;
+	}
+	r = fence_remove(hc, id);
+	r2 = attrib_gc(hc);
+	return r < 0 ? r : r2 < 0 ? r2 : 0;
+}
+
+/* The cgroup v2 id of the directory at path (its inode number, as the kernel reports it). */
+static int cgroup_id_of(const char *path, unsigned long long *ret)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0)
+		return -errno;
+	*ret = (unsigned long long)sb.st_ino;
+	return 0;
+}
+
+/*
+ * What an earlier fence of this id left. A fence_start killed before its six
+ * links were pinned never held: remove it. A whole fence whose links are
+ * detached (its cgroup is gone: a poststop that never came), or attached to
+ * the very cgroup this fence is for (a hook killed after attaching, before it
+ * exited), is finished as poststop would, report included. A whole fence on
+ * another live cgroup is refused.
+ */
+static int clear_leftover(const struct df_host_config *hc, const char *id, const char *cgroup,
+			  struct df_error *e)
+{
+	char dir[PATH_MAX], name[160];
+	unsigned long long cgid = 0, mine = 0;
+	struct stat sb;
+	int r, has_dir, has_state;
+
+	join(dir, sizeof(dir), hc->bpffs_root, id, NULL);
+	snprintf(name, sizeof(name), "%s/%s.json", hc->state_dir, id);
+	has_dir = stat(dir, &sb) == 0;
+	has_state = stat(name, &sb) == 0;
+	if (!has_dir && !has_state)
+		return 0;
+	r = fence_complete(hc, id);
+	if (r < 0)
+		return df_fail(e, r, "read pins %s: %s", dir, strerror(-r));
+	if (r > 0) {
+		r = live_links_attached(hc, id, &cgid);
+		if (r < 0)
+			return df_fail(e, r, "read the links in %s: %s", dir, strerror(-r));
+		if (r > 0 && (cgroup_id_of(cgroup, &mine) < 0 || mine != cgid))
+			return df_fail(e, -EEXIST,
+				       "a fence with id %s is attached to another cgroup (id %llu; pins %s)",
+				       id, cgid, dir);
+		if (!has_state)
+			return df_fail(e, -EEXIST,
+				       "pins of a fence with id %s are at %s without a state file; depfence gc recovers them",
+				       id, dir);
+		r = fence_finish(hc, id, NULL, NULL);
+		if (r < 0)
+			return df_fail(e, r, "finish the earlier fence %s (%s) first: failed (see above)",
+				       id, dir);
+		return 1;
+	}
+	r = fence_discard(hc, id);
+	if (r < 0)
+		return df_fail(e, r, "remove what an unfinished fence %s left (%s, %s): %s", id,
+			       dir, name, strerror(-r));
+	return 1;
+}
+
+struct state_writer {
+	const struct df_host_config *hc;
+	struct fence_state *stw;
+	const char *name;
+	int written;
+};
+
+static int write_state(struct state_writer *w)
+{
+	_cleanup_free_ char *json = NULL;
+	size_t len;
+	int r;
+
+	r = fence_state_to_json(w->stw, &json, &len);
+	if (r < 0)
+		return r;
+	r = write_file_atomic(w->hc->state_dir, w->name, json, len, 0600);
+	if (r < 0)
+		return r;
+	w->written = 1;
+	return 0;
+}
+
+/* attrib_attach calls this with the slot chosen: the state file names it before it is taken */
+static int write_state_with_slot(const struct attrib_ref *ref, void *arg)
+{
+	struct state_writer *w = arg;
+
+	w->stw->attrib = *ref;
+	return write_state(w);
+}
+
 int fence_start(const struct df_host_config *hc, const struct fence_state *st, struct df_error *e)
 {
 	_cleanup_skel_ struct fence_bpf *skel = NULL;
@@ -232,15 +367,14 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	struct df_compiled c4 = {}, c6 = {};
 	struct df_compiled_names cn = {};
 	struct df_config cfg = {};
-	_cleanup_free_ char *json = NULL;
 	char dir[PATH_MAX], path[PATH_MAX], name[160];
 	struct bpf_program *progs[6];
 	struct fence_state stw = *st; /* what the state file says: st and the attribution slot */
+	struct state_writer sw = { .hc = hc, .stw = &stw, .name = name };
 	struct df_error ae = {};
 	__u32 bases[2];
-	size_t json_len;
 	__u32 zero = 0;
-	int r, created = 0, procs_fd = -1;
+	int r, procs_fd = -1;
 
 	if (safe_id(st->id) < 0)
 		return df_fail(e, -EINVAL, "container id \"%.80s\" is not a safe file name", st->id);
@@ -275,6 +409,10 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		df_fail(e, r, "mkdir %s: %s", hc->state_dir, strerror(-r));
 		goto out;
 	}
+	snprintf(name, sizeof(name), "%s.json", st->id);
+	r = clear_leftover(hc, st->id, st->cgroup, e);
+	if (r < 0)
+		goto out;
 
 	cgfd = open(st->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cgfd < 0) {
@@ -297,16 +435,42 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	 * Process attribution is best effort: without it the fence holds and the
 	 * report says why events name only pid and comm.
 	 */
-	if (attrib_attach(hc, st->cgroup, &stw.attrib, &procs_fd, &ae) < 0) {
+	/*
+	 * The state file comes first, before anything is claimed or pinned: a
+	 * hook killed at any later step leaves what poststop, gc or the next
+	 * fence_start for this id needs to find and remove it.
+	 */
+	if (attrib_attach(hc, st->cgroup, write_state_with_slot, &sw, &stw.attrib, &procs_fd,
+			  &ae) < 0) {
+		memset(&stw.attrib, 0, sizeof(stw.attrib));
 		snprintf(stw.attrib.error, sizeof(stw.attrib.error), "%s", ae.msg);
 	} else if (bpf_map__reuse_fd(skel->maps.attrib_procs, procs_fd) < 0) {
-		attrib_detach(hc, &stw.attrib);
+		struct attrib_ref claimed = stw.attrib;
+
 		memset(&stw.attrib, 0, sizeof(stw.attrib));
 		snprintf(stw.attrib.error, sizeof(stw.attrib.error),
 			 "hand the attribution map to the fence: %s", strerror(errno));
+		/* the state file stops naming the slot before it is released */
+		if (write_state(&sw) == 0)
+			attrib_detach(hc, &claimed);
+		else
+			stw.attrib = claimed;
 	}
 	if (procs_fd >= 0)
 		close(procs_fd);
+	if (!stw.attrib.gen) {
+		r = write_state(&sw);
+		if (r < 0) {
+			df_fail(e, r, "write state %s/%s: %s", hc->state_dir, name, strerror(-r));
+			goto out;
+		}
+	}
+	/*
+	 * Without the host-wide map (no slot left, no BTF) the fence's own stays
+	 * empty: one entry, not the 1 MiB of buckets a 65,536-entry hash costs.
+	 */
+	if (!stw.attrib.gen)
+		bpf_map__set_max_entries(skel->maps.attrib_procs, 1);
 	r = fence_bpf__load(skel);
 	if (r < 0) {
 		r = df_fail(e, r, "load BPF programs: %s (run with --verbose for the verifier log)",
@@ -345,22 +509,10 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		goto out;
 	}
 
-	/* The state file comes first: whatever is pinned after it can be found and removed. */
-	r = fence_state_to_json(&stw, &json, &json_len);
-	if (r < 0) {
-		df_fail(e, r, "state for %s: %s", st->id, strerror(-r));
-		goto out;
-	}
-	snprintf(name, sizeof(name), "%s.json", st->id);
+	/* whatever is pinned from here on can be found through the state file and removed */
 	if (mkdir(dir, 0700) < 0) {
 		r = df_fail(e, -errno, "create pin directory %s: %s%s", dir, strerror(errno),
 			    errno == EEXIST ? " (a fence with this id exists; depfence gc removes stale ones)" : "");
-		goto out;
-	}
-	created = 1;
-	r = write_file_atomic(hc->state_dir, name, json, json_len, 0600);
-	if (r < 0) {
-		df_fail(e, r, "write state %s/%s: %s", hc->state_dir, name, strerror(-r));
 		goto out;
 	}
 
@@ -404,10 +556,10 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	}
 	r = 0;
 out:
-	if (r < 0 && created)
-		fence_remove(hc, st->id);
-	if (r < 0)
+	if (r < 0 && stw.attrib.gen)
 		attrib_detach(hc, &stw.attrib);
+	if (r < 0 && sw.written)
+		fence_remove(hc, st->id);
 	df_compiled_free(&c4);
 	df_compiled_free(&c6);
 	df_compiled_names_free(&cn);

@@ -86,8 +86,13 @@ void fence_log_attached(void (*log)(const char *fmt, ...), const struct fence_st
 			const char *cg);
 
 /*
- * Load, fill, attach to the cgroup at cgdir, pin under <bpffs_root>/<id>/ and
- * write <state_dir>/<id>.json. On failure nothing is left attached or pinned.
+ * Write <state_dir>/<id>.json, then load, fill, attach to the cgroup at cgdir
+ * and pin under <bpffs_root>/<id>/. On failure nothing is left attached or
+ * pinned; when killed, the state file leads poststop, gc or the next
+ * fence_start of the id to what is left. What a killed fence_start of the same
+ * id left is removed first; a whole earlier fence of the id that is detached,
+ * or attached to this same cgroup, is finished (reported) first; one attached
+ * to another cgroup is refused.
  */
 int fence_start(const struct df_host_config *hc, const struct fence_state *st,
 		struct df_error *e);
@@ -102,6 +107,17 @@ int fence_collect(const struct df_host_config *hc, const char *id, struct fence_
 
 /* Remove pins (detaching the programs) and the state file. */
 int fence_remove(const struct df_host_config *hc, const char *id);
+
+/* Link pins of the fence id (0..6); complete: 1 when all six are there, so the fence held. */
+int fence_links_pinned(const struct df_host_config *hc, const char *id);
+int fence_complete(const struct df_host_config *hc, const char *id);
+
+/*
+ * Remove a fence that never held (fence_start did not finish: killed, or a
+ * crash): release its attribution slot, remove its pins and state, and the
+ * host-wide attribution programs when no fence is left. Nothing is reported.
+ */
+int fence_discard(const struct df_host_config *hc, const char *id);
 
 /* Serialize the state file JSON / parse it back. */
 int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_len);

@@ -49,7 +49,22 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 			return -ENOENT;
 		}
 		df_debug("poststop %s: no fence, nothing to do", id);
+		/* a first fence killed before its state file may have left the attribution programs */
+		if (attrib_gc(hc) > 0)
+			df_info("poststop %s: removed attribution programs no fence uses", id);
 		return 0;
+	}
+	r = fence_complete(hc, id);
+	if (r == 0) {
+		/* its fence_start never finished (killed): it never held, nothing to report */
+		r = fence_discard(hc, id);
+		if (r < 0)
+			df_err("poststop %s: remove what an unfinished fence left in %s/%s and %s: %s",
+			       id, hc->bpffs_root, id, hc->state_dir, strerror(-r));
+		else
+			df_info("fence %s was never completely attached (its hook did not finish); removed what it left, no report",
+				id);
+		goto out;
 	}
 	r = fence_collect(hc, id, &d, &e);
 	if (r < 0) {
