@@ -31,6 +31,8 @@ static const char *hook_name(int hook)
 		return "sendmsg6";
 	case DF_HOOK_DNS:
 		return "dns";
+	case DF_HOOK_EGRESS:
+		return "egress";
 	}
 	return "unknown";
 }
@@ -41,6 +43,10 @@ static const char *proto_name(int proto, char *buf, size_t len)
 		return "tcp";
 	if (proto == 17)
 		return "udp";
+	if (proto == 1)
+		return "icmp";
+	if (proto == 58)
+		return "icmpv6";
 	snprintf(buf, len, "%d", proto);
 	return buf;
 }
