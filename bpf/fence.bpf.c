@@ -905,33 +905,21 @@ static __always_inline int bs_scan(const struct df_prefix_val *v, __u8 pbit, __u
 	return portless ? scan_portless(v, j) : scan_entries(v, pbit, port, j);
 }
 
-/* As judge_provenance, for a packet whose port may be unseen. */
-static __always_inline void bs_provenance(const struct df_prov *pv, __u8 pbit, __u16 port,
-					  int portless, struct judged *j,
-					  struct df_name_id *ret_name)
-{
-	struct df_name_key target;
-	struct judged nj;
-
-	if (!pv || pv->expires_ns < bpf_ktime_get_ns())
-		return;
-	*ret_name = pv->name;
-	if (pv->target.kind > DF_NAME_MANY)
-		return;
-	target = pv->target;
-	if (!bs_scan(bpf_map_lookup_elem(&name_rules, &target), pbit, port, portless, &nj))
-		return;
-	if (j->rule_id == DF_RULE_DEFAULT || nj.verdict == DF_DENY || j->verdict != DF_DENY)
-		*j = nj;
-}
-
-/* The packet the slow path judges: global functions take no pointers to the stack on 5.10. */
+/*
+ * The packet the slow path judges (global functions take no pointers to the
+ * stack on 5.10) and its locals: with df_egress's frame (352 bytes) its own
+ * must stay within 160, as the verifier allows 512 for the two on 5.10 and 6.1.
+ */
 struct bs_scratch {
 	struct pkt p;
 	struct task_info t;
 	struct df_name_id name;
+	struct df_name_key target;
+	struct judged nj;
+	struct df_key4 k4;
 	struct df_key6 k6;
 	struct addr6 a6;
+	__u64 cookie;
 };
 
 struct {
@@ -940,6 +928,23 @@ struct {
 	__type(key, __u32);
 	__type(value, struct bs_scratch);
 } bs_pkt SEC(".maps");
+
+/* As judge_provenance, for a packet whose port may be unseen. */
+static __always_inline void bs_provenance(struct bs_scratch *bs, const struct df_prov *pv,
+					  __u8 pbit, __u16 port, int portless, struct judged *j)
+{
+	if (!pv || pv->expires_ns < bpf_ktime_get_ns())
+		return;
+	bs->name = pv->name;
+	if (pv->target.kind > DF_NAME_MANY)
+		return;
+	bs->target = pv->target;
+	if (!bs_scan(bpf_map_lookup_elem(&name_rules, &bs->target), pbit, port, portless, &bs->nj))
+		return;
+	if (j->rule_id == DF_RULE_DEFAULT || bs->nj.verdict == DF_DENY || j->verdict != DF_DENY)
+		*j = bs->nj;
+}
+
 
 /*
  * The slow path: judge the packet in bs_pkt by destination, count and record
@@ -952,7 +957,7 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 	struct df_counters *c;
 	struct judged j;
 	struct pkt *p;
-	__u32 zero = 0, a4;
+	__u32 zero = 0;
 	__u16 port;
 	__u8 pbit, ev;
 
@@ -967,22 +972,19 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 	pbit = portless ? DF_PROTO_OTHER : proto_bit(p->proto);
 	judge_default(cfg, &j);
 	if (p->family == 4) {
-		struct df_key4 k4 = { .prefixlen = 32 };
-
-		a4 = p->daddr[0];
-		k4.addr = a4;
-		if (!bs_scan(bpf_map_lookup_elem(&rules4, &k4), pbit, port, portless, &j))
+		bs->k4.prefixlen = 32;
+		bs->k4.addr = p->daddr[0];
+		if (!bs_scan(bpf_map_lookup_elem(&rules4, &bs->k4), pbit, port, portless, &j))
 			judge_default(cfg, &j);
-		bs_provenance(bpf_map_lookup_elem(&prov4, &a4), pbit, port, portless, &j,
-			      &bs->name);
+		bs_provenance(bs, bpf_map_lookup_elem(&prov4, &p->daddr[0]), pbit, port, portless,
+			      &j);
 	} else {
 		bs->k6.prefixlen = 128;
 		__builtin_memcpy(bs->k6.addr, p->daddr, 16);
 		__builtin_memcpy(bs->a6.a, p->daddr, 16);
 		if (!bs_scan(bpf_map_lookup_elem(&rules6, &bs->k6), pbit, port, portless, &j))
 			judge_default(cfg, &j);
-		bs_provenance(bpf_map_lookup_elem(&prov6, &bs->a6), pbit, port, portless, &j,
-			      &bs->name);
+		bs_provenance(bs, bpf_map_lookup_elem(&prov6, &bs->a6), pbit, port, portless, &j);
 	}
 
 	if (j.verdict == DF_ALLOW)
@@ -1005,9 +1007,10 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 		if (skb_task_helpers) {
 			current_task(&bs->t);
 		} else {
-			__u64 cookie = bpf_get_socket_cookie(skb);
-			struct task_info *o = bpf_map_lookup_elem(&sock_owner, &cookie);
+			struct task_info *o;
 
+			bs->cookie = bpf_get_socket_cookie(skb);
+			o = bpf_map_lookup_elem(&sock_owner, &bs->cookie);
 			if (o)
 				bs->t = *o;
 		}
@@ -1096,7 +1099,7 @@ int df_egress(struct __sk_buff *skb)
 	struct pkt p = {};
 	__u32 zero = 0;
 	__u16 qtype = 0, flags;
-	int len, refuse = 0;
+	int len, refuse = 0, portless = 0;
 	__u8 ev;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
@@ -1105,31 +1108,33 @@ int df_egress(struct __sk_buff *skb)
 	len = parse_pkt(skb, &p);
 	if (len < 0)
 		return SKB_PASS;
-	if (len > 0)
-		return backstop(skb, &p, 1);
+	if (len > 0) {
+		portless = 1;
+		goto judge_dst;
+	}
 	/* a DNS server inside the fence answering: never trusted as provenance */
 	if (is_dns_port(cfg, p.sport) && !is_dns_port(cfg, p.dport)) {
 		if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
-			return backstop(skb, &p, 0);
+			goto judge_dst;
 		if (bpf_ntohs(h.flags) & 0x8000) {
 			/* an answer's own key is the key of the question it answers */
 			pending_key(&pk, &p, h.id, 1);
 			bpf_map_delete_elem(&pending, &pk);
 		}
-		return backstop(skb, &p, 0);
+		goto judge_dst;
 	}
 	if (!is_dns_port(cfg, p.dport))
-		return backstop(skb, &p, 0);
+		goto judge_dst;
 	if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
-		return backstop(skb, &p, 0);
+		goto judge_dst;
 	flags = bpf_ntohs(h.flags);
 	if (flags & 0x8000)
-		return backstop(skb, &p, 0); /* an answer going to a port 53 client: not a question */
+		goto judge_dst; /* an answer going to a port 53 client: not a question */
 
 	sc = bpf_map_lookup_elem(&scratch, &zero);
 	c = bpf_map_lookup_elem(&counters, &zero);
 	if (!sc || !c)
-		return backstop(skb, &p, 0);
+		goto judge_dst;
 	__sync_fetch_and_add(&c->dns_queries, 1);
 
 	len = -1;
@@ -1189,7 +1194,10 @@ int df_egress(struct __sk_buff *skb)
 		pv.sent_ns = bpf_ktime_get_ns();
 		bpf_map_update_elem(&pending, &pk, &pv, BPF_ANY);
 	}
-	return backstop(skb, &p, 0);
+	goto judge_dst;
+judge_dst:
+	/* one call site: the verifier walks the backstop once, not once per exit */
+	return backstop(skb, &p, portless);
 }
 
 struct rr_fixed {
