@@ -1099,7 +1099,7 @@ int df_egress(struct __sk_buff *skb)
 	struct pkt p = {};
 	__u32 zero = 0;
 	__u16 qtype = 0, flags;
-	int len, refuse = 0, portless = 0;
+	int len, refuse = 0;
 	__u8 ev;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
@@ -1108,33 +1108,31 @@ int df_egress(struct __sk_buff *skb)
 	len = parse_pkt(skb, &p);
 	if (len < 0)
 		return SKB_PASS;
-	if (len > 0) {
-		portless = 1;
-		goto judge_dst;
-	}
+	if (len > 0)
+		return backstop(skb, &p, 1);
 	/* a DNS server inside the fence answering: never trusted as provenance */
 	if (is_dns_port(cfg, p.sport) && !is_dns_port(cfg, p.dport)) {
 		if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
-			goto judge_dst;
+			return backstop(skb, &p, 0);
 		if (bpf_ntohs(h.flags) & 0x8000) {
 			/* an answer's own key is the key of the question it answers */
 			pending_key(&pk, &p, h.id, 1);
 			bpf_map_delete_elem(&pending, &pk);
 		}
-		goto judge_dst;
+		return backstop(skb, &p, 0);
 	}
 	if (!is_dns_port(cfg, p.dport))
-		goto judge_dst;
+		return backstop(skb, &p, 0);
 	if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
-		goto judge_dst;
+		return backstop(skb, &p, 0);
 	flags = bpf_ntohs(h.flags);
 	if (flags & 0x8000)
-		goto judge_dst; /* an answer going to a port 53 client: not a question */
+		return backstop(skb, &p, 0); /* an answer going to a port 53 client: not a question */
 
 	sc = bpf_map_lookup_elem(&scratch, &zero);
 	c = bpf_map_lookup_elem(&counters, &zero);
 	if (!sc || !c)
-		goto judge_dst;
+		return backstop(skb, &p, 0);
 	__sync_fetch_and_add(&c->dns_queries, 1);
 
 	len = -1;
@@ -1194,10 +1192,7 @@ int df_egress(struct __sk_buff *skb)
 		pv.sent_ns = bpf_ktime_get_ns();
 		bpf_map_update_elem(&pending, &pk, &pv, BPF_ANY);
 	}
-	goto judge_dst;
-judge_dst:
-	/* one call site: the verifier walks the backstop once, not once per exit */
-	return backstop(skb, &p, portless);
+	return backstop(skb, &p, 0);
 }
 
 struct rr_fixed {

@@ -183,23 +183,6 @@ out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" --
 check "unpin: removing the link pins does not detach the fence" "EPERM" "${out##* }"
 [ "${out##* }" = EPERM ] && refused=$((refused + 1))
 
-# a root job may also remove the map pins: the fence still refuses, but the
-# records are gone; run must say so and fail, never write a report that looks whole
-total=$((total + 1))
-rep=$DF_T/unpin-maps.json
-out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- sh -c \
-	"for l in \$(find '$DF_PINS' -name records -o -name counters); do '$B' unlink \$l; done; '$B' tcp 203.0.113.10 $PORT" 2>"$DF_T/stderr" | tr '\n' ' ' | sed 's/ *$//')
-rc=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- sh -c \
-	"for l in \$(find '$DF_PINS' -name records -o -name counters); do '$B' unlink \$l; done" >/dev/null 2>"$DF_T/stderr"; echo $?)
-check "unpin maps: the fence still refuses" "EPERM" "${out##* }"
-check "unpin maps: run fails loudly, no report" "1 no" "$rc $([ -e "$rep" ] && echo yes || echo no)"
-case $(cat "$DF_T/stderr") in *counters*"No such file"*) ok "unpin maps: the error names the missing pin" ;;
-*) notok "unpin maps: the error names the missing pin" "$(cat "$DF_T/stderr")" ;; esac
-flagged="$flagged, removing the map pins (root job; cap_sys_admin)"
-# poststop and gc keep what they could not read for an admin: this test cleans up after itself
-find "$DF_PINS" -mindepth 1 -maxdepth 1 -name 'run-*' -exec rm -rf {} + 2>/dev/null
-rm -f "$DF_STATE"/run-*.json
-
 total=$((total + 1))
 rep=$DF_T/escape.json
 nsdel=false; grep -q ' cgroup2 .*nsdelegate' /proc/self/mounts && nsdel=true
@@ -213,6 +196,27 @@ else
 	check "escape: flagged as writable cgroupfs" "true" "$(jqr "$rep" .integrity.writable_cgroupfs)"
 	flagged="$flagged, leaving the cgroup (no nsdelegate)"
 fi
+
+df_check_clean "before the map pins go"
+
+# a root job may also remove the map pins: the fence still refuses, but the
+# records are gone; run must say so and fail, never write a report that looks whole
+total=$((total + 1))
+rep=$DF_T/unpin-maps.json
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- sh -c \
+	"for l in \$(find '$DF_PINS' -name records -o -name counters); do '$B' unlink \$l; done; '$B' tcp 203.0.113.10 $PORT" 2>"$DF_T/stderr" | tr '\n' ' ' | sed 's/ *$//')
+rc=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- sh -c \
+	"for l in \$(find '$DF_PINS' -name records -o -name counters); do '$B' unlink \$l; done" >/dev/null 2>"$DF_T/stderr"; echo $?)
+check "unpin maps: the fence still refuses" "EPERM" "${out##* }"
+check "unpin maps: run fails loudly, no report" "1 no" "$rc $([ -e "$rep" ] && echo yes || echo no)"
+case $(cat "$DF_T/stderr") in *counters*"No such file"*) ok "unpin maps: the error names the missing pin" ;;
+*) notok "unpin maps: the error names the missing pin" "$(cat "$DF_T/stderr")" ;; esac
+flagged="$flagged, removing the map pins (root job; cap_sys_admin)"
+# poststop and gc keep what they could not read (and the attribution slot it
+# held) for an admin: this test cleans up after itself
+find "$DF_PINS" -mindepth 1 -maxdepth 1 \( -name 'run-*' -o -name '@attrib' \) -exec rm -rf {} + 2>/dev/null
+rm -f "$DF_STATE"/run-*.json
+
 
 echo "# bypass ways: $total; refused: $refused; flagged: $flagged"
 df_check_clean "end"
