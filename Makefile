@@ -32,7 +32,7 @@ SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOLS := $(BUILD)/tests/dfclient $(BUILD)/tests/dfserver $(BUILD)/tests/dfdns \
-	$(BUILD)/tests/dfconnloop
+	$(BUILD)/tests/dfconnloop $(BUILD)/tests/dfbypass
 # bench tools that load the skeleton: linked with libbpf, not static
 BENCH_TOOLS := $(BUILD)/tests/dfverify
 

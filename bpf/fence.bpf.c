@@ -121,6 +121,18 @@ struct {
 	__type(value, struct df_proc);
 } attrib_procs SEC(".maps");
 
+/*
+ * The egress backstop's fast path: what connect/sendmsg judged, per socket
+ * (struct df_sk_mark). Cloned to a listener's children (BPF_F_CLONE), which
+ * carries DF_MARK_PASSIVE from the listener to the connections it accepts.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct df_sk_mark);
+} sk_marks SEC(".maps");
+
 struct judged {
 	__u32 rule_id;
 	__u8 verdict; /* DF_ALLOW or DF_DENY */
@@ -285,6 +297,33 @@ static __always_inline void record(__u8 ev, __u8 hook, __u8 proto, __u8 family, 
 }
 
 /*
+ * Leave on the socket the destination just judged: the egress backstop lets
+ * the packets that go there through after one lookup. A datagram is sent
+ * right after its sendmsg, so the last destination is the one that counts.
+ */
+static __always_inline void mark_sock(struct bpf_sock_addr *ctx, __u8 family, __u32 proto,
+				      const __u32 *addr, __u16 port)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct df_sk_mark *m;
+
+	if (!sk)
+		return;
+	m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!m)
+		return;
+	m->family = family;
+	m->proto = (__u8)proto;
+	m->dport = port;
+	m->daddr[0] = addr[0];
+	if (family == 6) {
+		m->daddr[1] = addr[1];
+		m->daddr[2] = addr[2];
+		m->daddr[3] = addr[3];
+	}
+}
+
+/*
  * Count, record as the mode asks, and turn the verdict into the hook's answer.
  * observe records every destination, audit and enforce record what the policy
  * refuses; only enforce refuses.
@@ -330,7 +369,10 @@ static __always_inline int finish(struct bpf_sock_addr *ctx, const struct df_con
 		if (rec)
 			record(ev, hook, (__u8)proto, family, addr, port, j->rule_id, name, 0, &t);
 	}
-	return ev == DF_EV_BLOCKED ? SOCK_REFUSE : SOCK_PASS;
+	if (ev == DF_EV_BLOCKED)
+		return SOCK_REFUSE;
+	mark_sock(ctx, family, proto, addr, port);
+	return SOCK_PASS;
 }
 
 /*
@@ -481,7 +523,11 @@ struct dnshdr {
 	__u16 id, flags, qd, an, ns, ar;
 };
 
-/* L3/L4 headers; 0 when the packet may carry DNS on the port picked by egress. */
+/*
+ * L3/L4 headers: 0 with ports (TCP, UDP), 1 for an IP packet whose ports are
+ * not seen (other protocols, IPv6 extension headers, later fragments: family,
+ * proto and addresses are set), -1 for anything else.
+ */
 static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
 {
 	__u32 hl, l4[5];
@@ -491,15 +537,15 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
 
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
 			return -1;
-		if (bpf_ntohs(ip.frag) & 0x1fff) /* not the first fragment */
-			return -1;
-		hl = (ip.vihl & 0xf) * 4;
-		if (hl < 20)
-			return -1;
 		p->proto = ip.proto;
 		p->family = 4;
 		p->saddr[0] = ip.saddr;
 		p->daddr[0] = ip.daddr;
+		if (bpf_ntohs(ip.frag) & 0x1fff) /* not the first fragment */
+			return 1;
+		hl = (ip.vihl & 0xf) * 4;
+		if (hl < 20)
+			return 1;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6_)) {
 		struct ip6hdr ip;
 
@@ -522,7 +568,7 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
 			return -1;
 		p->off = hl + ((((__u8 *)l4)[12] >> 4) * 4);
 	} else {
-		return -1;
+		return 1;
 	}
 	p->sport = bpf_ntohs(((__u16 *)l4)[0]);
 	p->dport = bpf_ntohs(((__u16 *)l4)[1]);
@@ -838,6 +884,235 @@ static __always_inline void pending_key(struct df_pending_key *k, const struct p
 		__builtin_memcpy(k->resolver, answer ? p->saddr : p->daddr, 16);
 }
 
+/* ------------------------------------------------------------------------
+ * The egress backstop: packets that no connect or sendmsg program judged
+ * (raw sockets, ICMP, sockets connected before the fence) are judged here by
+ * destination, against the same rules, and refused in enforce mode. Sockets
+ * already judged carry a mark (sk_marks) and pass after one lookup.
+ * ------------------------------------------------------------------------ */
+
+#define TCP_LISTEN_ 10
+
+/*
+ * Always on in a fence. tests/unit/test_bpf_dns.c turns it off: the socket
+ * BPF_PROG_TEST_RUN makes up was judged by no connect or sendmsg, and that
+ * table is about DNS; the backstop is tested with real sockets instead.
+ */
+const volatile __u32 backstop_on = 1;
+
+/*
+ * A packet whose port is not seen (ICMP, raw IP of other protocols, IPv6
+ * extension headers, later fragments) may carry anything: most specific
+ * first, a rule for every port and protocol decides it; before one, a rule
+ * that refuses some port or protocol of the address refuses it too; rules
+ * that allow only some ports are passed over.
+ */
+static __always_inline int scan_portless(const struct df_prefix_val *v, struct judged *j)
+{
+	__u32 n = v->n;
+
+	for (__u32 i = 0; i < DF_MAX_ENTRIES; i++) {
+		const struct df_entry *e = &v->e[i];
+		int all = e->proto_mask == DF_PROTO_ANY && e->port_lo == 0 && e->port_hi == 65535;
+
+		if (i >= n)
+			break;
+		if (!all && e->verdict != DF_DENY)
+			continue;
+		j->verdict = e->verdict;
+		j->rule_id = e->rule_id;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int bs_scan(const struct df_prefix_val *v, __u8 pbit, __u16 port,
+				   int portless, struct judged *j)
+{
+	if (!v)
+		return 0;
+	return portless ? scan_portless(v, j) : scan_entries(v, pbit, port, j);
+}
+
+/*
+ * The packet the slow path judges (global functions take no pointers to the
+ * stack on 5.10) and its locals: with df_egress's frame (352 bytes) its own
+ * must stay within 160, as the verifier allows 512 for the two on 5.10 and 6.1.
+ */
+struct bs_scratch {
+	struct pkt p;
+	struct task_info t;
+	struct df_name_id name;
+	struct df_name_key target;
+	struct judged nj;
+	struct df_key4 k4;
+	struct df_key6 k6;
+	struct addr6 a6;
+	__u64 cookie;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bs_scratch);
+} bs_pkt SEC(".maps");
+
+/* As judge_provenance, for a packet whose port may be unseen. */
+static __always_inline void bs_provenance(struct bs_scratch *bs, const struct df_prov *pv,
+					  __u8 pbit, __u16 port, int portless, struct judged *j)
+{
+	if (!pv || pv->expires_ns < bpf_ktime_get_ns())
+		return;
+	bs->name = pv->name;
+	if (pv->target.kind > DF_NAME_MANY)
+		return;
+	bs->target = pv->target;
+	if (!bs_scan(bpf_map_lookup_elem(&name_rules, &bs->target), pbit, port, portless, &bs->nj))
+		return;
+	if (j->rule_id == DF_RULE_DEFAULT || bs->nj.verdict == DF_DENY || j->verdict != DF_DENY)
+		*j = bs->nj;
+}
+
+
+/*
+ * The slow path: judge the packet in bs_pkt by destination, count and record
+ * it as connect does. A global function: verified once, not once per caller.
+ */
+__attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portless)
+{
+	const struct df_config *cfg;
+	struct bs_scratch *bs;
+	struct df_counters *c;
+	struct judged j;
+	struct pkt *p;
+	__u32 zero = 0;
+	__u16 port;
+	__u8 pbit, ev;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	bs = bpf_map_lookup_elem(&bs_pkt, &zero);
+	if (!cfg || !bs || !skb)
+		return SKB_PASS;
+	p = &bs->p;
+	__builtin_memset(&bs->t, 0, sizeof(bs->t));
+	__builtin_memset(&bs->name, 0, sizeof(bs->name));
+	port = portless ? 0 : p->dport;
+	pbit = portless ? DF_PROTO_OTHER : proto_bit(p->proto);
+	judge_default(cfg, &j);
+	if (p->family == 4) {
+		bs->k4.prefixlen = 32;
+		bs->k4.addr = p->daddr[0];
+		if (!bs_scan(bpf_map_lookup_elem(&rules4, &bs->k4), pbit, port, portless, &j))
+			judge_default(cfg, &j);
+		bs_provenance(bs, bpf_map_lookup_elem(&prov4, &p->daddr[0]), pbit, port, portless,
+			      &j);
+	} else {
+		bs->k6.prefixlen = 128;
+		__builtin_memcpy(bs->k6.addr, p->daddr, 16);
+		__builtin_memcpy(bs->a6.a, p->daddr, 16);
+		if (!bs_scan(bpf_map_lookup_elem(&rules6, &bs->k6), pbit, port, portless, &j))
+			judge_default(cfg, &j);
+		bs_provenance(bs, bpf_map_lookup_elem(&prov6, &bs->a6), pbit, port, portless, &j);
+	}
+
+	if (j.verdict == DF_ALLOW)
+		ev = DF_EV_ALLOWED;
+	else if (cfg->mode == DF_MODE_ENFORCE)
+		ev = DF_EV_BLOCKED;
+	else
+		ev = DF_EV_WOULD_BLOCK;
+	c = bpf_map_lookup_elem(&counters, &zero);
+	if (c) {
+		__sync_fetch_and_add(&c->connections, 1);
+		if (ev == DF_EV_ALLOWED)
+			__sync_fetch_and_add(&c->allowed, 1);
+		else if (ev == DF_EV_BLOCKED)
+			__sync_fetch_and_add(&c->blocked, 1);
+		else
+			__sync_fetch_and_add(&c->would_block, 1);
+	}
+	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE) {
+		if (skb_task_helpers) {
+			current_task(&bs->t);
+		} else {
+			struct task_info *o;
+
+			bs->cookie = bpf_get_socket_cookie(skb);
+			o = bpf_map_lookup_elem(&sock_owner, &bs->cookie);
+			if (o)
+				bs->t = *o;
+		}
+		record(ev, DF_HOOK_EGRESS, p->proto, p->family, p->daddr, port, j.rule_id,
+		       &bs->name, 0, &bs->t);
+	}
+	return ev == DF_EV_BLOCKED ? SKB_DROP : SKB_PASS;
+}
+
+/*
+ * The fast path. A socket marked with this destination by connect or
+ * sendmsg, or a connection accepted by a listener, passes; so do packets of
+ * request and time-wait sockets (SYN-ACKs and closing ACKs of passive opens
+ * and finished connections). Everything else is judged, and a socket whose
+ * packet was let through is marked so its next packets take the fast path.
+ */
+static __always_inline int backstop(struct __sk_buff *skb, struct pkt *p, int portless)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct df_sk_mark *m;
+	struct bs_scratch *slot;
+	__u32 zero = 0;
+	int r;
+
+	if (!backstop_on || !sk)
+		return SKB_PASS;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return SKB_PASS;
+	m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
+	if (m) {
+		if (m->flags & DF_MARK_PASSIVE)
+			return SKB_PASS;
+		if (m->family == p->family && m->proto == p->proto &&
+		    m->dport == (portless ? 0 : p->dport) && m->daddr[0] == p->daddr[0] &&
+		    (p->family == 4 || (m->daddr[1] == p->daddr[1] && m->daddr[2] == p->daddr[2] &&
+					m->daddr[3] == p->daddr[3])))
+			return SKB_PASS;
+	}
+	slot = bpf_map_lookup_elem(&bs_pkt, &zero);
+	if (!slot)
+		return SKB_PASS;
+	slot->p = *p;
+	/* a global function's result is any value to the verifier: name the two */
+	r = df_backstop_judge(skb, portless) == SKB_DROP ? SKB_DROP : SKB_PASS;
+	if (r == SKB_PASS) {
+		m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (m) {
+			m->family = p->family;
+			m->proto = p->proto;
+			m->dport = portless ? 0 : p->dport;
+			__builtin_memcpy(m->daddr, p->daddr, 16);
+		}
+	}
+	return r;
+}
+
+/* A TCP listener in the fence: the connections it accepts inherit the passive mark. */
+static __always_inline void mark_listener(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct df_sk_mark *m;
+
+	if (!sk)
+		return;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->state != TCP_LISTEN_ || sk->protocol != IPPROTO_TCP_)
+		return;
+	m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (m && !(m->flags & DF_MARK_PASSIVE))
+		m->flags |= DF_MARK_PASSIVE;
+}
+
 SEC("cgroup_skb/egress")
 int df_egress(struct __sk_buff *skb)
 {
@@ -857,31 +1132,36 @@ int df_egress(struct __sk_buff *skb)
 	__u8 ev;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || parse_pkt(skb, &p) < 0)
+	if (!cfg)
 		return SKB_PASS;
+	len = parse_pkt(skb, &p);
+	if (len < 0)
+		return SKB_PASS;
+	if (len > 0)
+		return backstop(skb, &p, 1);
 	/* a DNS server inside the fence answering: never trusted as provenance */
 	if (is_dns_port(cfg, p.sport) && !is_dns_port(cfg, p.dport)) {
 		if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
-			return SKB_PASS;
+			return backstop(skb, &p, 0);
 		if (bpf_ntohs(h.flags) & 0x8000) {
 			/* an answer's own key is the key of the question it answers */
 			pending_key(&pk, &p, h.id, 1);
 			bpf_map_delete_elem(&pending, &pk);
 		}
-		return SKB_PASS;
+		return backstop(skb, &p, 0);
 	}
 	if (!is_dns_port(cfg, p.dport))
-		return SKB_PASS;
+		return backstop(skb, &p, 0);
 	if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
-		return SKB_PASS;
+		return backstop(skb, &p, 0);
 	flags = bpf_ntohs(h.flags);
 	if (flags & 0x8000)
-		return SKB_PASS; /* an answer going to a port 53 client: not a question */
+		return backstop(skb, &p, 0); /* an answer going to a port 53 client: not a question */
 
 	sc = bpf_map_lookup_elem(&scratch, &zero);
 	c = bpf_map_lookup_elem(&counters, &zero);
 	if (!sc || !c)
-		return SKB_PASS;
+		return backstop(skb, &p, 0);
 	__sync_fetch_and_add(&c->dns_queries, 1);
 
 	len = -1;
@@ -941,7 +1221,7 @@ int df_egress(struct __sk_buff *skb)
 		pv.sent_ns = bpf_ktime_get_ns();
 		bpf_map_update_elem(&pending, &pk, &pv, BPF_ANY);
 	}
-	return SKB_PASS;
+	return backstop(skb, &p, 0);
 }
 
 struct rr_fixed {
@@ -1069,8 +1349,9 @@ int df_ingress(struct __sk_buff *skb)
 	__u32 zero = 0;
 	int len;
 
+	mark_listener(skb);
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || parse_pkt(skb, &p) < 0)
+	if (!cfg || parse_pkt(skb, &p) != 0)
 		return SKB_PASS;
 	if (!is_dns_port(cfg, p.sport))
 		return SKB_PASS;

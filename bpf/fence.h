@@ -36,12 +36,29 @@
 #define DF_HOOK_SENDMSG4 3
 #define DF_HOOK_SENDMSG6 4
 #define DF_HOOK_DNS 5
+#define DF_HOOK_EGRESS 6 /* the egress backstop: a packet no connect or sendmsg judged */
 
 /* Protocol bits of a rule; a rule without a protocol matches every protocol. */
 #define DF_PROTO_TCP 0x01
 #define DF_PROTO_UDP 0x02
 #define DF_PROTO_OTHER 0x04
 #define DF_PROTO_ANY 0xff
+
+/*
+ * Socket marks (sk_storage) for the egress backstop: the destination the
+ * connect or sendmsg program judged, so egress passes its packets after one
+ * lookup; PASSIVE for TCP children of a listener (cloned from it): their
+ * packets answer someone else's connection.
+ */
+#define DF_MARK_PASSIVE 0x1
+
+struct df_sk_mark {
+	__u8 family; /* 4 or 6; 0: no destination */
+	__u8 proto; /* IPPROTO_* */
+	__u16 dport; /* host order */
+	__u32 flags;
+	__u32 daddr[4]; /* network order, IPv4 in daddr[0] */
+};
 
 /* Rule id 0 is the policy default; rule i of the policy has id i + 1. */
 #define DF_RULE_DEFAULT 0

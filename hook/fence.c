@@ -693,6 +693,7 @@ int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_le
 		r |= jg_key_bool(g, "host_pid", in->host_pid);
 		r |= jg_key_bool(g, "writable_cgroupfs", in->writable_cgroupfs);
 		r |= jg_key_bool(g, "unconfined", in->unconfined);
+		r |= jg_key_bool(g, "foreign_sockets", in->foreign_sockets);
 		yajl_gen_map_close(g);
 	}
 	r |= jg_str(g, "profiles");
@@ -778,6 +779,7 @@ int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_er
 		json_get_bool(integ, "host_pid", &in->host_pid, NULL);
 		json_get_bool(integ, "writable_cgroupfs", &in->writable_cgroupfs, NULL);
 		json_get_bool(integ, "unconfined", &in->unconfined, NULL);
+		json_get_bool(integ, "foreign_sockets", &in->foreign_sockets, NULL);
 	}
 	if (json_get_array(root, "profiles", &profs, NULL) == 0) {
 		for (size_t i = 0; i < json_array_len(profs); i++) {

@@ -27,6 +27,7 @@ struct df_integrity {
 	int host_pid; /* shares the host's pid namespace */
 	int writable_cgroupfs; /* can move itself out of its cgroup */
 	int unconfined; /* run --no-confine: bpf() and cgroup moves left to the job */
+	int foreign_sockets; /* may use sockets made outside the fence (inherited, SCM_RIGHTS) */
 };
 
 /* What the state file keeps between attach and report. */

@@ -31,6 +31,8 @@ static const char *hook_name(int hook)
 		return "sendmsg6";
 	case DF_HOOK_DNS:
 		return "dns";
+	case DF_HOOK_EGRESS:
+		return "egress";
 	}
 	return "unknown";
 }
@@ -41,6 +43,10 @@ static const char *proto_name(int proto, char *buf, size_t len)
 		return "tcp";
 	if (proto == 17)
 		return "udp";
+	if (proto == 1)
+		return "icmp";
+	if (proto == 58)
+		return "icmpv6";
 	snprintf(buf, len, "%d", proto);
 	return buf;
 }
@@ -148,7 +154,7 @@ static void gen_integrity(yajl_gen g, const struct df_integrity *in, int *r)
 		const char *key, *risk;
 	} items[] = {
 		{ offsetof(struct df_integrity, cap_net_raw), "cap_net_raw",
-		  "CAP_NET_RAW: raw and packet (AF_PACKET) sockets send without connect or sendmsg hooks" },
+		  "CAP_NET_RAW: packet (AF_PACKET) sockets send frames no cgroup program sees (raw IP sockets meet the egress backstop)" },
 		{ offsetof(struct df_integrity, cap_net_admin), "cap_net_admin",
 		  "CAP_NET_ADMIN: can change routes, addresses and packet filters of its namespace" },
 		{ offsetof(struct df_integrity, cap_sys_admin), "cap_sys_admin",
@@ -163,6 +169,8 @@ static void gen_integrity(yajl_gen g, const struct df_integrity *in, int *r)
 		  "writable cgroupfs: can move its processes out of the fenced cgroup" },
 		{ offsetof(struct df_integrity, unconfined), "unconfined",
 		  "run --no-confine: the job may use bpf() and perf_event_open() and is not in a cgroup namespace rooted at its fence" },
+		{ offsetof(struct df_integrity, foreign_sockets), "foreign_sockets",
+		  "sockets made outside the fence (inherited, or passed over a Unix socket) are not fenced: cgroup programs judge a socket by the cgroup it was made in" },
 	};
 
 	*r |= jg_str(g, "integrity");

@@ -313,6 +313,8 @@ int cmd_run(int argc, char **argv)
 	st.started_ns = now_realtime_ns();
 	df_integrity_from_self(&st.integrity);
 	st.integrity.unconfined = no_confine;
+	/* the job shares this host's files and fds: a socket made outside can reach it */
+	st.integrity.foreign_sockets = 1;
 	/*
 	 * In a cgroup namespace rooted at the fence the job cannot move out,
 	 * but only where cgroup2 is mounted with nsdelegate.

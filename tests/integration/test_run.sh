@@ -86,7 +86,7 @@ nsdel=false; grep -q ' cgroup2 .*nsdelegate' /proc/self/mounts && nsdel=true
 check "report: integrity of a root job: its capabilities are risks" "true process true true $([ $nsdel = true ] && echo false || echo true)" \
 	"$(jqr "$rep" '.integrity | "\(.checked) \(.source) \(.cap_net_raw) \(.cap_sys_admin) \(.writable_cgroupfs)"')"
 check "report: one risk sentence per finding" "1" \
-	"$(jqr "$rep" '.integrity | ([.cap_net_raw, .cap_net_admin, .cap_sys_admin, .cap_bpf, .host_network, .host_pid, .writable_cgroupfs] | map(select(.)) | length) == (.risks | length) | if . then 1 else 0 end')"
+	"$(jqr "$rep" '.integrity | ([.cap_net_raw, .cap_net_admin, .cap_sys_admin, .cap_bpf, .host_network, .host_pid, .writable_cgroupfs, .foreign_sockets] | map(select(.)) | length) == (.risks | length) | if . then 1 else 0 end')"
 check "report: pid is a process id" "1" "$(jqr "$rep" '.events[0].process.pid > 1 | if . then 1 else 0 end')"
 
 # same process, same destination: one event, counted

@@ -1,0 +1,222 @@
+#!/bin/bash
+# The bypass suite: each row is one way a process in an enforce-mode fence
+# tries to reach a denied destination. Each must be refused (by the
+# connect/sendmsg programs or the egress backstop, and recorded as blocked),
+# or, where the kernel gives cgroup programs no hook, flagged in the report's
+# integrity section and in README ("What it cannot see").
+# Everything runs in network namespaces made here (test hosts on their lo),
+# with the fenced process inside too: no packet can leave the machine.
+. "$(dirname "$0")/../lib.sh"
+df_require_privileges "integration/bypass"
+df_setup
+
+B=$DF_TOOLS/dfbypass
+PORT=7777
+NS=$(df_netns bypass) || { notok "create netns" "ip netns add failed"; exit 1; }
+NS2=$(df_netns bypass2) || { notok "create second netns" "ip netns add failed"; exit 1; }
+for n in "$NS" "$NS2"; do
+	# ping sockets for root, and a frame from lo's own address accepted (AF_PACKET row)
+	in_ns "$n" sysctl -qw net.ipv4.ping_group_range="0 2147483647" net.ipv4.conf.lo.accept_local=1 net.ipv4.conf.all.accept_local=1
+	nsenter --net="/run/netns/$n" -- "$B" serve $PORT >/dev/null 2>&1 &
+	df_track_pid $!
+done
+up=0
+for i in $(seq 50); do
+	[ "$(in_ns "$NS" "$B" tcp 203.0.113.10 $PORT 2>/dev/null)" = ok ] &&
+		[ "$(in_ns "$NS2" "$B" tcp 203.0.113.10 $PORT 2>/dev/null)" = ok ] && up=1 && break
+	sleep 0.1
+done
+[ $up = 1 ] || { notok "echo servers" "did not come up"; exit 1; }
+
+DENY="203.0.113.10,[2001:db8::10]"
+
+# Every row is also run unfenced first: the way works, so a refusal is the fence's.
+# name | dfbypass arguments (@NS2 = the second namespace) | fenced outcome (ok, EPERM, ...; !ok = anything but ok) | event: hook proto daddr dport, or - for none
+CASES="
+tcp v4                       |tcp 203.0.113.10 $PORT|EPERM|connect4 tcp 203.0.113.10 $PORT
+tcp v6                       |tcp 2001:db8::10 $PORT|EPERM|connect6 tcp 2001:db8::10 $PORT
+ipv4-mapped ipv6             |tcp ::ffff:203.0.113.10 $PORT|EPERM|connect6 tcp 203.0.113.10 $PORT
+connected udp                |udp-connect 203.0.113.10 $PORT|EPERM|connect4 udp 203.0.113.10 $PORT
+unconnected udp sendto       |udp-sendto 203.0.113.10 $PORT|EPERM|sendmsg4 udp 203.0.113.10 $PORT
+unconnected udp sendmsg v6   |udp-sendmsg 2001:db8::10 $PORT|EPERM|sendmsg6 udp 2001:db8::10 $PORT
+sendmmsg                     |sendmmsg 203.0.113.10 $PORT|EPERM|sendmsg4 udp 203.0.113.10 $PORT
+tcp fast open                |tfo 203.0.113.10 $PORT|EPERM|connect4 tcp 203.0.113.10 $PORT
+io_uring connect             |uring 203.0.113.10 $PORT|EPERM|connect4 tcp 203.0.113.10 $PORT
+child process                |child tcp 203.0.113.10 $PORT|EPERM|connect4 tcp 203.0.113.10 $PORT
+thread                       |thread udp-sendto 2001:db8::10 $PORT|EPERM|sendmsg6 udp 2001:db8::10 $PORT
+setns into another netns     |setns @NS2 tcp 203.0.113.10 $PORT|EPERM|connect4 tcp 203.0.113.10 $PORT
+raw udp v4                   |raw-udp 203.0.113.10 $PORT|EPERM|egress udp 203.0.113.10 $PORT
+raw udp v6                   |raw-udp 2001:db8::10 $PORT|EPERM|egress udp 2001:db8::10 $PORT
+raw tcp syn                  |raw-tcp 203.0.113.10 $PORT|EPERM|egress tcp 203.0.113.10 $PORT
+ping socket v4               |ping 203.0.113.10|EPERM|egress icmp 203.0.113.10 0
+ping socket v6               |ping 2001:db8::10|!ok|egress icmpv6 2001:db8::10 0
+raw icmp v4                  |raw-icmp 203.0.113.10|EPERM|egress icmp 203.0.113.10 0
+raw icmp v6                  |raw-icmp 2001:db8::10|EPERM|egress icmpv6 2001:db8::10 0
+"
+
+total=0 refused=0
+while IFS='|' read -r name args want ev; do
+	name=$(echo "$name" | sed 's/ *$//')
+	[ -z "$name" ] && continue
+	total=$((total + 1))
+	args=${args//@NS2//run/netns/$NS2}
+	# shellcheck disable=SC2086
+	base=$(in_ns "$NS" "$B" $args 2>&1 | tr '\n' ' ' | sed 's/ *$//')
+	check "$name: unfenced it reaches" "ok" "$base"
+	rep=$DF_T/case-$total.json
+	# shellcheck disable=SC2086
+	out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- "$B" $args 2>"$DF_T/stderr" | tr '\n' ' ' | sed 's/ *$//')
+	if [ "$want" = '!ok' ]; then
+		[ -n "$out" ] && [ "$out" != ok ] && ok "$name: refused ($out)" || notok "$name: refused" "got '$out': $(cat "$DF_T/stderr")"
+	else
+		check "$name: refused" "$want" "$out"
+	fi
+	got=$(jqr "$rep" '[.events[] | select(.verdict == "blocked") | "\(.hook) \(.proto) \(.daddr) \(.dport)"] | unique | join(",")')
+	check "$name: blocked event" "$ev" "$got"
+	check "$name: event names the process" "dfbypass" "$(jqr "$rep" '[.events[] | select(.verdict == "blocked") | .process.comm] | unique | join(",")')"
+	[ "$out" != ok ] && [ "$got" = "$ev" ] && refused=$((refused + 1))
+done <<<"$CASES"
+
+# --- a socket connected before the fence was attached (the OCI hook path:
+# the process is in its cgroup before createRuntime) ---
+CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
+pre_case() { # ID ADDR
+	local id=$1 addr=$2 cg=$CG2/df$$-$1 pid i
+	mkdir "$cg" && df_track_cgroup "$cg"
+	mkfifo "$DF_T/$id.gate"
+	nsenter --net="/run/netns/$NS" -- sh -c "read go <'$DF_T/$id.gate'; exec '$B' pre $addr $PORT '$DF_T/$id.go'" >"$DF_T/$id.out" 2>&1 &
+	pid=$!
+	df_track_pid $pid
+	echo $pid >"$cg/cgroup.procs"
+	timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$id.gate"
+	for i in $(seq 50); do grep -q ready "$DF_T/$id.out" && break; sleep 0.1; done
+	jq -nc --arg id "$id" --argjson pid "$pid" --arg b "$DF_T" \
+		'{ociVersion: "1.0.2", id: $id, status: "creating", bundle: $b, pid: $pid,
+		  annotations: {"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10,[2001:db8::10]"}}' |
+		"$DF_BIN" hook createRuntime 2>"$DF_T/stderr" || notok "$id: createRuntime" "$(cat "$DF_T/stderr")"
+	touch "$DF_T/$id.go"
+	for i in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+	wait $pid 2>/dev/null
+	rmdir "$cg"
+	jq -nc --arg id "$id" --arg b "$DF_T" '{ociVersion: "1.0.2", id: $id, status: "stopped", bundle: $b, pid: 0}' |
+		"$DF_BIN" hook poststop 2>>"$DF_T/stderr"
+	PRE_OUT=$(sed 1d "$DF_T/$id.out" | tr '\n' ' ' | sed 's/ *$//')
+	PRE_REP=$DF_REPORTS/$id.json
+}
+total=$((total + 1))
+pre_case pre-denied 203.0.113.10
+check "socket connected before the fence: tcp data and connected udp refused" "tcp timeout udp EPERM" "$PRE_OUT"
+got=$(jqr "$PRE_REP" '[.events[] | select(.verdict == "blocked") | "\(.hook) \(.proto) \(.daddr) \(.dport)"] | unique | join(",")')
+check "socket connected before the fence: blocked by the backstop" "egress tcp 203.0.113.10 $PORT,egress udp 203.0.113.10 $PORT" "$got"
+[ "$PRE_OUT" = "tcp timeout udp EPERM" ] && [ -n "$got" ] && refused=$((refused + 1))
+pre_case pre-allowed 203.0.113.20
+check "socket connected before the fence: an allowed destination keeps working" "tcp ok udp ok" "$PRE_OUT"
+check "socket connected before the fence: allowed is not recorded in enforce" "0" "$(jqr "$PRE_REP" '.events | length')"
+
+# --- what the backstop must not refuse: answers of connections accepted in the fence ---
+rep=$DF_T/server.json
+nsenter --net="/run/netns/$NS" -- "$DF_BIN" run --mode enforce --default deny --report "$rep" -- "$B" serve 7778 >/dev/null 2>&1 &
+srv=$!
+df_track_pid $srv
+res=
+for i in $(seq 50); do
+	res=$(in_ns "$NS" "$B" tcp 203.0.113.20 7778 2>/dev/null)
+	[ "$res" = ok ] && break
+	sleep 0.1
+done
+check "default deny: a server in the fence answers a connection from outside" "ok" "$res"
+kill $srv 2>/dev/null
+wait $srv 2>/dev/null
+check "default deny: answering an accepted connection is no event" "0" "$(jqr "$rep" '[.events[] | select(.hook == "egress")] | length')"
+
+# --- audit and observe: the backstop records, refuses nothing ---
+rep=$DF_T/audit.json
+out=$(in_ns "$NS" "$DF_BIN" run --mode audit --deny "$DENY" --report "$rep" -- "$B" raw-udp 203.0.113.10 $PORT 2>/dev/null)
+check "audit: raw udp goes through" "ok" "$out"
+check "audit: raw udp recorded would-block" "would-block egress udp 203.0.113.10 $PORT 203.0.113.10" \
+	"$(jqr "$rep" '.events[] | "\(.verdict) \(.hook) \(.proto) \(.daddr) \(.dport) \(.rule)"')"
+rep=$DF_T/portrule.json
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "203.0.113.10:443" --report "$rep" -- "$B" ping 203.0.113.10 2>/dev/null)
+check "portless packet: a port rule of its address refuses it" "EPERM 203.0.113.10:443" "$out $(jqr "$rep" '.events[0].rule')"
+rep=$DF_T/allowall.json
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny 203.0.113.0/24 --allow 203.0.113.10 --report "$rep" -- "$B" ping 203.0.113.10 2>/dev/null)
+check "portless packet: a more specific rule for every port allows it" "ok 0" "$out $(jqr "$rep" '.events | length')"
+
+# --- what no cgroup program sees: flagged, not refused ---
+# AF_PACKET: the frame never meets the IP stack's cgroup hooks. Flagged with CAP_NET_RAW.
+total=$((total + 1))
+rep=$DF_T/packet.json
+check "af_packet: unfenced it reaches" "ok" "$(in_ns "$NS" "$B" packet 198.51.100.10 203.0.113.10 $PORT 2>&1)"
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- "$B" packet 198.51.100.10 203.0.113.10 $PORT 2>/dev/null)
+check "af_packet: reaches through the fence (no hook)" "ok" "$out"
+check "af_packet: flagged: cap_net_raw in integrity, with a risk naming AF_PACKET" "true 1" \
+	"$(jqr "$rep" '.integrity | "\(.cap_net_raw) \([.risks[] | select(test("AF_PACKET"))] | length)"')"
+flagged="AF_PACKET"
+
+# A socket made outside the fence and handed in over a Unix socket belongs to
+# the cgroup it was made in: the fence's programs never run for it.
+total=$((total + 1))
+rep=$DF_T/fd.json
+nsenter --net="/run/netns/$NS" -- "$B" give-fd "$DF_T/fd.sock" >"$DF_T/give.out" 2>&1 &
+giver=$!
+df_track_pid $giver
+for i in $(seq 50); do grep -q ready "$DF_T/give.out" && break; sleep 0.1; done
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- "$B" take-fd "$DF_T/fd.sock" 203.0.113.10 $PORT 2>/dev/null)
+wait $giver 2>/dev/null
+check "socket passed in over a unix socket: reaches (made outside the fence)" "ok" "$out"
+check "socket passed in: flagged in integrity risks" "1" "$(jqr "$rep" '[.integrity.risks[] | select(test("outside the fence"))] | length')"
+flagged="$flagged, sockets from outside"
+
+# --- the job against its own fence (depfence run's confinement) ---
+total=$((total + 1))
+pin=$(find "$DF_PINS" -name connect4 2>/dev/null | head -1)
+rep=$DF_T/detach.json
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- sh -c \
+	"'$B' bpf-get \"\$(find '$DF_PINS' -name connect4 | head -1)\"; '$B' tcp 203.0.113.10 $PORT" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')
+check "detach: bpf() refused to the job, the fence holds" "EPERM EPERM" "$out"
+[ "$out" = "EPERM EPERM" ] && refused=$((refused + 1))
+
+total=$((total + 1))
+rep=$DF_T/unpin.json
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- sh -c \
+	"for l in \$(find '$DF_PINS' -name 'connect4' -o -name 'egress'); do '$B' unlink \$l; done; '$B' tcp 203.0.113.10 $PORT" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')
+check "unpin: removing the link pins does not detach the fence" "EPERM" "${out##* }"
+[ "${out##* }" = EPERM ] && refused=$((refused + 1))
+
+total=$((total + 1))
+rep=$DF_T/escape.json
+nsdel=false; grep -q ' cgroup2 .*nsdelegate' /proc/self/mounts && nsdel=true
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- "$B" escape "$CG2/cgroup.procs" 203.0.113.10 $PORT 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')
+if [ $nsdel = true ]; then
+	check "escape: moving out of the cgroup refused (cgroup namespace, nsdelegate)" "move ENOENT tcp EPERM" "$out"
+	[ "$out" = "move ENOENT tcp EPERM" ] && refused=$((refused + 1))
+else
+	# without nsdelegate the kernel lets root in a cgroup namespace move out: flagged
+	check "escape: without nsdelegate the move works" "move ok tcp ok" "$out"
+	check "escape: flagged as writable cgroupfs" "true" "$(jqr "$rep" .integrity.writable_cgroupfs)"
+	flagged="$flagged, leaving the cgroup (no nsdelegate)"
+fi
+
+df_check_clean "before the map pins go"
+
+# a root job may also remove the map pins: the fence still refuses, but the
+# records are gone; run must say so and fail, never write a report that looks whole
+total=$((total + 1))
+rep=$DF_T/unpin-maps.json
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- sh -c \
+	"for l in \$(find '$DF_PINS' -name records -o -name counters); do '$B' unlink \$l; done; '$B' tcp 203.0.113.10 $PORT" 2>"$DF_T/stderr" | tr '\n' ' ' | sed 's/ *$//')
+rc=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- sh -c \
+	"for l in \$(find '$DF_PINS' -name records -o -name counters); do '$B' unlink \$l; done" >/dev/null 2>"$DF_T/stderr"; echo $?)
+check "unpin maps: the fence still refuses" "EPERM" "${out##* }"
+check "unpin maps: run fails loudly, no report" "1 no" "$rc $([ -e "$rep" ] && echo yes || echo no)"
+case $(cat "$DF_T/stderr") in *counters*"No such file"*) ok "unpin maps: the error names the missing pin" ;;
+*) notok "unpin maps: the error names the missing pin" "$(cat "$DF_T/stderr")" ;; esac
+flagged="$flagged, removing the map pins (root job; cap_sys_admin)"
+# poststop and gc keep what they could not read (and the attribution slot it
+# held) for an admin: this test cleans up after itself
+find "$DF_PINS" -mindepth 1 -maxdepth 1 \( -name 'run-*' -o -name '@attrib' \) -exec rm -rf {} + 2>/dev/null
+rm -f "$DF_STATE"/run-*.json
+
+
+echo "# bypass ways: $total; refused: $refused; flagged: $flagged"
+df_check_clean "end"
