@@ -35,6 +35,18 @@
 #define MAX_PAYLOAD 1400
 
 static struct fence_bpf *skel;
+
+#ifdef DF_LIBFUZZER
+/*
+ * libFuzzer sees no coverage inside the kernel: each outcome (family,
+ * verdict, pending, trusted, unparsable, addresses learned) counts as a
+ * feature of its own, so inputs that reach new outcomes join the corpus.
+ */
+static uint8_t outcomes[256] __attribute__((section("__libfuzzer_extra_counters"), used));
+#define OUTCOME(code) outcomes[(code)&0xff]++
+#else
+#define OUTCOME(code) ((void)(code))
+#endif
 static const uint8_t CLI4[4] = { 198, 51, 100, 2 }, RES4[4] = { 198, 51, 100, 53 };
 static const uint8_t CLI6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 2 };
 static const uint8_t RES6[16] = { 0x20, 0x01, 0x0d, 0xb8, [14] = 0, [15] = 0x53 };
@@ -320,6 +332,11 @@ static void one_family(int fam, const uint8_t *msg, size_t n)
 				fam, ret ? "passed" : "refused",
 				c3.dns_answers > c2.dns_answers ? "trusted" : "untrusted", learned);
 	}
+	OUTCOME((fam == 6) | (ret == 0) << 1 | have_q << 2 |
+		(c3.dns_answers > c2.dns_answers) << 3 | (c3.dns_untrusted > c2.dns_untrusted) << 4 |
+		(c2.dns_unparsable > c1.dns_unparsable) << 5 |
+		(map_count(skel->maps.prov4) + map_count(skel->maps.prov6) > 0) << 6 |
+		(map_count(skel->maps.prov4) + map_count(skel->maps.prov6) > 1) << 7);
 	if (!have_q && getenv("DF_FUZZ_VERBOSE"))
 		fprintf(stderr, "IPv%d: question %s, none pending\n", fam, ret ? "passed" : "refused");
 	(void)prov;
