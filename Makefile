@@ -14,6 +14,11 @@ MULTIARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -I$(BUILD) -DDF_VERSION='"$(VERSION)"'
 LDLIBS := -lbpf -lelf -lz -lyajl -lseccomp
+# SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer (make check-sanitize, build/asan)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+ifeq ($(SAN),1)
+CFLAGS += $(SAN_FLAGS)
+endif
 BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -I/usr/include/$(MULTIARCH) -Ibpf
 
 ifeq ($(V),1)
@@ -30,13 +35,15 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/hook/main.o,$(HOOK_OBJS))
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS)) $(BUILD)/tests/test_fuzz_replay
+FUZZ_TARGETS := state bundle config rules profile dns
+FUZZ_SRCS := $(patsubst %,tests/fuzz/fuzz_%.c,$(FUZZ_TARGETS))
 TOOLS := $(BUILD)/tests/dfclient $(BUILD)/tests/dfserver $(BUILD)/tests/dfdns \
 	$(BUILD)/tests/dfconnloop $(BUILD)/tests/dfbypass
 # bench tools that load the skeleton: linked with libbpf, not static
 BENCH_TOOLS := $(BUILD)/tests/dfverify
 
-.PHONY: all deps check check-unit check-integration check-e2e demo bench install uninstall clean format
+.PHONY: all deps check check-unit check-integration check-e2e check-sanitize fuzz demo bench install uninstall clean format
 
 all: $(BUILD)/depfence
 
@@ -63,6 +70,12 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/unit.h $(LIB_OBJS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@
 
+# The fuzz targets' entry points over the corpora and regressions, without libFuzzer.
+$(BUILD)/tests/test_fuzz_replay: tests/fuzz/replay.c $(FUZZ_SRCS) $(wildcard tests/fuzz/*.h) $(LIB_OBJS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) tests/fuzz/replay.c $(FUZZ_SRCS) $(LIB_OBJS) $(LDLIBS) -o $@
+
 $(BUILD)/tests/dfverify: tests/tools/dfverify.c $(SKELS) bpf/fence.h
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
@@ -72,7 +85,7 @@ $(BUILD)/tests/dfverify: tests/tools/dfverify.c $(SKELS) bpf/fence.h
 $(BUILD)/tests/%: tests/tools/%.c
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -static $< -o $@
+	$(Q)$(CC) $(filter-out $(SAN_FLAGS),$(CFLAGS)) -static $< -o $@
 
 # The kernel matrix's loader: each program alone, the verifier's verdict and count.
 $(BUILD)/tests/dfkload: tests/kernels/dfkload.c $(SKELS)
@@ -89,6 +102,40 @@ deps:
 check: deps
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)BUILD=$(BUILD) tests/run.sh
+	$(Q)$(MAKE) --no-print-directory check-sanitize
+
+# The unit tests (the fuzz replay among them) and the integration tests that
+# drive the hook and run, built with ASan and UBSan in their own tree.
+SAN_BUILD ?= $(BUILD)/asan
+SAN_TESTS ?= unit/ integration/test_hook integration/test_run integration/test_cli integration/test_profiles
+check-sanitize:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SAN=1 all tests
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		BUILD=$(SAN_BUILD) tests/run.sh $(SAN_TESTS)
+
+# libFuzzer: every target for FUZZ_SECONDS (default 60), clang with ASan and UBSan.
+FUZZ_BUILD := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 60
+# clang warns in libseccomp's SCMP_A0 macro: -Wno-missing-field-initializers
+FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -D_GNU_SOURCE \
+	-I$(BUILD) -DDF_VERSION='"$(VERSION)"' -DDF_LIBFUZZER \
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_OBJS := $(patsubst $(BUILD)/obj/%,$(FUZZ_BUILD)/obj/%,$(LIB_OBJS))
+FUZZ_BINS := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_TARGETS))
+
+$(FUZZ_BUILD)/obj/%.o: %.c $(SKELS) $(wildcard hook/*.h oci/*.h bpf/*.h)
+	$(call msg,CLANG,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_LIB_OBJS)
+	$(call msg,FUZZER,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_LIB_OBJS) $(LDLIBS) -o $@
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BINS)
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run.sh $(FUZZ_TARGETS)
 
 check-only: all $(UNIT_BINS) $(TOOLS)
 	$(Q)BUILD=$(BUILD) tests/run.sh
@@ -138,12 +185,13 @@ uninstall:
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/depfence (the admin's configuration and profiles)"
 
 format:
-	clang-format -i bpf/*.c bpf/*.h hook/*.c hook/*.h oci/*.c oci/*.h tests/unit/*.c tests/tools/*.c
+	clang-format -i bpf/*.c bpf/*.h hook/*.c hook/*.h oci/*.c oci/*.h tests/unit/*.c tests/tools/*.c \
+		tests/fuzz/*.c tests/fuzz/*.h
 
 clean:
 	rm -rf $(BUILD)
 
 # skeletons and BPF objects are kept: hook objects depend on them
-.SECONDARY: $(SKELS) $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+.SECONDARY: $(SKELS) $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS)) $(FUZZ_LIB_OBJS)
 
 .DELETE_ON_ERROR:

@@ -180,7 +180,6 @@ static int fill_rules(struct bpf_map *map, int family, const struct df_compiled 
 int fence_remove(const struct df_host_config *hc, const char *id)
 {
 	char dir[PATH_MAX], path[PATH_MAX];
-	_cleanup_close_ int sdfd = -1;
 	DIR *d;
 	int r = 0;
 

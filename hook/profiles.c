@@ -37,15 +37,24 @@ static int apply_one(int dfd, const char *dir, const char *fname, const char *na
 		     struct df_policy *p, struct df_error *e)
 {
 	_cleanup_free_ char *buf = NULL;
-	_cleanup_yajl_ yajl_val root = NULL;
-	yajl_val deny = NULL, allow = NULL;
-	char src[96], what[PATH_MAX];
+	char what[PATH_MAX];
 	int r;
 
 	snprintf(what, sizeof(what), "%s/%s", dir, fname);
 	r = read_file_capped(dfd, fname, DF_PROFILE_MAX_SIZE, &buf, NULL);
 	if (r < 0)
 		return df_fail(e, r, "profile %s: %s", what, strerror(-r));
+	return df_profile_parse(buf, what, name, p, e);
+}
+
+int df_profile_parse(const char *buf, const char *what, const char *name, struct df_policy *p,
+		     struct df_error *e)
+{
+	_cleanup_yajl_ yajl_val root = NULL;
+	yajl_val deny = NULL, allow = NULL;
+	char src[96];
+	int r;
+
 	r = json_parse(buf, what, &root, e);
 	if (r < 0)
 		return r;

@@ -14,5 +14,8 @@
  * path from the name a pod spec wrote.
  */
 int df_profiles_apply(const char *dir, struct df_policy *p, struct df_error *e);
+/* One profile document; what names the file in errors, name the profile in rule sources. */
+int df_profile_parse(const char *buf, const char *what, const char *name, struct df_policy *p,
+		     struct df_error *e);
 
 #endif

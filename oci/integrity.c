@@ -149,9 +149,6 @@ int oci_command_from_bundle(const char *bundle, char *buf, size_t len)
 {
 	_cleanup_free_ char *doc = NULL;
 	_cleanup_close_ int dfd = -1;
-	_cleanup_yajl_ yajl_val root = NULL;
-	yajl_val args;
-	size_t off = 0;
 	int r;
 
 	if (!bundle || bundle[0] != '/' || len == 0)
@@ -162,6 +159,18 @@ int oci_command_from_bundle(const char *bundle, char *buf, size_t len)
 	r = read_file_capped(dfd, "config.json", OCI_CONFIG_MAX, &doc, NULL);
 	if (r < 0)
 		return r;
+	return oci_command_from_config(doc, buf, len);
+}
+
+int oci_command_from_config(const char *doc, char *buf, size_t len)
+{
+	_cleanup_yajl_ yajl_val root = NULL;
+	yajl_val args;
+	size_t off = 0;
+	int r;
+
+	if (len == 0)
+		return -EINVAL;
 	r = json_parse(doc, "bundle config.json", &root, NULL);
 	if (r < 0)
 		return r;

@@ -6,6 +6,11 @@
 /* yajl_tree_free() recurses: refuse deep nesting before yajl sees it. */
 #define JSON_MAX_DEPTH 64
 
+/*
+ * yajl_tree_parse() accepts comments (the admin's files have them): a quote
+ * inside one must not hide the brackets after it, nor may a bracket inside
+ * one count.
+ */
 static int json_depth_ok(const char *s)
 {
 	int depth = 0, in_str = 0;
@@ -18,13 +23,24 @@ static int json_depth_ok(const char *s)
 				in_str = 0;
 			continue;
 		}
-		if (*s == '"')
+		if (*s == '/' && s[1] == '*') {
+			const char *end = strstr(s + 2, "*/");
+
+			if (!end)
+				return 1; /* unterminated: yajl refuses it */
+			s = end + 1;
+		} else if (*s == '/' && s[1] == '/') {
+			s += strcspn(s, "\n");
+			if (!*s)
+				return 1;
+		} else if (*s == '"') {
 			in_str = 1;
-		else if (*s == '{' || *s == '[') {
+		} else if (*s == '{' || *s == '[') {
 			if (++depth > JSON_MAX_DEPTH)
 				return 0;
-		} else if (*s == '}' || *s == ']')
+		} else if ((*s == '}' || *s == ']') && depth > 0) {
 			depth--;
+		}
 	}
 	return 1;
 }

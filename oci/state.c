@@ -174,12 +174,35 @@ fail:
 	return r;
 }
 
+int oci_config_annotations_parse(const char *buf, struct oci_state *s, struct df_error *e)
+{
+	_cleanup_yajl_ yajl_val root = NULL;
+	yajl_val ann;
+	int r;
+
+	r = json_parse(buf, "bundle config.json", &root, e);
+	if (r < 0)
+		return r;
+	r = json_get_object(root, "annotations", &ann, e);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < s->n_ann; i++) {
+		free(s->ann[i].key);
+		free(s->ann[i].value);
+		free(s->ann[i].orig);
+	}
+	free(s->ann);
+	s->ann = NULL;
+	s->n_ann = 0;
+	return take_annotations(ann, s, "bundle config.json", e);
+}
+
 int oci_config_annotations(struct oci_state *s, struct df_error *e)
 {
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_close_ int dfd = -1;
-	_cleanup_yajl_ yajl_val root = NULL;
-	yajl_val ann;
 	int r;
 
 	if (!s->bundle || s->bundle[0] != '/')
@@ -194,18 +217,7 @@ int oci_config_annotations(struct oci_state *s, struct df_error *e)
 			       OCI_CONFIG_MAX);
 	if (r < 0)
 		return df_fail(e, r, "read %s/config.json: %s", s->bundle, strerror(-r));
-	r = json_parse(buf, "bundle config.json", &root, e);
-	if (r < 0)
-		return r;
-	r = json_get_object(root, "annotations", &ann, e);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	free(s->ann);
-	s->ann = NULL;
-	s->n_ann = 0;
-	return take_annotations(ann, s, "bundle config.json", e);
+	return oci_config_annotations_parse(buf, s, e);
 }
 
 static int valid_label(const char *s)

@@ -43,6 +43,8 @@ int oci_state_parse(const char *buf, struct oci_state *ret, struct df_error *e);
 
 /* Take the depfence.io/ annotations from <bundle>/config.json (runtimes that leave them out of the state). */
 int oci_config_annotations(struct oci_state *s, struct df_error *e);
+/* The same from a config.json document already read. */
+int oci_config_annotations_parse(const char *buf, struct oci_state *s, struct df_error *e);
 
 /* Build a policy from depfence.io/ annotations. */
 int oci_policy_from_annotations(const struct oci_annotation *ann, size_t n, struct df_policy *p,

@@ -48,17 +48,23 @@ run_one() {
 	printf '%-40s %s\n' "$name" "$(grep -c '^ok - ' "$log") ok, $(grep -c '^not ok - ' "$log") failed, $(grep -c '^skip - ' "$log") skipped (rc $rc)"
 }
 
-only=${1:-}
+# arguments: run only the tests whose name contains one of them
+selected() {
+	[ $# -eq 1 ] && return 0
+	local n=$1 p; shift
+	for p; do [[ $n == *$p* ]] && return 0; done
+	return 1
+}
 for t in "$B"/tests/test_*; do
 	[ -x "$t" ] || continue
 	n=unit/$(basename "$t")
-	[ -n "$only" ] && [[ $n != *$only* ]] && continue
+	selected "$n" "$@" || continue
 	run_one "$n" "$t"
 done
 for t in tests/integration/test_*.sh tests/e2e/test_*.sh tests/examples/test_*.sh; do
 	[ -f "$t" ] || continue
 	n=${t#tests/}; n=${n%.sh}
-	[ -n "$only" ] && [[ $n != *$only* ]] && continue
+	selected "$n" "$@" || continue
 	run_one "$n" bash "$t"
 done
 

@@ -100,6 +100,10 @@ static const struct state_case state_cases[] = {
 	  "{\"id\":\"x\",\"s\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\","
 	  "\"t\":\"\\\"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\"}",
 	  "x", 0, NULL, NULL, 0, "" },
+	{ "brackets inside comments do not count as nesting",
+	  "/* [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[ */ {\"id\":\"x\""
+	  " // {{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\n}",
+	  "x", 0, NULL, NULL, 0, "" },
 };
 
 static void test_state_shapes(void)
@@ -270,6 +274,22 @@ static void test_state_errors(void)
 		memset(buf, '{', n);
 		check_state_error("100000 '{'", buf, -E2BIG, "container state",
 				  "nested deeper than 64 levels");
+		free(buf);
+	}
+	/* a quote inside a comment is no string: the nesting after it counts */
+	n = 100;
+	buf = malloc(n + 16);
+	if (buf) {
+		strcpy(buf, "/* \" */");
+		memset(buf + strlen(buf), '[', n);
+		buf[7 + n] = '\0';
+		check_state_error("a quote in a /* */ comment, then 100 '['", buf, -E2BIG,
+				  "container state", "nested deeper than 64 levels");
+		strcpy(buf, "// \"\n");
+		memset(buf + strlen(buf), '{', n);
+		buf[5 + n] = '\0';
+		check_state_error("a quote in a // comment, then 100 '{'", buf, -E2BIG,
+				  "container state", "nested deeper than 64 levels");
 		free(buf);
 	}
 	{
