@@ -99,20 +99,21 @@ tests: $(UNIT_BINS) $(TOOLS)
 deps:
 	$(Q)tests/deps.sh
 
-check: deps
-	$(Q)$(MAKE) --no-print-directory all tests
-	$(Q)BUILD=$(BUILD) tests/run.sh
-	$(Q)$(MAKE) --no-print-directory check-sanitize
-
 # The unit tests (the fuzz replay among them) and the integration tests that
 # drive the hook and run, built with ASan and UBSan in their own tree.
 SAN_BUILD ?= $(BUILD)/asan
 SAN_TESTS ?= unit/ integration/test_hook integration/test_run integration/test_cli integration/test_profiles
+
+# everything, then the sanitizer tier, in one run that ends with one count line
+check: deps
+	$(Q)$(MAKE) --no-print-directory all tests
+	$(Q)$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SAN=1 all tests
+	$(Q)BUILD=$(BUILD) SAN_BUILD=$(SAN_BUILD) SAN_TESTS="$(SAN_TESTS)" tests/run.sh
+
+# the sanitizer tier alone
 check-sanitize:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SAN=1 all tests
-	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
-		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		BUILD=$(SAN_BUILD) tests/run.sh $(SAN_TESTS)
+	$(Q)BUILD=$(BUILD) SAN_BUILD=$(SAN_BUILD) SAN_TESTS="$(SAN_TESTS)" SAN_ONLY=1 tests/run.sh
 
 # libFuzzer: every target for FUZZ_SECONDS (default 60), clang with ASan and UBSan.
 FUZZ_BUILD := $(BUILD)/fuzz

@@ -58,15 +58,43 @@ selected() {
 for t in "$B"/tests/test_*; do
 	[ -x "$t" ] || continue
 	n=unit/$(basename "$t")
-	selected "$n" "$@" || continue
+	[ -z "${SAN_ONLY:-}" ] && selected "$n" "$@" || continue
 	run_one "$n" "$t"
 done
 for t in tests/integration/test_*.sh tests/e2e/test_*.sh tests/examples/test_*.sh; do
 	[ -f "$t" ] || continue
 	n=${t#tests/}; n=${n%.sh}
-	selected "$n" "$@" || continue
+	[ -z "${SAN_ONLY:-}" ] && selected "$n" "$@" || continue
 	run_one "$n" bash "$t"
 done
+
+# The sanitizer tier (make check): SAN_BUILD is a tree built with ASan and
+# UBSan; the tests named by SAN_TESTS (name fragments) run again from it, as
+# san/NAME, with leaks and undefined behaviour fatal.
+san_selected() {
+	local p
+	for p in ${SAN_TESTS:-unit/}; do [[ $1 == *$p* ]] && return 0; done
+	return 1
+}
+if [ -n "${SAN_BUILD:-}" ]; then
+	SB=$SAN_BUILD
+	case $SB in /*) ;; *) SB=$ROOT/$SB ;; esac
+	SAN_ENV=(env DF_BIN="$SB/depfence" DF_TOOLS="$SB/tests"
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1)
+	[ -x "$SB/depfence" ] || { fail=$((fail + 1)); failures+=("san: no sanitizer build in $SB"); }
+	for t in "$SB"/tests/test_*; do
+		[ -x "$t" ] || continue
+		n=unit/$(basename "$t")
+		san_selected "$n" && selected "$n" "$@" || continue
+		run_one "san/$n" "${SAN_ENV[@]}" "$t"
+	done
+	for t in tests/integration/test_*.sh tests/e2e/test_*.sh tests/examples/test_*.sh; do
+		n=${t#tests/}; n=${n%.sh}
+		san_selected "$n" && selected "$n" "$@" || continue
+		run_one "san/$n" "${SAN_ENV[@]}" bash "$t"
+	done
+fi
 
 if [ $bpffs_before = 0 ] && grep -q ' /sys/fs/bpf bpf ' /proc/mounts; then
 	rmdir /sys/fs/bpf/depfence 2>/dev/null
