@@ -27,7 +27,9 @@ int cmd_doctor(int argc, char **argv);
 /*
  * Read what the fence recorded, write the report to report_path (NULL: the
  * report dir), log the summary, then remove pins and state. Records stay
- * pinned when the report cannot be written. 0 when there was no fence.
+ * pinned when the report cannot be written. 0 when there was no fence;
+ * -EUCLEAN when the report was written and everything removed, but map pins
+ * were gone before it (the report names them in records_lost).
  */
 int fence_finish(const struct df_host_config *hc, const char *id, const char *report_path,
 		 struct fence_data *ret_data);

@@ -24,7 +24,8 @@ static void report_usage(FILE *f)
 		"\n"
 		"  -f, --format FORMAT     text (default), json, junit, sarif, policy\n"
 		"      --fail-on WHAT      exit 3 when the report has events of this kind:\n"
-		"                          would-block, blocked, any (either)\n"
+		"                          would-block, blocked, any (either); always when\n"
+		"                          the report says records were lost (records_lost)\n"
 		"      --color WHEN        auto (default: on a terminal, unless NO_COLOR is set),\n"
 		"                          always, never; text only\n"
 		"      --group-prefixes    policy: allow /24 (IPv4) and /64 (IPv6) prefixes\n"
@@ -47,6 +48,10 @@ static int has_violations(const struct rdoc *d, enum fail_on on)
 {
 	int want_blocked = on == FAIL_BLOCKED || on == FAIL_ANY;
 	int want_would = on == FAIL_WOULD_BLOCK || on == FAIL_ANY;
+
+	/* a report whose records were lost cannot show there were none */
+	if (d->records_lost)
+		return 1;
 
 	for (size_t i = 0; i < d->n_events; i++) {
 		const char *v = d->events[i].verdict;

@@ -603,22 +603,33 @@ int fence_collect(const struct df_host_config *hc, const char *id, struct fence_
 	__u32 zero = 0;
 	int r;
 
+	/*
+	 * A process with CAP_SYS_ADMIN in the fence (or an admin) may unlink the
+	 * map pins: the links hold the maps, but nothing can read them any more.
+	 * What is gone is named in the report, which the caller must not pass
+	 * off as whole; anything else that fails to open is an error.
+	 */
 	join(path, sizeof(path), hc->bpffs_root, id, "counters");
 	cfd = bpf_obj_get(path);
-	if (cfd < 0)
+	if (cfd < 0 && errno != ENOENT)
 		return df_fail(e, -errno, "open pinned %s: %s", path, strerror(errno));
-	if (bpf_map_lookup_elem(cfd, &zero, &d.counters) < 0)
+	if (cfd < 0)
+		d.lost[d.n_lost++] = "counters";
+	else if (bpf_map_lookup_elem(cfd, &zero, &d.counters) < 0)
 		return df_fail(e, -errno, "read %s: %s", path, strerror(errno));
 	join(path, sizeof(path), hc->bpffs_root, id, "records");
 	rfd = bpf_obj_get(path);
-	if (rfd < 0)
+	if (rfd < 0 && errno != ENOENT)
 		return df_fail(e, -errno, "open pinned %s: %s", path, strerror(errno));
+	if (rfd < 0)
+		d.lost[d.n_lost++] = "records";
 
 	join(path, sizeof(path), hc->bpffs_root, id, "names");
 	nfd = bpf_obj_get(path); /* fences pinned before names existed have none */
 
 	/* bounded: a hash map never yields more keys than its max_entries, and we stop at 2^20 */
-	for (r = bpf_map_get_next_key(rfd, NULL, &next); r == 0 && d.n_recs < (1u << 20);
+	for (r = rfd >= 0 ? bpf_map_get_next_key(rfd, NULL, &next) : -ENOENT;
+	     r == 0 && d.n_recs < (1u << 20);
 	     r = bpf_map_get_next_key(rfd, &key, &next)) {
 		if (d.n_recs == cap) {
 			size_t ncap = cap ? cap * 2 : 64;

@@ -62,6 +62,9 @@ struct fence_data {
 	size_t n_recs;
 	unsigned long long stopped_ns;
 	struct attrib_data attrib; /* the images the records name (attrib_collect) */
+	/* map pins gone before the report ("counters", "records"): it cannot be whole */
+	const char *lost[2];
+	size_t n_lost;
 };
 
 void fence_state_free(struct fence_state *s);

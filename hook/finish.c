@@ -95,6 +95,10 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 	}
 	report_summary_line(&st, &d, path, line, sizeof(line));
 	df_info("%s", line);
+	if (d.n_lost)
+		df_err("fence %s: its pinned %s%s%s were removed before the report: %s is incomplete (records_lost)",
+		       id, d.lost[0], d.n_lost > 1 ? " and " : "", d.n_lost > 1 ? d.lost[1] : "",
+		       path);
 	/* before the state file goes: a crash in between leaves the slot to gc */
 	r = attrib_detach(hc, &st.attrib);
 	if (r < 0)
@@ -102,7 +106,8 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 	r = fence_remove(hc, id);
 	if (r < 0)
 		df_err("poststop %s: remove pins and state: %s", id, strerror(-r));
-	r = r < 0 ? r : 1;
+	/* written and cleaned, but not whole: the caller fails (run exits 1, gc counts it) */
+	r = r < 0 ? r : d.n_lost ? -EUCLEAN : 1;
 	if (ret_data) {
 		*ret_data = d;
 		memset(&d, 0, sizeof(d));

@@ -296,7 +296,7 @@ int rdoc_parse(const char *buf, const char *what, struct rdoc *ret, struct df_er
 		{ "stopped_at", offsetof(struct rdoc, stopped_at) },
 	};
 	struct rdoc d = {};
-	yajl_val events, notes;
+	yajl_val events, notes, lost;
 	int r;
 
 	r = json_parse(buf, what, &d.root, e);
@@ -352,6 +352,13 @@ int rdoc_parse(const char *buf, const char *what, struct rdoc *ret, struct df_er
 			}
 		}
 	}
+
+	/* an incomplete report: which of the fence's maps were gone */
+	r = json_get_array(d.root, "records_lost", &lost, e);
+	if (r < 0 && r != -ENOENT)
+		goto fail_ctx;
+	if (r == 0)
+		d.records_lost = json_array_len(lost);
 
 	r = json_get_array(d.root, "notes", &notes, e);
 	if (r < 0 && r != -ENOENT)

@@ -45,6 +45,7 @@ struct rdoc {
 	size_t n_events;
 	const char **notes;
 	size_t n_notes;
+	size_t records_lost; /* map pins gone before the report: not whole */
 };
 
 void rdoc_free(struct rdoc *d);

@@ -200,23 +200,26 @@ fi
 df_check_clean "before the map pins go"
 
 # a root job may also remove the map pins: the fence still refuses, but the
-# records are gone; run must say so and fail, never write a report that looks whole
+# records are gone; run says so and fails, and the report it writes says it is
+# not whole, so a gate on it fails too
 total=$((total + 1))
 rep=$DF_T/unpin-maps.json
 out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- sh -c \
-	"for l in \$(find '$DF_PINS' -name records -o -name counters); do '$B' unlink \$l; done; '$B' tcp 203.0.113.10 $PORT" 2>"$DF_T/stderr" | tr '\n' ' ' | sed 's/ *$//')
-rc=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- sh -c \
-	"for l in \$(find '$DF_PINS' -name records -o -name counters); do '$B' unlink \$l; done" >/dev/null 2>"$DF_T/stderr"; echo $?)
-check "unpin maps: the fence still refuses" "EPERM" "${out##* }"
-check "unpin maps: run fails loudly, no report" "1 no" "$rc $([ -e "$rep" ] && echo yes || echo no)"
-case $(cat "$DF_T/stderr") in *counters*"No such file"*) ok "unpin maps: the error names the missing pin" ;;
-*) notok "unpin maps: the error names the missing pin" "$(cat "$DF_T/stderr")" ;; esac
+	"for l in \$(find '$DF_PINS' -name records -o -name counters); do '$B' unlink \$l; done; '$B' tcp 203.0.113.10 $PORT" 2>"$DF_T/stderr")
+rc=$?
+check "unpin maps: the fence still refuses" "EPERM" "$(echo $out | awk '{print $NF}')"
+check "unpin maps: run fails loudly" "1" "$rc"
+case $(cat "$DF_T/stderr") in *"counters and records were removed"*"incomplete"*) ok "unpin maps: the error names the missing pins" ;;
+*) notok "unpin maps: the error names the missing pins" "$(cat "$DF_T/stderr")" ;; esac
+check "unpin maps: the report names what was lost" '["counters","records"]' "$(jq -c .records_lost "$rep" 2>/dev/null)"
+check "unpin maps: the report says it is incomplete" "1" "$(jq '[.notes[] | select(startswith("INCOMPLETE"))] | length' "$rep" 2>/dev/null)"
+check "unpin maps: the report still follows the schema" "valid" \
+	"$(python3 "$DF_ROOT/tests/tools/schema_check.py" "$DF_ROOT/tests/fixtures/report.schema.json" "$rep" >/dev/null 2>&1 && echo valid)"
+"$DF_BIN" report --fail-on blocked "$rep" >/dev/null 2>&1
+check "unpin maps: a gate on the report fails" "3" "$?"
 flagged="$flagged, removing the map pins (root job; cap_sys_admin)"
-# poststop and gc keep what they could not read (and the attribution slot it
-# held) for an admin: this test cleans up after itself
-find "$DF_PINS" -mindepth 1 -maxdepth 1 \( -name 'run-*' -o -name '@attrib' \) -exec rm -rf {} + 2>/dev/null
-rm -f "$DF_STATE"/run-*.json
 
+df_check_clean "after the map pins went"
 
 echo "# bypass ways: $total; refused: $refused; flagged: $flagged"
 df_check_clean "end"
