@@ -14,6 +14,8 @@
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
+#define SOCK_STREAM_ 1
+#define SOCK_DGRAM_ 2
 
 /* sock_addr verdicts */
 #define SOCK_REFUSE 0
@@ -312,6 +314,9 @@ static __always_inline void mark_sock(struct bpf_sock_addr *ctx, __u8 family, __
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!m)
 		return;
+	if ((ctx->type == SOCK_STREAM_ && proto == IPPROTO_TCP_) ||
+	    (ctx->type == SOCK_DGRAM_ && proto == IPPROTO_UDP_))
+		m->flags |= DF_MARK_JUDGED;
 	m->family = family;
 	m->proto = (__u8)proto;
 	m->dport = port;
@@ -559,13 +564,14 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
 	} else {
 		return -1;
 	}
+	/* a header too short to hold its ports (a raw socket's): judged portless */
 	if (p->proto == IPPROTO_UDP_) {
 		if (bpf_skb_load_bytes(skb, hl, l4, 8))
-			return -1;
+			return 1;
 		p->off = hl + 8;
 	} else if (p->proto == IPPROTO_TCP_) {
 		if (bpf_skb_load_bytes(skb, hl, l4, 20))
-			return -1;
+			return 1;
 		p->off = hl + ((((__u8 *)l4)[12] >> 4) * 4);
 	} else {
 		return 1;
@@ -1071,7 +1077,7 @@ static __always_inline int backstop(struct __sk_buff *skb, struct pkt *p, int po
 		return SKB_PASS;
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
 	if (m) {
-		if (m->flags & DF_MARK_PASSIVE)
+		if (m->flags & (DF_MARK_PASSIVE | DF_MARK_JUDGED))
 			return SKB_PASS;
 		if (m->family == p->family && m->proto == p->proto &&
 		    m->dport == (portless ? 0 : p->dport) && m->daddr[0] == p->daddr[0] &&
@@ -1282,13 +1288,17 @@ __attribute__((noinline)) int df_learn(struct __sk_buff *skb, __u32 family, __u3
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
-	__u32 zero = 0;
+	__u32 zero = 0, w[4];
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	sc = bpf_map_lookup_elem(&scratch, &zero);
 	if (!cfg || !sc || !skb)
 		return 0;
-	if (family == 4)
+	__builtin_memcpy(w, sc->a_addr, sizeof(w));
+	/* an IPv4-mapped AAAA (::ffff:a.b.c.d) is judged as IPv4, so it is learnt as one */
+	if (family == 6 && w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0xffff))
+		learn(&prov4, &w[3], &sc->q, ttl, cfg, bpf_ktime_get_ns());
+	else if (family == 4)
 		learn(&prov4, &sc->a_addr[0], &sc->q, ttl, cfg, bpf_ktime_get_ns());
 	else
 		learn(&prov6, sc->a_addr, &sc->q, ttl, cfg, bpf_ktime_get_ns());

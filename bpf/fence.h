@@ -51,6 +51,13 @@
  * packets answer someone else's connection.
  */
 #define DF_MARK_PASSIVE 0x1
+/*
+ * A TCP stream or UDP datagram socket connect/sendmsg judged: every change of
+ * its destination goes through those hooks again, so its packets pass whatever
+ * destination egress sees (connect-time load balancing and DNAT rewrite it
+ * after the hooks). Raw, ping and other sockets keep the destination compare.
+ */
+#define DF_MARK_JUDGED 0x2
 
 struct df_sk_mark {
 	__u8 family; /* 4 or 6; 0: no destination */

@@ -9,7 +9,7 @@ PKGS=(
 	pkg-config
 	# tests: netns, clients and servers, JSON, container runtimes
 	iproute2 util-linux procps jq curl python3 python3-yaml busybox-static dnsmasq-base runc podman
-	crun bind9-dnsutils strace
+	crun bind9-dnsutils strace nftables
 	# man pages rendered and checked for warnings (test_install)
 	man-db groff-base
 	# sanitizer and leak runs (make check), fuzzing (make fuzz: clang's libFuzzer)

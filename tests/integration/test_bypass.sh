@@ -129,6 +129,32 @@ kill $srv 2>/dev/null
 wait $srv 2>/dev/null
 check "default deny: answering an accepted connection is no event" "0" "$(jqr "$rep" '[.events[] | select(.hook == "egress")] | length')"
 
+# A destination rewritten after connect judged it (DNAT here; connect-time
+# load balancing such as Cilium's does the same): the judged socket passes
+# whatever address egress then sees.
+ip -n "$NS" route add local 198.51.100.99/32 dev lo
+in_ns "$NS" nft -f - <<NFT
+table ip dfnat {
+	chain out { type nat hook output priority -100; ip daddr 198.51.100.99 tcp dport $PORT counter dnat to 203.0.113.20; }
+}
+NFT
+rep=$DF_T/dnat.json
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --default deny --allow "tcp/198.51.100.99:$PORT" --report "$rep" -- "$B" tcp 198.51.100.99 $PORT 2>/dev/null)
+check "rewritten destination: the allowed, judged connection works" "ok" "$out"
+check "rewritten destination: no refusal recorded" "0 0" "$(jqr "$rep" '"\(.summary.blocked) \(.events | length)"')"
+check "rewritten destination: the DNAT rule did rewrite it" "1" \
+	"$(in_ns "$NS" nft list table ip dfnat | grep -c 'counter packets [1-9]')"
+in_ns "$NS" nft delete table ip dfnat
+
+# a raw packet too short to hold its ports is judged by address, portless
+total=$((total + 1))
+check "short raw udp: goes out unfenced" "ok" "$(in_ns "$NS" "$B" raw-short 203.0.113.10 2>&1)"
+rep=$DF_T/short.json
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- "$B" raw-short 203.0.113.10 2>/dev/null)
+check "short raw udp: refused by the backstop" "EPERM egress 203.0.113.10" \
+	"$out $(jqr "$rep" '.events[0] | "\(.hook) \(.daddr)"')"
+[ "$out" = EPERM ] && refused=$((refused + 1))
+
 # --- audit and observe: the backstop records, refuses nothing ---
 rep=$DF_T/audit.json
 out=$(in_ns "$NS" "$DF_BIN" run --mode audit --deny "$DENY" --report "$rep" -- "$B" raw-udp 203.0.113.10 $PORT 2>/dev/null)

@@ -11,6 +11,7 @@
  *   dfbypass thread|child MODE ADDR PORT  MODE from a thread / a child process
  *   dfbypass setns NETNS-PATH MODE ADDR PORT
  *   dfbypass raw-udp|raw-tcp ADDR PORT    hand-built UDP / TCP SYN on a raw socket
+ *   dfbypass raw-short ADDR               4 bytes on a raw UDP socket (no room for ports)
  *   dfbypass ping|raw-icmp ADDR           ICMP echo: ping socket / raw socket
  *   dfbypass packet SRC4 ADDR4 PORT       IPv4 UDP frame on lo through AF_PACKET
  *   dfbypass pre ADDR PORT GO-FILE        connect TCP and UDP, say "ready", wait
@@ -324,6 +325,20 @@ static int do_raw_udp(struct sockaddr_storage *ss, socklen_t len)
 	if (sendto(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)ss, len) < 0)
 		return say_err(errno);
 	return expect_echo(c);
+}
+
+/* 4 bytes on a raw UDP socket: too short to carry ports; "ok" when sent. */
+static int do_raw_short(struct sockaddr_storage *ss, socklen_t len)
+{
+	uint8_t pkt[4] = { 0x1e, 0x61, 0x1e, 0x61 };
+	int fd = socket(ss->ss_family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP);
+
+	if (fd < 0)
+		return say_err(errno);
+	if (sendto(fd, pkt, sizeof(pkt), 0, (struct sockaddr *)ss, len) < 0)
+		return say_err(errno);
+	puts("ok");
+	return 0;
 }
 
 /* A hand-built SYN (IPv4); a SYN-ACK back from the port is "ok". */
@@ -699,6 +714,13 @@ int main(int argc, char **argv)
 		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
 			return say_err(errno);
 		return run_mode(argv[3], argv[4], argv[5]);
+	}
+	if (!strcmp(m, "raw-short") && argc == 3) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+
+		parse_addr(argv[2], "0", &ss, &len);
+		return do_raw_short(&ss, len);
 	}
 	if ((!strcmp(m, "raw-udp") || !strcmp(m, "raw-tcp")) && argc == 4) {
 		struct sockaddr_storage ss;

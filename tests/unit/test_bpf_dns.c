@@ -755,6 +755,14 @@ static void ans_aaaa(struct wire *m, uint16_t *an)
 	*an = 1;
 }
 
+static void ans_aaaa_mapped(struct wire *m, uint16_t *an)
+{
+	put16(m, 0xc00c);
+	rr(m, 28, 5, 16);
+	put_addr6(m, "::ffff:203.0.113.77");
+	*an = 1;
+}
+
 static void ans_multi(struct wire *m, uint16_t *an)
 {
 	put16(m, 0xc00c);
@@ -951,6 +959,10 @@ static const struct acase acases[] = {
 	  .learned = { "203.0.113.10" }, .ttl = FLOOR, TGT_API },
 	{ "A answer, TTL above the floor", &P_MAIN, .qname = "api.example.com",
 	  .answers = ans_a_ttl3600, TRUSTED, .learned = { "203.0.113.14" }, .ttl = 3600, TGT_API },
+	{ "IPv4-mapped AAAA answer: learnt as the IPv4 address it is judged as", &P_MAIN,
+	  .qname = "api.example.com", .answers = ans_aaaa_mapped, TRUSTED,
+	  .learned = { "203.0.113.77" }, .absent = { "::ffff:203.0.113.77" }, .ttl = FLOOR,
+	  TGT_API },
 	{ "AAAA answer", &P_MAIN, .qname = "api.example.com", .answers = ans_aaaa, TRUSTED,
 	  .learned = { "2001:db8::10" }, .ttl = FLOOR, TGT_API },
 	{ "several answers (A, A, AAAA, A)", &P_MAIN, .qname = "api.example.com",
