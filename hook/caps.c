@@ -49,6 +49,9 @@ int df_caps_self(struct df_caps *ret)
 	c.outer_uid = outer_uid_of(c.euid, &identity);
 	if (stat("/proc/self/ns/user", &st) == 0)
 		c.init_userns = st.st_ino == DF_USER_INIT_INO;
+	else if (access("/proc/self/status", F_OK) == 0 && access("/proc/self/uid_map", F_OK) < 0 &&
+		 errno == ENOENT)
+		c.init_userns = 1; /* /proc is there but no user namespaces: a kernel without them */
 	else
 		c.init_userns = identity; /* no /proc/self/ns: the full identity map */
 	*ret = c;

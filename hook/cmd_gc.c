@@ -160,7 +160,7 @@ static int gc_stale(const struct df_host_config *hc, const char *id, int dry_run
 		       id, st.cgroup, pid);
 		r = 0;
 		goto out;
-	} else if (fence_complete(hc, id) == 0) {
+	} else if (!st.attached && fence_complete(hc, id) == 0) {
 		/* its hook was killed while attaching: it never held, there is nothing to report */
 		printf("%s %s: cgroup %s is gone and the fence was never completely attached; no report\n",
 		       dry_run ? "would remove" : "removed", id, st.cgroup);
@@ -208,10 +208,11 @@ static int gc_orphan(const struct df_host_config *hc, const char *id, unsigned i
 		return 0;
 	}
 	r = fence_collect(hc, id, &d, &e);
-	if (r == -ENOENT) {
-		/* no counters or records pinned: nothing that could be reported */
-		printf("%s %s: pins %s without a state file and without records (%s)\n",
-		       dry_run ? "would remove" : "removed", id, dir, e.msg);
+	if (r == 0 && d.n_lost == 2) {
+		/* no counters and no records pinned: nothing that could be reported */
+		printf("%s %s: pins %s without a state file and without records\n",
+		       dry_run ? "would remove" : "removed", id, dir);
+		fence_data_free(&d);
 		if (dry_run)
 			return 1;
 		r = fence_remove(hc, id);

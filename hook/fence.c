@@ -279,7 +279,8 @@ static int cgroup_id_of(const char *path, unsigned long long *ret)
 
 /*
  * What an earlier fence of this id left. A fence_start killed before its six
- * links were pinned never held: remove it. A whole fence whose links are
+ * links were pinned never held: remove it (one whose state says it was
+ * attached lost its link pins later: it is reported, as not whole). A whole fence whose links are
  * detached (its cgroup is gone: a poststop that never came), or attached to
  * the very cgroup this fence is for (a hook killed after attaching, before it
  * exited), is finished as poststop would, report included. A whole fence on
@@ -315,10 +316,25 @@ static int clear_leftover(const struct df_host_config *hc, const char *id, const
 				       "pins of a fence with id %s are at %s without a state file; depfence gc recovers them",
 				       id, dir);
 		r = fence_finish(hc, id, NULL, NULL);
-		if (r < 0)
+		/* -EUCLEAN: reported as not whole, and removed */
+		if (r < 0 && r != -EUCLEAN)
 			return df_fail(e, r, "finish the earlier fence %s (%s) first: failed (see above)",
 				       id, dir);
 		return 1;
+	}
+	if (has_state) {
+		struct fence_state old = {};
+		int attached = fence_load_state(hc, id, &old, NULL) > 0 && old.attached;
+
+		fence_state_free(&old);
+		/* it held, then its link pins were removed: report it (as not whole) */
+		if (attached) {
+			r = fence_finish(hc, id, NULL, NULL);
+			if (r < 0 && r != -EUCLEAN)
+				return df_fail(e, r, "finish the earlier fence %s (%s) first: failed (see above)",
+					       id, dir);
+			return 1;
+		}
 	}
 	r = fence_discard(hc, id);
 	if (r < 0)
@@ -553,6 +569,13 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 			goto out;
 		}
 	}
+	/* from here on, missing link pins mean someone removed them */
+	stw.attached = 1;
+	r = write_state(&sw);
+	if (r < 0) {
+		df_fail(e, r, "write state %s/%s: %s", hc->state_dir, name, strerror(-r));
+		goto out;
+	}
 	r = 0;
 out:
 	if (r < 0 && stw.attrib.gen)
@@ -681,6 +704,8 @@ int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_le
 	r |= jg_key_str(g, "cgroup", st->cgroup);
 	r |= jg_key_str(g, "command", st->command[0] ? st->command : NULL);
 	r |= jg_key_int(g, "started_at_ns", (long long)st->started_ns);
+	if (st->attached)
+		r |= jg_key_bool(g, "attached", 1);
 	r |= jg_key_str(g, "label", st->policy.label);
 	r |= jg_key_str(g, "mode", df_mode_name(st->policy.mode));
 	r |= jg_key_str(g, "default", df_verdict_name(st->policy.default_verdict));
@@ -762,6 +787,8 @@ int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_er
 	if (json_get_int(root, "started_at_ns", &n, NULL) < 0)
 		goto bad;
 	st.started_ns = (unsigned long long)n;
+	if (json_get_bool(root, "attached", &st.attached, NULL) < 0)
+		st.attached = 0;
 	if (json_get_string(root, "label", &s, NULL) == 0 && !(st.policy.label = strdup(s)))
 		goto nomem;
 	if (json_get_string(root, "mode", &s, NULL) < 0 || df_parse_mode(s, &st.policy.mode) < 0)

@@ -40,6 +40,12 @@ struct fence_state {
 	struct df_policy policy;
 	struct df_integrity integrity;
 	struct attrib_ref attrib; /* process attribution: this fence's slot (fence_start sets it) */
+	/*
+	 * Set in the state file once all six links are pinned: a fence whose link
+	 * pins are missing then was unpinned after it held (reported, not whole),
+	 * not killed while attaching (removed without a report).
+	 */
+	int attached;
 };
 
 struct fence_record {
@@ -62,8 +68,8 @@ struct fence_data {
 	size_t n_recs;
 	unsigned long long stopped_ns;
 	struct attrib_data attrib; /* the images the records name (attrib_collect) */
-	/* map pins gone before the report ("counters", "records"): it cannot be whole */
-	const char *lost[2];
+	/* pins gone before the report ("links", "counters", "records"): it cannot be whole */
+	const char *lost[3];
 	size_t n_lost;
 };
 

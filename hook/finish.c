@@ -31,7 +31,7 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 	_cleanup_free_ char *json = NULL;
 	char path[PATH_MAX], line[1024];
 	size_t len;
-	int r;
+	int r, lost_links = 0;
 
 	r = fence_load_state(hc, id, &st, &e);
 	if (r < 0) {
@@ -55,7 +55,10 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 		return 0;
 	}
 	r = fence_complete(hc, id);
-	if (r == 0) {
+	if (r == 0 && st.attached) {
+		/* it held, then its link pins went: report what the maps still hold, as not whole */
+		lost_links = 1;
+	} else if (r == 0) {
 		/* its fence_start never finished (killed): it never held, nothing to report */
 		r = fence_discard(hc, id);
 		if (r < 0)
@@ -70,6 +73,11 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 	if (r < 0) {
 		df_err("poststop %s: %s", id, e.msg);
 		goto out;
+	}
+	if (lost_links) {
+		memmove(d.lost + 1, d.lost, d.n_lost * sizeof(d.lost[0]));
+		d.lost[0] = "links";
+		d.n_lost++;
 	}
 	r = attrib_collect(hc, &st.attrib, &d);
 	if (r < 0) {
@@ -96,9 +104,9 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 	report_summary_line(&st, &d, path, line, sizeof(line));
 	df_info("%s", line);
 	if (d.n_lost)
-		df_err("fence %s: its pinned %s%s%s were removed before the report: %s is incomplete (records_lost)",
-		       id, d.lost[0], d.n_lost > 1 ? " and " : "", d.n_lost > 1 ? d.lost[1] : "",
-		       path);
+		df_err("fence %s: its pinned %s%s%s%s%s were removed before the report: %s is incomplete (records_lost)",
+		       id, d.lost[0], d.n_lost > 1 ? ", " : "", d.n_lost > 1 ? d.lost[1] : "",
+		       d.n_lost > 2 ? ", " : "", d.n_lost > 2 ? d.lost[2] : "", path);
 	/* before the state file goes: a crash in between leaves the slot to gc */
 	r = attrib_detach(hc, &st.attrib);
 	if (r < 0)

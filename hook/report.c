@@ -346,7 +346,7 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 	r |= jg_str(g, "notes");
 	yajl_gen_array_open(g);
 	if (d->n_lost)
-		r |= jg_str(g, "INCOMPLETE: the fence's pinned maps named in records_lost were removed before this report (by a process with CAP_SYS_ADMIN in the fence, or by hand); the fence kept refusing, but its counts and events are missing here");
+		r |= jg_str(g, "INCOMPLETE: pins named in records_lost were removed before this report (by a process with CAP_SYS_ADMIN in the fence, or by hand): without \"links\" the fence kept refusing but its counts and events are missing here; with \"links\" the fence of a container was lifted from then on (depfence run holds its links: its fence held)");
 	if (names)
 		r |= jg_str(g, "name rules apply to DNS questions and to addresses learned from answers to this fence's own questions; a name resolved another way (DNS over HTTPS, a hosts file, a hard-coded address) is judged by address rules only");
 	if (p->break_glass)

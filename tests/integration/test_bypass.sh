@@ -207,6 +207,8 @@ rep=$DF_T/unpin.json
 out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- sh -c \
 	"for l in \$(find '$DF_PINS' -name 'connect4' -o -name 'egress'); do '$B' unlink \$l; done; '$B' tcp 203.0.113.10 $PORT" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')
 check "unpin: removing the link pins does not detach the fence" "EPERM" "${out##* }"
+check "unpin: the report says the links were lost, not whole" '["links"]' "$(jq -c .records_lost "$rep" 2>/dev/null)"
+check "unpin: the refusal is still in it" "1" "$(jqr "$rep" '.summary.blocked')"
 [ "${out##* }" = EPERM ] && refused=$((refused + 1))
 
 total=$((total + 1))
@@ -235,7 +237,7 @@ out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" --
 rc=$?
 check "unpin maps: the fence still refuses" "EPERM" "$(echo $out | awk '{print $NF}')"
 check "unpin maps: run fails loudly" "1" "$rc"
-case $(cat "$DF_T/stderr") in *"counters and records were removed"*"incomplete"*) ok "unpin maps: the error names the missing pins" ;;
+case $(cat "$DF_T/stderr") in *"counters, records were removed"*"incomplete"*) ok "unpin maps: the error names the missing pins" ;;
 *) notok "unpin maps: the error names the missing pins" "$(cat "$DF_T/stderr")" ;; esac
 check "unpin maps: the report names what was lost" '["counters","records"]' "$(jq -c .records_lost "$rep" 2>/dev/null)"
 check "unpin maps: the report says it is incomplete" "1" "$(jq '[.notes[] | select(startswith("INCOMPLETE"))] | length' "$rep" 2>/dev/null)"

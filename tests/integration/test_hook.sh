@@ -249,3 +249,25 @@ check_rc "after fixing the config: poststop exit 0" 0 $?
 check "after fixing the config: report has the event" "blocked 203.0.113.10 443 dfclient" \
 	"$(jqr "$DF_REPORTS/$ID.json" '.events[] | "\(.verdict) \(.daddr) \(.dport) \(.process.comm)"')"
 df_check_clean "after fixing the config"
+
+# --- the link pins removed while the container runs: its fence is lifted from
+# then on; poststop reports what the maps hold, marked not whole, and fails ---
+ID=hook-unlinked
+df_waiter "$NS" unlinked "dfclient tcp 203.0.113.10 443; read go <'$DF_T/unlinked.fifo'; dfclient tcp 203.0.113.10 443"
+state "$ID" "$W_PID" '{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10:443"}' | hook createRuntime
+check_rc "unlinked: createRuntime exit 0" 0 $?
+check "unlinked: the state file says the fence is attached" "true" "$(jqr "$DF_STATE/$ID.json" .attached)"
+df_release unlinked
+for i in $(seq 50); do [ -s "$DF_T/unlinked.out" ] && break; sleep 0.05; done
+rm -f "$DF_PINS/$ID"/connect4 "$DF_PINS/$ID"/connect6 "$DF_PINS/$ID"/sendmsg4 \
+	"$DF_PINS/$ID"/sendmsg6 "$DF_PINS/$ID"/egress "$DF_PINS/$ID"/ingress
+df_release unlinked
+df_reap "$W_PID"
+check "unlinked: refused while linked, through once the links went" "EPERM ok" "$(echo $(cat "$DF_T/unlinked.out"))"
+rmdir "$W_CG"
+state "$ID" 0 null | hook poststop
+check_rc "unlinked: poststop fails" 1 $?
+check_err "unlinked: the error says the report is incomplete" 'links were removed.*incomplete'
+check "unlinked: the report says the links were lost" '["links"]' "$(jq -c .records_lost "$DF_REPORTS/$ID.json" 2>/dev/null)"
+check "unlinked: the refusal made while linked is in it" "1" "$(jqr "$DF_REPORTS/$ID.json" .summary.blocked)"
+df_check_clean "unlinked"
