@@ -298,10 +298,26 @@ static __always_inline void record(__u8 ev, __u8 hook, __u8 proto, __u8 family, 
 		__sync_fetch_and_add(&c->dropped_records, 1);
 }
 
+/* The one destination a socket's packets pass the backstop to (raw, ping sockets). */
+static __always_inline void mark_dest(struct df_sk_mark *m, __u8 family, __u8 proto, __u16 port,
+				      const __u32 *addr)
+{
+	m->family = family;
+	m->proto = proto;
+	m->dport = port;
+	m->daddr[0] = addr[0];
+	if (family == 6) {
+		m->daddr[1] = addr[1];
+		m->daddr[2] = addr[2];
+		m->daddr[3] = addr[3];
+	}
+}
+
 /*
- * Leave on the socket the destination just judged: the egress backstop lets
- * the packets that go there through after one lookup. A datagram is sent
- * right after its sendmsg, so the last destination is the one that counts.
+ * Leave on the socket what was just judged, so the egress backstop lets its
+ * packets through after one lookup. A TCP stream or UDP datagram socket is
+ * marked judged once (its destination only changes through these hooks);
+ * any other keeps the last destination judged.
  */
 static __always_inline void mark_sock(struct bpf_sock_addr *ctx, __u8 family, __u32 proto,
 				      const __u32 *addr, __u16 port)
@@ -312,20 +328,39 @@ static __always_inline void mark_sock(struct bpf_sock_addr *ctx, __u8 family, __
 	if (!sk)
 		return;
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!m)
+	if (!m || (m->flags & DF_MARK_JUDGED))
 		return;
 	if ((ctx->type == SOCK_STREAM_ && proto == IPPROTO_TCP_) ||
 	    (ctx->type == SOCK_DGRAM_ && proto == IPPROTO_UDP_))
 		m->flags |= DF_MARK_JUDGED;
-	m->family = family;
-	m->proto = (__u8)proto;
-	m->dport = port;
-	m->daddr[0] = addr[0];
-	if (family == 6) {
-		m->daddr[1] = addr[1];
-		m->daddr[2] = addr[2];
-		m->daddr[3] = addr[3];
+	else
+		mark_dest(m, family, (__u8)proto, port, addr);
+}
+
+/* The event a verdict makes in this mode, counted. */
+static __always_inline __u8 count_verdict(const struct df_config *cfg, __u8 verdict)
+{
+	struct df_counters *c;
+	__u32 zero = 0;
+	__u8 ev;
+
+	if (verdict == DF_ALLOW)
+		ev = DF_EV_ALLOWED;
+	else if (cfg->mode == DF_MODE_ENFORCE)
+		ev = DF_EV_BLOCKED;
+	else
+		ev = DF_EV_WOULD_BLOCK;
+	c = bpf_map_lookup_elem(&counters, &zero);
+	if (c) {
+		__sync_fetch_and_add(&c->connections, 1);
+		if (ev == DF_EV_ALLOWED)
+			__sync_fetch_and_add(&c->allowed, 1);
+		else if (ev == DF_EV_BLOCKED)
+			__sync_fetch_and_add(&c->blocked, 1);
+		else
+			__sync_fetch_and_add(&c->would_block, 1);
 	}
+	return ev;
 }
 
 /*
@@ -337,27 +372,8 @@ static __always_inline int finish(struct bpf_sock_addr *ctx, const struct df_con
 				  const struct judged *j, __u8 hook, __u32 proto, __u8 family,
 				  const __u32 *addr, __u16 port, const struct df_name_id *name)
 {
-	struct df_counters *c;
-	__u32 zero = 0;
-	__u8 ev;
+	__u8 ev = count_verdict(cfg, j->verdict);
 
-	if (j->verdict == DF_ALLOW)
-		ev = DF_EV_ALLOWED;
-	else if (cfg->mode == DF_MODE_ENFORCE)
-		ev = DF_EV_BLOCKED;
-	else
-		ev = DF_EV_WOULD_BLOCK;
-
-	c = bpf_map_lookup_elem(&counters, &zero);
-	if (c) {
-		__sync_fetch_and_add(&c->connections, 1);
-		if (ev == DF_EV_ALLOWED)
-			__sync_fetch_and_add(&c->allowed, 1);
-		else if (ev == DF_EV_BLOCKED)
-			__sync_fetch_and_add(&c->blocked, 1);
-		else
-			__sync_fetch_and_add(&c->would_block, 1);
-	}
 	{
 		int rec = ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE;
 		/* the sender of a DNS question, for egress on kernels without task helpers there */
@@ -989,7 +1005,6 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 {
 	const struct df_config *cfg;
 	struct bs_scratch *bs;
-	struct df_counters *c;
 	struct judged j;
 	struct pkt *p;
 	__u32 zero = 0;
@@ -1022,22 +1037,7 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 		bs_provenance(bs, bpf_map_lookup_elem(&prov6, &bs->a6), pbit, port, portless, &j);
 	}
 
-	if (j.verdict == DF_ALLOW)
-		ev = DF_EV_ALLOWED;
-	else if (cfg->mode == DF_MODE_ENFORCE)
-		ev = DF_EV_BLOCKED;
-	else
-		ev = DF_EV_WOULD_BLOCK;
-	c = bpf_map_lookup_elem(&counters, &zero);
-	if (c) {
-		__sync_fetch_and_add(&c->connections, 1);
-		if (ev == DF_EV_ALLOWED)
-			__sync_fetch_and_add(&c->allowed, 1);
-		else if (ev == DF_EV_BLOCKED)
-			__sync_fetch_and_add(&c->blocked, 1);
-		else
-			__sync_fetch_and_add(&c->would_block, 1);
-	}
+	ev = count_verdict(cfg, j.verdict);
 	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE) {
 		if (skb_task_helpers) {
 			current_task(&bs->t);
@@ -1093,12 +1093,8 @@ static __always_inline int backstop(struct __sk_buff *skb, struct pkt *p, int po
 	r = df_backstop_judge(skb, portless) == SKB_DROP ? SKB_DROP : SKB_PASS;
 	if (r == SKB_PASS) {
 		m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (m) {
-			m->family = p->family;
-			m->proto = p->proto;
-			m->dport = portless ? 0 : p->dport;
-			__builtin_memcpy(m->daddr, p->daddr, 16);
-		}
+		if (m)
+			mark_dest(m, p->family, p->proto, portless ? 0 : p->dport, p->daddr);
 	}
 	return r;
 }

@@ -160,7 +160,7 @@ static int gc_stale(const struct df_host_config *hc, const char *id, int dry_run
 		       id, st.cgroup, pid);
 		r = 0;
 		goto out;
-	} else if (!st.attached && fence_complete(hc, id) == 0) {
+	} else if (fence_held(hc, id, st.attached) == FENCE_NEVER_HELD) {
 		/* its hook was killed while attaching: it never held, there is nothing to report */
 		printf("%s %s: cgroup %s is gone and the fence was never completely attached; no report\n",
 		       dry_run ? "would remove" : "removed", id, st.cgroup);

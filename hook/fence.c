@@ -226,27 +226,22 @@ void fence_log_attached(void (*log)(const char *fmt, ...), const struct fence_st
 	    st->policy.n_rules, bg ? "; break-glass, in audit: " : "", bg ? bg : "");
 }
 
-int fence_links_pinned(const struct df_host_config *hc, const char *id)
+int fence_held(const struct df_host_config *hc, const char *id, int attached)
 {
 	char dir[PATH_MAX];
 	_cleanup_close_ int dfd = -1;
-	int n = 0;
+	size_t n = 0;
 
 	if (safe_id(id) < 0 || join(dir, sizeof(dir), hc->bpffs_root, id, NULL) < 0)
 		return -EINVAL;
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	for (size_t i = 0; i < ARRAY_SIZE(pin_links); i++)
+	if (dfd < 0 && errno != ENOENT)
+		return -errno;
+	for (size_t i = 0; dfd >= 0 && i < ARRAY_SIZE(pin_links); i++)
 		n += faccessat(dfd, pin_links[i], F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-	return n;
-}
-
-int fence_complete(const struct df_host_config *hc, const char *id)
-{
-	int n = fence_links_pinned(hc, id);
-
-	return n < 0 ? n : n == (int)ARRAY_SIZE(pin_links);
+	if (n == ARRAY_SIZE(pin_links))
+		return FENCE_WHOLE;
+	return attached ? FENCE_LINKS_LOST : FENCE_NEVER_HELD;
 }
 
 int fence_discard(const struct df_host_config *hc, const char *id)
@@ -291,19 +286,28 @@ static int clear_leftover(const struct df_host_config *hc, const char *id, const
 {
 	char dir[PATH_MAX], name[160];
 	unsigned long long cgid = 0, mine = 0;
+	struct fence_state old = {};
 	struct stat sb;
 	int r, has_dir, has_state;
 
 	join(dir, sizeof(dir), hc->bpffs_root, id, NULL);
 	snprintf(name, sizeof(name), "%s/%s.json", hc->state_dir, id);
 	has_dir = stat(dir, &sb) == 0;
-	has_state = stat(name, &sb) == 0;
+	has_state = fence_load_state(hc, id, &old, NULL) > 0;
+	r = fence_held(hc, id, has_state && old.attached);
+	fence_state_free(&old);
 	if (!has_dir && !has_state)
 		return 0;
-	r = fence_complete(hc, id);
 	if (r < 0)
 		return df_fail(e, r, "read pins %s: %s", dir, strerror(-r));
-	if (r > 0) {
+	if (r == FENCE_NEVER_HELD) {
+		r = fence_discard(hc, id);
+		if (r < 0)
+			return df_fail(e, r, "remove what an unfinished fence %s left (%s, %s): %s",
+				       id, dir, name, strerror(-r));
+		return 1;
+	}
+	if (r == FENCE_WHOLE) {
 		r = live_links_attached(hc, id, &cgid);
 		if (r < 0)
 			return df_fail(e, r, "read the links in %s: %s", dir, strerror(-r));
@@ -315,31 +319,12 @@ static int clear_leftover(const struct df_host_config *hc, const char *id, const
 			return df_fail(e, -EEXIST,
 				       "pins of a fence with id %s are at %s without a state file; depfence gc recovers them",
 				       id, dir);
-		r = fence_finish(hc, id, NULL, NULL);
-		/* -EUCLEAN: reported as not whole, and removed */
-		if (r < 0 && r != -EUCLEAN)
-			return df_fail(e, r, "finish the earlier fence %s (%s) first: failed (see above)",
-				       id, dir);
-		return 1;
 	}
-	if (has_state) {
-		struct fence_state old = {};
-		int attached = fence_load_state(hc, id, &old, NULL) > 0 && old.attached;
-
-		fence_state_free(&old);
-		/* it held, then its link pins were removed: report it (as not whole) */
-		if (attached) {
-			r = fence_finish(hc, id, NULL, NULL);
-			if (r < 0 && r != -EUCLEAN)
-				return df_fail(e, r, "finish the earlier fence %s (%s) first: failed (see above)",
-					       id, dir);
-			return 1;
-		}
-	}
-	r = fence_discard(hc, id);
-	if (r < 0)
-		return df_fail(e, r, "remove what an unfinished fence %s left (%s, %s): %s", id,
-			       dir, name, strerror(-r));
+	r = fence_finish(hc, id, NULL, NULL);
+	/* -EUCLEAN: reported as not whole, and removed */
+	if (r < 0 && r != -EUCLEAN)
+		return df_fail(e, r, "finish the earlier fence %s (%s) first: failed (see above)", id,
+			       dir);
 	return 1;
 }
 

@@ -118,9 +118,15 @@ int fence_collect(const struct df_host_config *hc, const char *id, struct fence_
 /* Remove pins (detaching the programs) and the state file. */
 int fence_remove(const struct df_host_config *hc, const char *id);
 
-/* Link pins of the fence id (0..6); complete: 1 when all six are there, so the fence held. */
-int fence_links_pinned(const struct df_host_config *hc, const char *id);
-int fence_complete(const struct df_host_config *hc, const char *id);
+/*
+ * Did the fence id hold? attached: its state file says fence_start finished.
+ * FENCE_WHOLE: all six link pins are there; FENCE_NEVER_HELD: not, and
+ * fence_start never finished (a hook killed while attaching: remove it, no
+ * report); FENCE_LINKS_LOST: not, but it was attached (someone unpinned its
+ * links since: report it, as not whole). <0 on errors.
+ */
+enum { FENCE_NEVER_HELD, FENCE_WHOLE, FENCE_LINKS_LOST };
+int fence_held(const struct df_host_config *hc, const char *id, int attached);
 
 /*
  * Remove a fence that never held (fence_start did not finish: killed, or a

@@ -54,11 +54,10 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 			df_info("poststop %s: removed attribution programs no fence uses", id);
 		return 0;
 	}
-	r = fence_complete(hc, id);
-	if (r == 0 && st.attached) {
-		/* it held, then its link pins went: report what the maps still hold, as not whole */
-		lost_links = 1;
-	} else if (r == 0) {
+	r = fence_held(hc, id, st.attached);
+	/* it held, then its link pins went: report what the maps still hold, as not whole */
+	lost_links = r == FENCE_LINKS_LOST;
+	if (r == FENCE_NEVER_HELD) {
 		/* its fence_start never finished (killed): it never held, nothing to report */
 		r = fence_discard(hc, id);
 		if (r < 0)
@@ -74,11 +73,8 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 		df_err("poststop %s: %s", id, e.msg);
 		goto out;
 	}
-	if (lost_links) {
-		memmove(d.lost + 1, d.lost, d.n_lost * sizeof(d.lost[0]));
-		d.lost[0] = "links";
-		d.n_lost++;
-	}
+	if (lost_links)
+		d.lost[d.n_lost++] = "links";
 	r = attrib_collect(hc, &st.attrib, &d);
 	if (r < 0) {
 		df_err("poststop %s: read process attribution: %s", id, strerror(-r));
@@ -103,10 +99,15 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 	}
 	report_summary_line(&st, &d, path, line, sizeof(line));
 	df_info("%s", line);
-	if (d.n_lost)
-		df_err("fence %s: its pinned %s%s%s%s%s were removed before the report: %s is incomplete (records_lost)",
-		       id, d.lost[0], d.n_lost > 1 ? ", " : "", d.n_lost > 1 ? d.lost[1] : "",
-		       d.n_lost > 2 ? ", " : "", d.n_lost > 2 ? d.lost[2] : "", path);
+	if (d.n_lost) {
+		char what[64] = "";
+
+		for (size_t i = 0; i < d.n_lost; i++)
+			snprintf(what + strlen(what), sizeof(what) - strlen(what), "%s%s",
+				 i ? ", " : "", d.lost[i]);
+		df_err("fence %s: its pinned %s were removed before the report: %s is incomplete (records_lost)",
+		       id, what, path);
+	}
 	/* before the state file goes: a crash in between leaves the slot to gc */
 	r = attrib_detach(hc, &st.attrib);
 	if (r < 0)
