@@ -145,15 +145,17 @@ df_cg2root() {
 	awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo
 }
 
-# df_waiter NS NAME SCRIPT: a shell in netns NS and in a fresh cgroup of its
-# own under $CG2, blocked on a fifo until `df_release NAME` (once per
-# `read go <$DF_T/NAME.fifo` in SCRIPT), then running SCRIPT (the test tools on
-# PATH) with its output in $DF_T/NAME.out. Sets W_PID and W_CG.
+# df_waiter NS NAME SCRIPT [CGROUP]: a shell in netns NS and in a fresh cgroup
+# (CGROUP, or one of its own under $CG2), blocked on a fifo until
+# `df_release NAME` (once per `read go <$DF_T/NAME.fifo` in SCRIPT), then
+# running SCRIPT (the test tools on PATH) with its output in $DF_T/NAME.out.
+# Sets W_PID and W_CG.
 df_waiter() {
 	local ns=$1 name=$2 script=$3
-	W_CG=$CG2/df$$-$name
+	W_CG=${4:-$CG2/df$$-$name}
 	mkdir "$W_CG" || return 1
 	df_track_cgroup "$W_CG"
+	rm -f "$DF_T/$name.fifo"
 	mkfifo "$DF_T/$name.fifo" || return 1
 	PATH=$DF_TOOLS:$PATH nsenter --net="/run/netns/$ns" -- \
 		sh -c "read go <'$DF_T/$name.fifo'; $script" >"$DF_T/$name.out" 2>&1 &

@@ -18,22 +18,6 @@ CG=$CG2/df$$-faults
 ID=faults-$$
 ANN='{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10:443", "depfence.io/label": "faults"}'
 
-# waiter NAME SCRIPT: a shell in the test netns and in cgroup $CG (made here),
-# blocked on a fifo until `release NAME`, then running SCRIPT (dfclient on
-# PATH), output in $DF_T/NAME.out. Sets W_PID.
-waiter() {
-	local name=$1 script=$2
-	mkdir "$CG" || return 1
-	df_track_cgroup "$CG"
-	rm -f "$DF_T/$name.fifo"
-	mkfifo "$DF_T/$name.fifo" || return 1
-	PATH=$DF_TOOLS:$PATH nsenter --net="/run/netns/$NS" -- \
-		sh -c "read go <'$DF_T/$name.fifo'; $script" >"$DF_T/$name.out" 2>&1 &
-	W_PID=$!
-	df_track_pid "$W_PID"
-	echo "$W_PID" >"$CG/cgroup.procs"
-}
-release() { timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$1.fifo"; }
 # alive PID: running, not a zombie waiting for us
 alive() { local s; s=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1); [ -n "$s" ] && [ "$s" != Z ]; }
 # reap PID: bounded wait for it to end, then the cgroup goes (as the runtime removes it)
@@ -77,7 +61,7 @@ killed() {
 
 # --- how many calls a createRuntime makes (the first fence of the host: it loads attribution too) ---
 : >"$DF_T/err"
-waiter count "true"
+df_waiter "$NS" count "true" "$CG"
 state "$ID" "$W_PID" | strace -f -qq -o "$DF_T/trace" -e trace=bpf,openat,rename,renameat,renameat2,mount \
 	"$DF_BIN" hook createRuntime 2>>"$DF_T/err"
 check "count: createRuntime under strace exit 0" "0" "$?"
@@ -104,7 +88,7 @@ for sc in bpf openat rename,renameat,renameat2; do
 		steps=$((steps + 1))
 		what="$sc call $N of $n"
 		: >"$DF_T/err"
-		waiter a "dfclient tcp 203.0.113.10 443; dfclient udp-sendto 203.0.113.20 53"
+		df_waiter "$NS" a "dfclient tcp 203.0.113.10 443; dfclient udp-sendto 203.0.113.20 53" "$CG"
 		killed "$sc" "$N"
 		rc=$?
 		if [ $rc != 137 ]; then
@@ -129,7 +113,7 @@ for sc in bpf openat rename,renameat,renameat2; do
 		# (a) a new kind of leftovers: createRuntime again at once, same id and cgroup
 		state "$ID" "$W_PID" | hook createRuntime
 		rc=$?
-		release a
+		df_release a
 		reap "$W_PID"
 		state "$ID" 0 | hook poststop
 		rc2=$?
@@ -142,7 +126,7 @@ for sc in bpf openat rename,renameat,renameat2; do
 		rm -f "$DF_REPORTS/$ID.json"
 		# (b) the same kill again; the runtime removes the cgroup; gc cleans
 		: >"$DF_T/err"
-		waiter b "true"
+		df_waiter "$NS" b "true" "$CG"
 		killed "$sc" "$N"
 		rc=$?
 		held=no
@@ -195,10 +179,10 @@ check "killed at mount(bpffs): nothing left in the state dir" "" "$(left)"
 # over an old report of the same id. The final path holds the old report or
 # a whole new one, never a part; the records stay until a poststop finishes.
 : >"$DF_T/err"
-waiter w "dfclient tcp 203.0.113.10 443; dfclient udp-sendto 203.0.113.20 53"
+df_waiter "$NS" w "dfclient tcp 203.0.113.10 443; dfclient udp-sendto 203.0.113.20 53" "$CG"
 state "$ID" "$W_PID" | hook createRuntime
 check "writer: createRuntime exit 0" "0" "$?"
-release w
+df_release w
 reap "$W_PID"
 REP=$DF_REPORTS/$ID.json
 mkdir -p "$DF_REPORTS"
@@ -210,9 +194,9 @@ n_fs=$(grep -cE ' f(data)?sync\(' "$DF_T/wtrace")
 n_rn=$(grep -cE ' rename(at2?)?\(' "$DF_T/wtrace")
 check "writer: counted calls (report and stderr writes, fsyncs, rename)" "1" \
 	"$([ "$n_wr" -ge 1 ] && [ "$n_fs" -ge 1 ] && [ "$n_rn" -ge 1 ] && echo 1)"
-waiter w2 "dfclient tcp 203.0.113.10 443; dfclient udp-sendto 203.0.113.20 53"
+df_waiter "$NS" w2 "dfclient tcp 203.0.113.10 443; dfclient udp-sendto 203.0.113.20 53" "$CG"
 state "$ID" "$W_PID" | hook createRuntime
-release w2
+df_release w2
 reap "$W_PID"
 printf '{"schema": "depfence.report/v1", "old": true}\n' >"$REP"
 old_sum=$(md5sum <"$REP")
@@ -258,9 +242,9 @@ mnt_dir() {
 }
 # fence_with_records: a fence for $ID whose job made one refused and one allowed call; cgroup gone
 fence_with_records() {
-	waiter "$1" "dfclient tcp 203.0.113.10 443; dfclient udp-sendto 203.0.113.20 53"
+	df_waiter "$NS" "$1" "dfclient tcp 203.0.113.10 443; dfclient udp-sendto 203.0.113.20 53" "$CG"
 	state "$ID" "$W_PID" | hook createRuntime || return 1
-	release "$1"
+	df_release "$1"
 	reap "$W_PID"
 }
 cfg() {
