@@ -220,6 +220,21 @@ struct {
 	__type(value, struct task_info);
 } sock_owner SEC(".maps");
 
+/*
+ * sk_msg programs cannot ask for the current task's comm before 6.18: the
+ * reader of DNS over TCP (df_dns_msg, enforce fences, when dns_tcp_reader is
+ * set) finds it here, left by the connect that made the connection, by
+ * thread (pid_tgid).
+ */
+const volatile __u32 dns_tcp_reader = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DF_DEFAULT_PENDING);
+	__type(key, __u64);
+	__type(value, struct task_info);
+} dns_writers SEC(".maps");
+
 static __always_inline int is_dns_port(const struct df_config *cfg, __u16 port)
 {
 	return port && (port == cfg->dns_ports[0] || port == cfg->dns_ports[1] ||
@@ -377,18 +392,27 @@ static __always_inline int finish(struct bpf_sock_addr *ctx, const struct df_con
 	{
 		int rec = ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE;
 		/* the sender of a DNS question, for egress on kernels without task helpers there */
-		int own = !skb_task_helpers && ev != DF_EV_BLOCKED && is_dns_port(cfg, port);
+		/*
+		 * who asks a resolver, for the programs that cannot ask the kernel:
+		 * egress before 6.18 (by socket), df_dns_msg (by thread, TCP only)
+		 */
+		int tcp_writer = dns_tcp_reader && proto == IPPROTO_TCP_;
+		int dns = (!skb_task_helpers || tcp_writer) && ev != DF_EV_BLOCKED &&
+			  is_dns_port(cfg, port);
 		struct task_info t;
 
-		if (rec || own)
+		if (rec || dns)
 			current_task(&t);
-		if (own) {
-			__u64 cookie = bpf_get_socket_cookie(ctx);
-
-			bpf_map_update_elem(&sock_owner, &cookie, &t, BPF_ANY);
-		}
 		if (rec)
 			record(ev, hook, (__u8)proto, family, addr, port, j->rule_id, name, 0, &t);
+		if (dns) {
+			__u64 cookie = bpf_get_socket_cookie(ctx), id = (__u64)t.tgid << 32 | t.pid;
+
+			if (!skb_task_helpers)
+				bpf_map_update_elem(&sock_owner, &cookie, &t, BPF_ANY);
+			if (tcp_writer)
+				bpf_map_update_elem(&dns_writers, &id, &t, BPF_ANY);
+		}
 	}
 	if (ev == DF_EV_BLOCKED)
 		return SOCK_REFUSE;
@@ -659,29 +683,20 @@ static __always_inline __u64 mod_p2(__u64 x)
 }
 
 /*
- * Load the question name at off and hash every suffix. Pass 1 walks labels
+ * Parse the question name loaded into sc->buf (n bytes, at most
+ * DF_DNS_NAME_MAX) and hash every suffix. Pass 1 walks labels
  * left to right and keeps where each starts; pass 2 walks the bytes right to
  * left, lowercasing and hashing the suffix that starts at every byte, with no
  * branch on the label structure; pass 3 turns label starts into dots. Loop
  * exits go through map memory so the verifier does not walk pass 2 once per
  * exit of pass 1. Returns the wire length (zero byte included) or -1.
  */
-static __always_inline int parse_name(struct __sk_buff *skb, __u32 off, __u32 avail,
-				      struct df_dns_scratch *sc, const struct df_config *cfg)
+static __always_inline int parse_name(struct df_dns_scratch *sc, const struct df_config *cfg,
+				      __u32 n)
 {
-	__u32 n = avail, pos = 0, nl = 0, len, dots = 0, len46 = 0;
+	__u32 pos = 0, nl = 0, len, dots = 0, len46 = 0;
 	__u64 h1 = 0, h2 = 0, b1 = cfg->hash_b1, b2 = cfg->hash_b2;
 	int ok = 0;
-
-	if (n == 0)
-		return -1;
-	if (n > DF_DNS_NAME_MAX)
-		n = DF_DNS_NAME_MAX;
-	n -= 1;
-	BOUND(n, 255);
-	n += 1;
-	if (bpf_skb_load_bytes(skb, off, sc->buf, n))
-		return -1;
 
 	for (int i = 0; i < DF_DNS_LABELS_MAX; i++) {
 		__u32 p = pos;
@@ -833,24 +848,31 @@ __attribute__((noinline)) int df_parse_name(struct __sk_buff *skb, __u32 off, __
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
-	__u32 zero = 0;
+	__u32 zero = 0, n = avail;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	sc = bpf_map_lookup_elem(&scratch, &zero);
-	if (!cfg || !sc || !skb)
+	if (!cfg || !sc || !skb || n == 0)
 		return -1;
-	return parse_name(skb, off, avail, sc, cfg);
+	if (n > DF_DNS_NAME_MAX)
+		n = DF_DNS_NAME_MAX;
+	n -= 1;
+	BOUND(n, 255);
+	n += 1;
+	if (bpf_skb_load_bytes(skb, off, sc->buf, n))
+		return -1;
+	return parse_name(sc, cfg, n);
 }
 
 /* 1 when a rule target matches the parsed name; its key is in scratch->match. */
-__attribute__((noinline)) int df_match_name(struct __sk_buff *skb)
+__attribute__((noinline)) int df_match_name(__u32 unused)
 {
 	struct df_dns_scratch *sc;
 	struct df_name_key k;
 	__u32 zero = 0;
 
 	sc = bpf_map_lookup_elem(&scratch, &zero);
-	if (!sc || !skb)
+	if (!sc)
 		return 0;
 	if (!match_name(sc, &k)) {
 		sc->match.kind = NO_TARGET;
@@ -888,6 +910,46 @@ static __always_inline int question_verdict(const struct df_prefix_val *v, struc
 		}
 	}
 	return 0;
+}
+
+/*
+ * Judge a question whose name df_parse_name left in scratch (len > 0), or
+ * that could not be parsed to a name (len <= 0: the default verdict, recorded
+ * as unparsable). Keeps the dotted name for the report.
+ */
+static __always_inline void judge_question(const struct df_config *cfg, struct df_dns_scratch *sc,
+					   int len, struct judged *j, struct df_name_key *target,
+					   struct df_name_id *name)
+{
+	const struct df_prefix_val *v = NULL;
+
+	if (len <= 0) {
+		judge_default(cfg, j);
+		j->rule_id = DF_RULE_UNPARSABLE;
+		return;
+	}
+	name->h1 = sc->sh1[0];
+	name->h2 = sc->sh2[0];
+	target->kind = NO_TARGET;
+	if (df_match_name(0)) {
+		*target = sc->match;
+		v = bpf_map_lookup_elem(&name_rules, target);
+	}
+	if (!question_verdict(v, j))
+		judge_default(cfg, j);
+	bpf_map_update_elem(&names, name, sc->dotted, BPF_NOEXIST);
+}
+
+/* The event a question's verdict makes in this mode; refusals counted. */
+static __always_inline __u8 question_event(const struct df_config *cfg, struct df_counters *c,
+					   const struct judged *j)
+{
+	if (j->verdict == DF_ALLOW)
+		return DF_EV_ALLOWED;
+	if (cfg->mode != DF_MODE_ENFORCE)
+		return DF_EV_WOULD_BLOCK;
+	__sync_fetch_and_add(&c->dns_blocked, 1);
+	return DF_EV_BLOCKED;
 }
 
 static __always_inline void pending_key(struct df_pending_key *k, const struct pkt *p, __u16 txid,
@@ -1120,7 +1182,6 @@ int df_egress(struct __sk_buff *skb)
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
-	const struct df_prefix_val *v;
 	struct df_pending_key pk;
 	struct df_pending_val pv = {};
 	struct df_counters *c;
@@ -1171,35 +1232,12 @@ int df_egress(struct __sk_buff *skb)
 		len = df_parse_name(skb, p.off + sizeof(h), p.len - sizeof(h));
 	if (len > 0 && bpf_skb_load_bytes(skb, p.off + sizeof(h) + len, &qtype, 2) == 0)
 		qtype = bpf_ntohs(qtype);
-	if (len <= 0) {
+	if (len <= 0)
 		__sync_fetch_and_add(&c->dns_unparsable, 1);
-		judge_default(cfg, &j);
-		j.rule_id = DF_RULE_UNPARSABLE;
-	} else {
-		name.h1 = sc->sh1[0];
-		name.h2 = sc->sh2[0];
-		v = NULL;
-		pv.target.kind = NO_TARGET;
-		if (df_match_name(skb)) {
-			pv.target = sc->match;
-			v = bpf_map_lookup_elem(&name_rules, &pv.target);
-		}
-		if (!question_verdict(v, &j))
-			judge_default(cfg, &j);
-		pv.deny = j.verdict == DF_DENY;
-		bpf_map_update_elem(&names, &name, sc->dotted, BPF_NOEXIST);
-	}
-
-	if (j.verdict == DF_ALLOW)
-		ev = DF_EV_ALLOWED;
-	else if (cfg->mode == DF_MODE_ENFORCE)
-		ev = DF_EV_BLOCKED;
-	else
-		ev = DF_EV_WOULD_BLOCK;
-	if (ev == DF_EV_BLOCKED) {
-		__sync_fetch_and_add(&c->dns_blocked, 1);
-		refuse = 1;
-	}
+	judge_question(cfg, sc, len, &j, &pv.target, &name);
+	pv.deny = j.verdict == DF_DENY;
+	ev = question_event(cfg, c, &j);
+	refuse = ev == DF_EV_BLOCKED;
 	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE) {
 		struct task_info t = {};
 
@@ -1224,6 +1262,203 @@ int df_egress(struct __sk_buff *skb)
 		bpf_map_update_elem(&pending, &pk, &pv, BPF_ANY);
 	}
 	return backstop(skb, &p, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * DNS over TCP in enforce mode: a refused question fails the write.
+ *
+ * Egress can drop a TCP segment but not fail the send() that queued it: the
+ * client would wait out its timeout while TCP retransmits into the drop. So
+ * the fence's TCP connections to a DNS port join a sockhash when they are
+ * established (sock_ops), and the hash's sk_msg program reads each question
+ * in the write that carries it, before anything is queued: a refused one
+ * fails that send() at once with EACCES (what sk_msg's SK_DROP returns).
+ * Questions it lets through go on to egress, which judges, records and
+ * remembers them as any other: this program records only what it refuses.
+ * Loaded only for fences whose own mode is enforce; it passes everything
+ * while break-glass holds the fence in audit.
+ * ------------------------------------------------------------------------ */
+
+#define AF_INET_ 2
+#define AF_INET6_ 10
+/* the DNS header and the most of a question judging needs: name and type */
+#define TCP_Q_JUDGE (2 + sizeof(struct dnshdr) + DF_DNS_NAME_MAX + 2)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, DF_DNS_TCP_SOCKS);
+	__type(key, __u64);
+	__type(value, __u64);
+} dns_socks SEC(".maps");
+
+SEC("sockops")
+int df_sockops(struct bpf_sock_ops *ops)
+{
+	const struct df_config *cfg;
+	__u32 zero = 0;
+	__u64 cookie;
+
+	if (ops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ||
+	    (ops->family != AF_INET_ && ops->family != AF_INET6_))
+		return 1;
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || !is_dns_port(cfg, (__u16)bpf_ntohl(ops->remote_port)))
+		return 1;
+	/* a full hash leaves the socket to egress: refused questions are dropped there */
+	cookie = bpf_get_socket_cookie(ops);
+	bpf_sock_hash_update(ops, &dns_socks, &cookie, BPF_ANY);
+	return 1;
+}
+
+/*
+ * Copy the question name, the avail bytes after the DNS header at off (0, or
+ * 2 after a length; pulled into the message's first page), into scratch and
+ * parse it.
+ */
+__attribute__((noinline)) int df_msg_parse_name(struct sk_msg_md *msg, __u32 off, __u32 avail)
+{
+	const struct df_config *cfg;
+	struct df_dns_scratch *sc;
+	__u32 zero = 0, n = avail;
+	__u8 *data, *end;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!cfg || !sc || !msg || n == 0 || off > 2)
+		return -1;
+	if (n > DF_DNS_NAME_MAX)
+		n = DF_DNS_NAME_MAX;
+	data = msg->data;
+	end = msg->data_end;
+	for (__u32 i = 0; i < DF_DNS_NAME_MAX; i++) {
+		__u32 o = off + sizeof(struct dnshdr) + i;
+		__u8 *b;
+
+		if (i >= n)
+			break;
+		BOUND(o, 511);
+		b = data + o;
+		if (b + 1 > end)
+			return -1;
+		sc->buf[i] = *b;
+	}
+	n -= 1;
+	BOUND(n, 255);
+	n += 1;
+	return parse_name(sc, cfg, n);
+}
+
+static __always_inline int pass_message(struct sk_msg_md *msg, __u32 len)
+{
+	bpf_msg_apply_bytes(msg, len);
+	return SK_PASS;
+}
+
+SEC("sk_msg")
+int df_dns_msg(struct sk_msg_md *msg)
+{
+	const struct df_config *cfg;
+	struct df_dns_scratch *sc;
+	struct df_counters *c;
+	struct df_name_key target;
+	struct df_name_id name = {};
+	struct task_info t = {};
+	struct judged j;
+	__u32 zero = 0, size, want, need, off, daddr[4] = {};
+	__u16 qtype = 0, flags, qd;
+	__u8 *data, *end, family;
+	int len = -1, raw;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || cfg->mode != DF_MODE_ENFORCE)
+		return SK_PASS;
+	/*
+	 * Each run starts where a message does: its length, then the message,
+	 * unless the length went out alone in the write before (read as in
+	 * dns_start). A length alone, or anything too short for a DNS header,
+	 * passes: its message is judged in the next write.
+	 */
+	size = msg->size;
+	if (size < 2 + sizeof(struct dnshdr))
+		return pass_message(msg, size);
+	need = size < TCP_Q_JUDGE ? size : TCP_Q_JUDGE;
+	if (bpf_msg_pull_data(msg, 0, need, 0))
+		return pass_message(msg, size);
+	data = msg->data;
+	end = msg->data_end;
+	if (data + 2 + sizeof(struct dnshdr) > end)
+		return pass_message(msg, size);
+	want = (__u32)data[0] << 8 | data[1];
+	qd = (__u16)data[6] << 8 | data[7];
+	raw = ((__u16)data[4] << 8 | data[5]) == 1;
+	if (want >= sizeof(struct dnshdr) &&
+	    ((qd == 1 && !raw) || (want == size - 2 && (qd == 1 || !raw)))) {
+		off = 2;
+		want += 2;
+	} else {
+		off = 0;
+		want = size;
+	}
+	/*
+	 * A pass holds for the rest of this message only (apply_bytes), so the
+	 * next one is judged where it starts. A refusal holds for the whole
+	 * write: nothing of it is sent and send() fails (a pass before it in the
+	 * same write was sent: send() returns those bytes).
+	 */
+	flags = off ? (__u16)data[4] << 8 | data[5] : (__u16)data[2] << 8 | data[3];
+	qd = off ? qd : (__u16)data[4] << 8 | data[5];
+	if (flags & 0x8000)
+		return pass_message(msg, want); /* an answer, not a question */
+
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	c = bpf_map_lookup_elem(&counters, &zero);
+	if (!sc || !c)
+		return pass_message(msg, want);
+	if (((flags >> 11) & 0xf) == 0 && qd == 1)
+		len = df_msg_parse_name(msg, off, need - off - sizeof(struct dnshdr));
+	judge_question(cfg, sc, len, &j, &target, &name);
+	if (j.verdict == DF_ALLOW)
+		return pass_message(msg, want); /* egress counts and records it */
+	__sync_fetch_and_add(&c->dns_queries, 1);
+	if (len <= 0)
+		__sync_fetch_and_add(&c->dns_unparsable, 1);
+	if (question_event(cfg, c, &j) != DF_EV_BLOCKED)
+		return pass_message(msg, want);
+	if (len > 0) {
+		__u32 q = off + sizeof(struct dnshdr) + (__u32)len;
+		__u8 *b;
+
+		BOUND(q, 511);
+		b = (__u8 *)(long)msg->data + q;
+		if (b + 2 <= (__u8 *)(long)msg->data_end)
+			qtype = (__u16)b[0] << 8 | b[1];
+	}
+	family = 4;
+	if (msg->family == AF_INET6_) {
+		daddr[0] = msg->remote_ip6[0];
+		daddr[1] = msg->remote_ip6[1];
+		daddr[2] = msg->remote_ip6[2];
+		daddr[3] = msg->remote_ip6[3];
+		if (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == bpf_htonl(0x0000ffff))
+			daddr[0] = daddr[3]; /* ::ffff:a.b.c.d is reported as a.b.c.d, as egress sees it */
+		else
+			family = 6;
+	} else {
+		daddr[0] = msg->remote_ip4;
+	}
+	{
+		__u64 id = bpf_get_current_pid_tgid();
+		struct task_info *w = bpf_map_lookup_elem(&dns_writers, &id);
+
+		if (w)
+			t = *w;
+		t.pid = (__u32)id;
+		t.tgid = id >> 32;
+		t.uid = (__u32)bpf_get_current_uid_gid();
+	}
+	record(DF_EV_BLOCKED, DF_HOOK_DNS, IPPROTO_TCP_, family, daddr,
+	       (__u16)bpf_ntohl(msg->remote_port), j.rule_id, &name, qtype, &t);
+	return SK_DROP;
 }
 
 struct rr_fixed {

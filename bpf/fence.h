@@ -79,6 +79,8 @@ struct df_sk_mark {
 #define DF_DNS_ANSWERS_MAX 32
 #define DF_DEFAULT_PROVENANCE 2048
 #define DF_DEFAULT_PENDING 256
+/* TCP connections to a DNS port whose questions are read before they are queued */
+#define DF_DNS_TCP_SOCKS 1024
 #define DF_DEFAULT_NAMES 4096
 #define DF_DEFAULT_NAME_TARGETS 4096
 /* Keyed hashes of names: h = (h * base + byte + 1) mod prime, bases random per fence. */

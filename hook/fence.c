@@ -30,6 +30,9 @@ static void fence_bpf_freep(struct fence_bpf **s)
 static const char *const pin_maps[] = { "config", "counters", "records", "names" };
 static const char *const pin_links[] = { "connect4", "connect6", "sendmsg4", "sendmsg6",
 					 "egress", "ingress" };
+/* enforce fences only; see attach_dns_tcp() */
+#define PIN_DNS_TCP "dns_tcp"
+#define PIN_DNS_SOCKS "dns_socks"
 
 void fence_state_free(struct fence_state *s)
 {
@@ -195,6 +198,8 @@ int fence_remove(const struct df_host_config *hc, const char *id)
 		for (size_t i = 0; i < ARRAY_SIZE(pin_links); i++)
 			if (unlinkat(dirfd(d), pin_links[i], 0) < 0 && errno != ENOENT)
 				r = -errno;
+		if (unlinkat(dirfd(d), PIN_DNS_TCP, 0) < 0 && errno != ENOENT)
+			r = -errno;
 		while ((de = readdir(d))) {
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
@@ -360,6 +365,41 @@ static int write_state_with_slot(const struct attrib_ref *ref, void *arg)
 	return write_state(w);
 }
 
+/*
+ * The reader of DNS questions over TCP: its sk_msg program on the sockhash
+ * first, then the sock_ops program that fills the hash on the cgroup. The
+ * hash is pinned: a sockhash lets its programs go when the last reference
+ * from user space does (the sock_ops program's does not count). These pins
+ * are not among pin_maps and pin_links: without them the fence still refuses
+ * those questions (egress drops them), the client only waits for its timeout.
+ */
+static int attach_dns_tcp(struct fence_bpf *skel, int cgfd, const char *dir, const char *cgroup,
+			  struct df_error *e)
+{
+	struct bpf_link *link;
+	char path[PATH_MAX];
+	int r;
+
+	join(path, sizeof(path), dir, PIN_DNS_SOCKS, NULL);
+	r = bpf_map__pin(skel->maps.dns_socks, path);
+	if (r < 0)
+		return df_fail(e, r, "pin %s: %s", path, strerror(-r));
+	if (bpf_prog_attach(bpf_program__fd(skel->progs.df_dns_msg),
+			    bpf_map__fd(skel->maps.dns_socks), BPF_SK_MSG_VERDICT, 0) < 0)
+		return df_fail(e, -errno, "attach the DNS-over-TCP reader to its socket map: %s",
+			       strerror(errno));
+	link = bpf_program__attach_cgroup(skel->progs.df_sockops, cgfd);
+	if (!link)
+		return df_fail(e, -errno, "attach %s to %s: %s", PIN_DNS_TCP, cgroup, strerror(errno));
+	join(path, sizeof(path), dir, PIN_DNS_TCP, NULL);
+	r = bpf_link__pin(link, path);
+	bpf_link__disconnect(link);
+	bpf_link__destroy(link);
+	if (r < 0)
+		return df_fail(e, r, "pin %s: %s", path, strerror(-r));
+	return 0;
+}
+
 int fence_start(const struct df_host_config *hc, const struct fence_state *st, struct df_error *e)
 {
 	_cleanup_skel_ struct fence_bpf *skel = NULL;
@@ -471,6 +511,13 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	 */
 	if (!stw.attrib.gen)
 		bpf_map__set_max_entries(skel->maps.attrib_procs, 1);
+	/* only enforce refuses: the TCP question reader is not even verified otherwise */
+	if (st->policy.mode != DF_MODE_ENFORCE) {
+		bpf_program__set_autoload(skel->progs.df_sockops, false);
+		bpf_program__set_autoload(skel->progs.df_dns_msg, false);
+	} else {
+		skel->rodata->dns_tcp_reader = 1;
+	}
 	r = fence_bpf__load(skel);
 	if (r < 0) {
 		r = df_fail(e, r, "load BPF programs: %s (run with --verbose for the verifier log)",
@@ -553,6 +600,11 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 			df_fail(e, r, "pin %s: %s", path, strerror(-r));
 			goto out;
 		}
+	}
+	if (st->policy.mode == DF_MODE_ENFORCE) {
+		r = attach_dns_tcp(skel, cgfd, dir, st->cgroup, e);
+		if (r < 0)
+			goto out;
 	}
 	/* from here on, missing link pins mean someone removed them */
 	stw.attached = 1;

@@ -228,9 +228,10 @@ df_dns() {
 	local ns=$1 i
 	ip -n "$ns" addr add 203.0.113.53/32 dev lo
 	ip -n "$ns" addr add 203.0.113.30/32 dev lo
+	ip -n "$ns" addr add 2001:db8::53/128 dev lo nodad
 	nsenter --net="/run/netns/$ns" -- timeout 300 /usr/sbin/dnsmasq --keep-in-foreground \
 		--conf-file=/dev/null --no-resolv --no-hosts --no-dhcp-interface=lo \
-		--listen-address=203.0.113.53 --bind-interfaces --port=53 --user=root \
+		--listen-address=203.0.113.53 --listen-address=2001:db8::53 --bind-interfaces --port=53 --user=root \
 		--pid-file="$DF_T/dnsmasq.pid" \
 		--address=/github.com/203.0.113.10 --address=/github.com/2001:db8::10 \
 		--address=/pkg.example.com/203.0.113.20 --address=/pkg.example.com/2001:db8::20 \

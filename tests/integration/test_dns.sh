@@ -41,9 +41,12 @@ default deny refuses questions |enforce|deny|-|udp/203.0.113.53:53|sendto|github
 allow-list lets its names      |enforce|deny|-|udp/203.0.113.53:53 **.pkg.example.com|sendto|a.pkg.example.com|ok 203.0.113.20|-|-
 exact beats double star        |enforce|allow|**.github.com|api.github.com|sendto|api.github.com|ok 203.0.113.10|-|-
 deny wins a name tie           |enforce|allow|api.github.com|api.github.com|sendto|api.github.com|EPERM|blocked|api.github.com
-tcp question refused           |enforce|allow|github.com|-|tcp|github.com|timeout|blocked|github.com
-tcp question split from prefix |enforce|allow|github.com|-|tcp-split|github.com|timeout|blocked|github.com
+tcp question refused           |enforce|allow|github.com|-|tcp|github.com|EACCES|blocked|github.com
+tcp question split from prefix |enforce|allow|github.com|-|tcp-split|github.com|EACCES|blocked|github.com
 tcp question allowed           |enforce|allow|github.com|-|tcp|mirror.internal|ok 198.51.100.10|-|-
+tcp audit lets it through      |audit|allow|github.com|-|tcp|github.com|ok 203.0.113.10|would-block|github.com
+tcp default deny refuses       |enforce|deny|-|tcp/203.0.113.53:53|tcp|github.com|EACCES|blocked|default
+tcp allow-list lets its names  |enforce|deny|-|tcp/203.0.113.53:53 **.pkg.example.com|tcp|a.pkg.example.com|ok 203.0.113.20|-|-
 '
 while IFS='|' read -r name mode def deny allow how qname want verdict rule; do
 	name=$(echo "$name" | sed 's/ *$//')
@@ -61,6 +64,48 @@ while IFS='|' read -r name mode def deny allow how qname want verdict rule; do
 			"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.rule) \(.qtype) \(.daddr) \(.dport)"')"
 	fi
 done <<<"$CASES"
+
+# --- DNS over TCP: the write that carries a refused question fails at once ---
+fenced --mode enforce --deny github.com -- "$Q" -m tcp $R 53 github.com
+check "tcp refusal: counted once (no retransmits into a drop)" "1 1" \
+	"$(ev '"\(.summary.dns_queries) \(.summary.dns_blocked)"')"
+check "tcp refusal: the process that wrote it" "dfdns" \
+	"$(ev '[.events[] | select(.hook == "dns")][0].process.comm')"
+fenced --mode enforce --deny github.com -- "$Q" -m tcp 2001:db8::53 53 github.com
+check "tcp over IPv6: refused" "EACCES" "$out"
+check "tcp over IPv6: event names the resolver" "blocked github.com 2001:db8::53 53" \
+	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.daddr) \(.dport)"')"
+fenced --mode enforce --deny github.com -- "$Q" -m tcp 2001:db8::53 53 mirror.internal
+check "tcp over IPv6: allowed" "ok 198.51.100.10" "$out"
+# several questions in one write, as pipelining clients send them: each is
+# judged where it starts; the allowed one goes out and is answered, the write
+# fails where the refused one begins
+cat >"$DF_T/pipeline.py" <<'PY'
+import socket, struct, sys
+def q(i, name):
+    m = struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0)
+    m += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0\0\1\0\1"
+    return struct.pack(">H", len(m)) + m
+s = socket.create_connection((sys.argv[1], 53), timeout=3)
+data = b"".join(q(i + 1, n) for i, n in enumerate(sys.argv[2:]))
+try:
+    s.sendall(data)
+    print("sent", end=" ")
+except OSError as e:
+    print(__import__("errno").errorcode[e.errno], end=" ")
+try:
+    n = struct.unpack(">H", s.recv(2))[0]
+    r = s.recv(n)
+    print("answer %d" % struct.unpack(">H", r[:2])[0])
+except OSError as e:
+    print("no answer")
+PY
+fenced --mode enforce --deny github.com -- python3 "$DF_T/pipeline.py" $R mirror.internal github.com
+check "tcp pipeline: first answered, write fails at the refused one" "EACCES answer 1" "$out"
+check "tcp pipeline: the refused one recorded" "blocked github.com" \
+	"$(ev '[.events[] | select(.hook == "dns" and .verdict == "blocked")] | map("\(.verdict) \(.name)") | join(",")')"
+fenced --mode enforce --deny github.com -- python3 "$DF_T/pipeline.py" $R mirror.internal api.github.com
+check "tcp pipeline: both allowed, both go" "sent answer 1" "$out"
 
 # --- provenance: names decide for addresses learned from answers ---
 ALLOWLIST=(--mode enforce --default deny --allow "udp/$R:53 **.pkg.example.com api.example.com")
@@ -127,6 +172,16 @@ check "getent: allowed name resolves" "198.51.100.10" "$(echo "$out" | awk 'NR==
 fenced --mode enforce --default deny --allow "udp/$R:53 **.pkg.example.com" -- \
 	unshare --mount sh -c "$(glibc www.pkg.example.com) >/dev/null && $C tcp 203.0.113.20 443"
 check "getent then connect: allow-list by name" "ok" "$out"
+# glibc over TCP (options use-vc): its A and AAAA questions in one writev
+sed 's/^options .*/& use-vc/' "$DF_T/resolv.conf" >"$DF_T/resolv-vc.conf"
+vc() { echo "mount --bind $DF_T/resolv-vc.conf /etc/resolv.conf && getent ahosts $1"; }
+fenced --no-confine --mode enforce --deny github.com -- unshare --mount strace -f -e trace=writev,write,sendmsg,sendto -o "$DF_T/vc.strace" sh -c "$(vc github.com)"
+check "getent use-vc: refused name fails" "" "$out"
+check "getent use-vc: its writev is refused with EACCES" "1" "$(grep 'writev' "$DF_T/vc.strace" | grep -c EACCES | awk '{print ($1 >= 1)}')"
+check "getent use-vc: report names the question" "blocked github.com tcp" \
+	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.proto)"')"
+fenced --mode enforce --deny github.com -- unshare --mount sh -c "$(vc mirror.internal)"
+check "getent use-vc: allowed name resolves" "198.51.100.10" "$(echo "$out" | awk 'NR==1{print $1}')"
 
 # --- dig (BIND 9), UDP and TCP, in each mode ---
 # dig ignores a send error and waits out its +time, so the refusal is proven
@@ -139,8 +194,9 @@ check "dig: report names the question" "blocked github.com A" \
 	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.qtype)"')"
 fenced --mode enforce --deny github.com -- $D +short mirror.internal
 check "dig: allowed name resolves" "198.51.100.10" "$out"
-fenced --mode enforce --deny github.com -- $D +tcp github.com
+fenced --no-confine --mode enforce --deny github.com -- strace -f -e trace=write,writev,sendmsg,sendto -o "$DF_T/digtcp.strace" $D +tcp github.com
 check "dig +tcp: refused name gets no answer" "" "$(echo "$out" | grep -A1 'ANSWER SECTION' | tail -n +2)"
+check "dig +tcp: its write is refused with EACCES" "1" "$(grep -c 'EACCES' "$DF_T/digtcp.strace" | awk '{print ($1 >= 1)}')"
 check "dig +tcp: report names the question" "blocked github.com tcp" \
 	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.proto)"')"
 fenced --mode enforce --deny github.com -- $D +tcp +short mirror.internal

@@ -48,6 +48,8 @@ static struct fence_bpf *open_one(const char *name, struct bpf_program **ret)
 	bpf_map__set_max_entries(s->maps.rules4, 1);
 	bpf_map__set_max_entries(s->maps.rules6, 1);
 	bpf_map__set_max_entries(s->maps.name_rules, 64);
+	/* an enforce fence's variant: the connect programs keep DNS writers for df_dns_msg */
+	s->rodata->dns_tcp_reader = 1;
 	bpf_object__for_each_program(p, s->obj) {
 		int me = !strcmp(bpf_program__name(p), name);
 

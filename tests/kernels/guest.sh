@@ -166,8 +166,14 @@ if [ -n "$NS" ]; then
 	event "dns: question refused" "blocked dns **.github.com api.github.com" '.hook == "dns"'
 	fenced --mode enforce --deny '**.github.com' -- "$DF_TOOLS/dfdns" $R 53 mirror.internal
 	outcome "dns: question allowed" "ok 198.51.100.10"
+	# over TCP the sk_msg reader fails the write that carries a refused question
 	fenced --mode enforce --deny '**.github.com' -- "$DF_TOOLS/dfdns" -m tcp $R 53 api.github.com
-	outcome "dns: tcp question dropped" timeout
+	outcome "dns: tcp question refused" EACCES
+	event "dns: tcp question refused" "blocked dns **.github.com api.github.com" '.hook == "dns" and .proto == "tcp"'
+	fenced --mode enforce --deny '**.github.com' -- "$DF_TOOLS/dfdns" -m tcp-split $R 53 api.github.com
+	outcome "dns: tcp question split from its prefix refused" EACCES
+	fenced --mode enforce --deny '**.github.com' -- "$DF_TOOLS/dfdns" -m tcp $R 53 mirror.internal
+	outcome "dns: tcp question allowed" "ok 198.51.100.10"
 	# the answer teaches the fence github.com -> 198.51.100.2; the connect is judged by name
 	fenced --mode enforce --deny tcp/github.com:443 -- sh -c "'$DF_TOOLS/dfdns' $R 53 github.com && '$C' tcp $R 443"
 	out=$(echo $out)
