@@ -414,7 +414,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	struct df_error ae = {};
 	__u32 bases[2];
 	__u32 zero = 0;
-	int r, procs_fd = -1;
+	int r, procs_fd = -1, tcp_reader;
 
 	if (safe_id(st->id) < 0)
 		return df_fail(e, -EINVAL, "container id \"%.80s\" is not a safe file name", st->id);
@@ -511,8 +511,13 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	 */
 	if (!stw.attrib.gen)
 		bpf_map__set_max_entries(skel->maps.attrib_procs, 1);
-	/* only enforce refuses: the TCP question reader is not even verified otherwise */
-	if (st->policy.mode != DF_MODE_ENFORCE) {
+	/*
+	 * The TCP question reader is loaded (and verified: ~30 ms) only where a
+	 * question can be refused: enforce, with a name rule or default deny.
+	 */
+	tcp_reader = st->policy.mode == DF_MODE_ENFORCE &&
+		     (cn.n > 0 || st->policy.default_verdict == DF_DENY);
+	if (!tcp_reader) {
 		bpf_program__set_autoload(skel->progs.df_sockops, false);
 		bpf_program__set_autoload(skel->progs.df_dns_msg, false);
 	} else {
@@ -601,7 +606,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 			goto out;
 		}
 	}
-	if (st->policy.mode == DF_MODE_ENFORCE) {
+	if (tcp_reader) {
 		r = attach_dns_tcp(skel, cgfd, dir, st->cgroup, e);
 		if (r < 0)
 			goto out;

@@ -77,6 +77,16 @@ check "tcp over IPv6: event names the resolver" "blocked github.com 2001:db8::53
 	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.daddr) \(.dport)"')"
 fenced --mode enforce --deny github.com -- "$Q" -m tcp 2001:db8::53 53 mirror.internal
 check "tcp over IPv6: allowed" "ok 198.51.100.10" "$out"
+# the reader is loaded only where a question can be refused
+pins_of_run() { echo "ls $DF_PINS/\$(ls $DF_PINS | grep '^run-' | head -n 1) | grep -c '^dns_' ; $Q -m tcp $R 53 github.com"; }
+fenced --mode enforce --deny github.com -- sh -c "$(pins_of_run)"
+check "tcp reader: loaded for an enforce fence with name rules" "2 EACCES" "$(echo $out)"
+fenced --mode enforce --default deny --allow "tcp/$R:53" -- sh -c "$(pins_of_run)"
+check "tcp reader: loaded for default deny" "2 EACCES" "$(echo $out)"
+fenced --mode enforce --deny 10.0.0.0/8 -- sh -c "$(pins_of_run)"
+check "tcp reader: not loaded when no question can be refused" "0 ok 203.0.113.10" "$(echo $out)"
+fenced --mode audit --deny github.com -- sh -c "$(pins_of_run)"
+check "tcp reader: not loaded in audit" "0 ok 203.0.113.10" "$(echo $out)"
 # several questions in one write, as pipelining clients send them: each is
 # judged where it starts; the allowed one goes out and is answered, the write
 # fails where the refused one begins
