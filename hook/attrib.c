@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -336,7 +337,66 @@ static int match_image(const void *val, const struct attrib_ref *ref)
 }
 
 /* Undo a fence's registration; then, when no fence is left, remove the programs. */
-static void release(const char *dir, struct attrib_fds *f, const struct attrib_ref *ref)
+/*
+ * With attribution_linger, the programs outlive the last fence: a host that
+ * starts one container after another (CI) loads and verifies them once, not
+ * at every start. The state dir's @attrib.idle says since when (CLOCK_BOOTTIME
+ * seconds, like the pins, gone at reboot); attrib_gc removes them after that.
+ */
+#define ATTRIB_IDLE "@attrib.idle"
+
+static unsigned long long boottime_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (unsigned long long)ts.tv_sec;
+}
+
+static void mark_idle(const struct df_host_config *hc)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%llu\n", boottime_s());
+	int r = write_file_atomic(hc->state_dir, ATTRIB_IDLE, buf, (size_t)n, 0600);
+
+	if (r < 0)
+		df_err("mark the attribution programs idle in %s/%s: %s", hc->state_dir,
+		       ATTRIB_IDLE, strerror(-r));
+}
+
+static void clear_idle(const struct df_host_config *hc)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", hc->state_dir, ATTRIB_IDLE);
+	if (unlink(path) < 0 && errno != ENOENT)
+		df_err("remove %s: %s", path, strerror(errno));
+}
+
+/* Seconds since the last fence let the programs go, or -ENOENT when not marked. */
+static int idle_seconds(const struct df_host_config *hc, unsigned long long *ret)
+{
+	_cleanup_close_ int dfd = open(hc->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_free_ char *buf = NULL;
+	unsigned long long since, now = boottime_s();
+	char *end;
+	int r;
+
+	if (dfd < 0)
+		return -errno;
+	r = read_file_capped(dfd, ATTRIB_IDLE, 64, &buf, NULL);
+	if (r < 0)
+		return r;
+	errno = 0;
+	since = strtoull(buf, &end, 10);
+	if (errno || end == buf)
+		return -EBADMSG;
+	*ret = now > since ? now - since : 0;
+	return 0;
+}
+
+static void release(const struct df_host_config *hc, const char *dir, struct attrib_fds *f,
+		    const struct attrib_ref *ref)
 {
 	struct df_slot s;
 	int in_use = 0;
@@ -356,10 +416,15 @@ static void release(const char *dir, struct attrib_fds *f, const struct attrib_r
 	}
 	for (__u32 i = 0; i < DF_ATTRIB_FENCES && !in_use; i++)
 		in_use = bpf_map_lookup_elem(f->fd[M_SLOTS], &i, &s) < 0 || s.gen;
-	if (!in_use) {
-		attrib_fds_close(f);
-		remove_pins(dir);
+	if (in_use)
+		return;
+	if (hc->attribution_linger) {
+		mark_idle(hc);
+		return;
 	}
+	attrib_fds_close(f);
+	remove_pins(dir);
+	clear_idle(hc);
 }
 
 int attrib_attach(const struct df_host_config *hc, const char *cgdir,
@@ -432,13 +497,14 @@ int attrib_attach(const struct df_host_config *hc, const char *cgdir,
 	}
 	/* cgroups made from now on are followed by the programs; these exist already */
 	register_below(f.fd[M_FENCED], cgfd, &v, 0, &count);
+	clear_idle(hc);
 	*ret_procs_fd = TAKE_FD(f.fd[M_PROCS]);
 	*ret = ref;
 	return 0;
 fail_unclaimed:
 	memset(&ref, 0, sizeof(ref));
 fail:
-	release(dir, &f, &ref);
+	release(hc, dir, &f, &ref);
 	return r;
 }
 
@@ -462,7 +528,7 @@ int attrib_detach(const struct df_host_config *hc, const struct attrib_ref *ref)
 		return 0;
 	if (r < 0)
 		return r;
-	release(dir, &f, ref);
+	release(hc, dir, &f, ref);
 	return 0;
 }
 
@@ -498,8 +564,20 @@ int attrib_gc(const struct df_host_config *hc)
 		if (s.gen)
 			return 0;
 	}
+	if (hc->attribution_linger) {
+		unsigned long long idle = 0;
+
+		r = idle_seconds(hc, &idle);
+		if (r == -ENOENT) {
+			mark_idle(hc); /* idle, and nobody said since when: from now */
+			return 0;
+		}
+		if (r == 0 && idle < hc->attribution_linger)
+			return 0;
+	}
 	attrib_fds_close(&f);
 	remove_pins(dir);
+	clear_idle(hc);
 	return stat(dir, &sb) < 0 && errno == ENOENT ? 1 : -EBUSY;
 }
 

@@ -383,7 +383,7 @@ int cmd_gc(int argc, char **argv)
 	live_ids_free(&ids);
 	live_ids_free(&pins);
 
-	/* the host-wide attribution programs, when a killed first fence left them alone */
+	/* the host-wide attribution programs: left by a killed first fence, or idle past attribution_linger */
 	if (!dry_run) {
 		r = attrib_gc(&hc);
 		if (r < 0) {

@@ -13,6 +13,7 @@ void df_config_defaults(struct df_host_config *c)
 	snprintf(c->profiles_dir, sizeof(c->profiles_dir), "/etc/depfence/profiles");
 	c->max_records = DF_DEFAULT_RECORDS;
 	c->dns_ttl_floor = 60;
+	c->attribution_linger = 300;
 	c->dns_ports[0] = 53;
 	snprintf(c->hooks_dirs[0], PATH_MAX, "/usr/share/containers/oci/hooks.d");
 	snprintf(c->hooks_dirs[1], PATH_MAX, "/etc/containers/oci/hooks.d");
@@ -79,9 +80,28 @@ static int take_dir(yajl_val root, const char *key, char *dst, size_t len, const
 	return 0;
 }
 
+/* An optional integer key in lo..hi; what stands after "expected an integer" is hint. */
+static int take_uint(yajl_val root, const char *key, const char *hint, long long lo, long long hi,
+		     unsigned int *dst, const char *path, struct df_error *e)
+{
+	long long n;
+	int r;
+
+	r = json_get_int(root, key, &n, e);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return df_fail(e, r, "%s: key \"%s\": expected an integer%s", path, key, hint);
+	if (n < lo || n > hi)
+		return df_fail(e, -ERANGE, "%s: key \"%s\": %lld is not in %lld..%lld", path, key, n,
+			       lo, hi);
+	*dst = (unsigned int)n;
+	return 0;
+}
+
 static const char *const known_keys[] = {
 	"report_dir", "state_dir", "bpffs_root", "profiles_dir", "annotations_may_loosen",
-	"max_records", "dns_ttl_floor", "dns_ports", "annotations_may_break_glass", "mode",
+	"max_records", "dns_ttl_floor", "attribution_linger", "dns_ports", "annotations_may_break_glass", "mode",
 	"default", "deny", "allow", "hooks_dirs",
 };
 
@@ -157,7 +177,6 @@ int df_config_parse(const char *buf, const char *path, struct df_host_config *c,
 {
 	_cleanup_yajl_ yajl_val root = NULL;
 	yajl_val ports;
-	long long n;
 	int r;
 
 	r = json_parse(buf, path, &root, e);
@@ -185,24 +204,12 @@ int df_config_parse(const char *buf, const char *path, struct df_host_config *c,
 	if (r < 0 && r != -ENOENT)
 		return df_fail(e, r, "%s: key \"annotations_may_loosen\": expected true or false",
 			       path);
-	r = json_get_int(root, "max_records", &n, e);
-	if (r < 0 && r != -ENOENT)
-		return df_fail(e, r, "%s: key \"max_records\": expected an integer", path);
-	if (r == 0) {
-		if (n < 16 || n > 1048576)
-			return df_fail(e, -ERANGE, "%s: key \"max_records\": %lld is not in 16..1048576",
-				       path, n);
-		c->max_records = (unsigned int)n;
-	}
-	r = json_get_int(root, "dns_ttl_floor", &n, e);
-	if (r < 0 && r != -ENOENT)
-		return df_fail(e, r, "%s: key \"dns_ttl_floor\": expected an integer (seconds)", path);
-	if (r == 0) {
-		if (n < 0 || n > 86400)
-			return df_fail(e, -ERANGE, "%s: key \"dns_ttl_floor\": %lld is not in 0..86400",
-				       path, n);
-		c->dns_ttl_floor = (unsigned int)n;
-	}
+	if ((r = take_uint(root, "max_records", "", 16, 1048576, &c->max_records, path, e)) < 0 ||
+	    (r = take_uint(root, "dns_ttl_floor", " (seconds)", 0, 86400, &c->dns_ttl_floor, path,
+			   e)) < 0 ||
+	    (r = take_uint(root, "attribution_linger", " (seconds)", 0, 86400,
+			   &c->attribution_linger, path, e)) < 0)
+		return r;
 	r = json_get_array(root, "dns_ports", &ports, e);
 	if (r < 0 && r != -ENOENT)
 		return df_fail(e, r, "%s: key \"dns_ports\": expected an array of ports", path);

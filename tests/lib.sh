@@ -72,7 +72,7 @@ df_setup() {
 	DF_REPORTS=$DF_T/reports
 	DF_STATE=$DF_T/state
 	cat >"$DF_T/config.json" <<EOC
-{ "report_dir": "$DF_REPORTS", "state_dir": "$DF_STATE", "bpffs_root": "$DF_PINS" }
+{ "report_dir": "$DF_REPORTS", "state_dir": "$DF_STATE", "bpffs_root": "$DF_PINS", "attribution_linger": 0 }
 EOC
 	export DEPFENCE_CONFIG=$DF_T/config.json
 	trap df_cleanup EXIT

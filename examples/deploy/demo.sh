@@ -174,8 +174,9 @@ trap 'exit 143' TERM HUP
 if [ -z "${DEPFENCE_CONFIG:-}" ]; then
 	PINS=/sys/fs/bpf/depfence-demo-$$
 	mkdir -p "$T/state" "$T/reports"
+	# the demo removes all it made: the attribution programs go with its last fence
 	cat >"$T/config.json" <<EOF
-{ "report_dir": "$T/reports", "state_dir": "$T/state", "bpffs_root": "$PINS" }
+{ "report_dir": "$T/reports", "state_dir": "$T/state", "bpffs_root": "$PINS", "attribution_linger": 0 }
 EOF
 	export DEPFENCE_CONFIG=$T/config.json
 fi

@@ -92,7 +92,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 cat >"$T/config.json" <<EOC
-{ "report_dir": "$T/reports", "state_dir": "$T/state", "bpffs_root": "$PINS/run" }
+{ "report_dir": "$T/reports", "state_dir": "$T/state", "bpffs_root": "$PINS/run", "attribution_linger": 0 }
 EOC
 export DEPFENCE_CONFIG=$T/config.json
 mkdir -p "$CGB/plain" "$CGB/nft" || die2 "cannot create cgroups under $CG2"
@@ -422,7 +422,7 @@ bench_scale() {
 	local -a sleepers=()
 	mkdir -p "$SC" "$ST/reports" "$ST/state" || return 1
 	cat >"$ST/config.json" <<EOC
-{ "report_dir": "$ST/reports", "state_dir": "$ST/state", "bpffs_root": "$PINS/scale" }
+{ "report_dir": "$ST/reports", "state_dir": "$ST/state", "bpffs_root": "$PINS/scale", "attribution_linger": 0 }
 EOC
 	bpftool --json prog show >"$ST/progs.before.json" 2>/dev/null
 	log "scale: creating up to $SCALE_N fences (make bench stays under ${TOTAL_BUDGET}s)"

@@ -40,9 +40,16 @@ trap 'exit 130' INT TERM
 mkdir -p "$T/plain/rootfs/bin" "$T/reports" "$T/state"
 cp /bin/busybox "$T/plain/rootfs/bin/"
 ln -s busybox "$T/plain/rootfs/bin/true"
+# the product's defaults: attribution_linger keeps the attribution programs
+# loaded between starts; "first" sets it to 0, so every start is a host's
+# first fence and loads them again
 cat >"$T/config.json" <<EOC
 { "report_dir": "$T/reports", "state_dir": "$T/state", "bpffs_root": "$PINS" }
 EOC
+cat >"$T/config-first.json" <<EOC
+{ "report_dir": "$T/reports", "state_dir": "$T/state-first", "bpffs_root": "$PINS/first", "attribution_linger": 0 }
+EOC
+mkdir -p "$T/state-first"
 (cd "$T/plain" && runc spec)
 jq --arg cg "/$CGP/plain" '.process.terminal = false | .process.args = ["/bin/true"] | .linux.cgroupsPath = $cg' \
 	"$T/plain/config.json" >"$T/c.json" && mv "$T/c.json" "$T/plain/config.json"
@@ -55,6 +62,12 @@ jq --arg bin "$BIN" --arg cfg "DEPFENCE_CONFIG=$T/config.json" --arg cg "/$CGP/h
 		createRuntime: [{path: $bin, args: ["depfence", "hook", "createRuntime"], env: [$cfg]}],
 		poststop: [{path: $bin, args: ["depfence", "hook", "poststop"], env: [$cfg]}]
 	}' "$T/plain/config.json" >"$T/hook/config.json"
+mkdir -p "$T/first"
+cp -a "$T/plain/rootfs" "$T/first/"
+jq --arg cfg "DEPFENCE_CONFIG=$T/config-first.json" --arg cg "/$CGP/first" '
+	.linux.cgroupsPath = $cg |
+	.hooks.createRuntime[0].env = [$cfg] | .hooks.poststop[0].env = [$cfg]' \
+	"$T/hook/config.json" >"$T/first/config.json"
 
 ms() { echo $(( ($(date +%s%N) - $1) / 1000 )); }
 
@@ -91,6 +104,7 @@ fi
 for _ in $(seq "$N"); do
 	s=$(date +%s%N); runc run --bundle "$T/plain" "$ID-plain" >/dev/null; echo "plain $(ms "$s")"
 	s=$(date +%s%N); runc run --bundle "$T/hook" "$ID-hook" >/dev/null; echo "hook $(ms "$s")"
+	s=$(date +%s%N); runc run --bundle "$T/first" "$ID-first" >/dev/null; echo "first $(ms "$s")"
 	if [ "$peer" = ok ]; then
 		s=$(date +%s%N); runc run --bundle "$T/peer" "$ID-peer" >/dev/null; echo "peer $(ms "$s")"
 	fi
@@ -100,12 +114,13 @@ if [ -n "${HOOK_RAW:-}" ]; then
 	if [ -f "$T/peer.log" ]; then cp "$T/peer.log" "$HOOK_RAW.peer"; else echo "status not-installed" >"$HOOK_RAW.peer"; fi
 fi
 median() { grep "^$1 " "$T/times" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-p=$(median plain); h=$(median hook)
-awk -v p="$p" -v h="$h" -v n="$N" 'BEGIN {
+p=$(median plain); h=$(median hook); f=$(median first)
+awk -v p="$p" -v h="$h" -v f="$f" -v n="$N" 'BEGIN {
 	printf "runc run of /bin/true, %d runs each, interleaved, medians:\n", n
 	printf "  without hooks:                %8.1f ms\n", p / 1000
 	printf "  with depfence (create+stop):  %8.1f ms\n", h / 1000
 	printf "  added by the hook:            %8.1f ms (%+.0f%%)\n", (h - p) / 1000, (h - p) * 100 / p
+	printf "  each start a first fence:     %8.1f ms (%+.0f%%)\n", (f - p) / 1000, (f - p) * 100 / p
 }'
 case $peer in
 ok)

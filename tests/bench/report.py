@@ -263,13 +263,18 @@ if "hook" in status:
     sec = {"conditions": [], "notes": notes.get("hook", [])}
     md.append("## 4. Hook cost on container start\n")
     md.append(f"`tests/bench/hook_cost.sh`: `runc run` of a busybox container running `/bin/true`, "
-              f"{cnt.get('plain', 0)} runs without hooks and {cnt.get('hook', 0)} with depfence's "
-              "createRuntime + poststop hooks (enforce, `203.0.113.0/24, github.com`), interleaved; "
-              "wall time of `runc run` including the hooks.\n")
+              f"{cnt.get('plain', 0)} runs without hooks, {cnt.get('hook', 0)} with depfence's "
+              "createRuntime + poststop hooks (enforce, `203.0.113.0/24, github.com`) and the default "
+              "config (`attribution_linger` 300 s: the attribution programs loaded by the first run stay "
+              f"for the next), and {cnt.get('first', 0)} with `attribution_linger` 0 (every start a "
+              "host's first fence, loading them again), interleaved; wall time of `runc run` including "
+              "the hooks.\n")
     md.append("| condition | median ms | min - max | spread | added to the start |")
     md.append("|---|---:|---:|---:|---:|")
     base = stats([v for c, _, v in rr if c == "plain"])
-    for c, label in (("plain", "no hooks"), ("hook", "depfence"), ("peer", "oci-seccomp-bpf-hook")):
+    for c, label in (("plain", "no hooks"), ("hook", "depfence"),
+                     ("first", "depfence, every start a first fence"),
+                     ("peer", "oci-seccomp-bpf-hook")):
         st = stats([v for cc, _, v in rr if cc == c])
         if not st:
             continue

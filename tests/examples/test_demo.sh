@@ -12,7 +12,7 @@ df_setup
 # the demo's own names for what it leaves: pins under depfence-demo-*
 DF_PINS=/sys/fs/bpf/depfence-demo-$$
 cat >"$DF_T/config.json" <<EOC
-{ "report_dir": "$DF_REPORTS", "state_dir": "$DF_STATE", "bpffs_root": "$DF_PINS" }
+{ "report_dir": "$DF_REPORTS", "state_dir": "$DF_STATE", "bpffs_root": "$DF_PINS", "attribution_linger": 0 }
 EOC
 export DF_BIN DEPFENCE_CONFIG
 

@@ -54,7 +54,7 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
             open(os.path.join(sys.argv[2], d["metadata"]["name"], k), "w").write(v)
 PY
 jq --arg p "$DF_T/depfence-profiles" --arg r "$DF_REPORTS" --arg s "$DF_STATE" --arg b "$DF_PINS" \
-	'. + {profiles_dir: $p, report_dir: $r, state_dir: $s, bpffs_root: $b}' \
+	'. + {profiles_dir: $p, report_dir: $r, state_dir: $s, bpffs_root: $b, attribution_linger: 0}' \
 	"$DF_T/depfence-config/depfence.json" >"$DF_T/ds-config.json"
 check "daemonset: its config and profile work" "0" \
 	"$(DEPFENCE_CONFIG=$DF_T/ds-config.json "$DF_BIN" run --profile github-outage --report "$DF_T/ds.json" -- true 2>/dev/null; echo $?)"

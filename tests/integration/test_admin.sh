@@ -18,7 +18,7 @@ CG2=$(df_cg2root)
 
 # config NAME JSON-MEMBERS: a config with this test's dirs and the admin's keys
 config() {
-	printf '{ "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s", %s }\n' \
+	printf '{ "attribution_linger": 0, "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s", %s }\n' \
 		"$DF_REPORTS" "$DF_STATE" "$DF_PINS" "$2" >"$DF_T/$1.json"
 }
 mkdir -p "$DF_T/profiles"

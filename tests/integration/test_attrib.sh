@@ -279,4 +279,24 @@ check "bound: those events keep pid and comm, without cmdline" "17 17" \
 	"$(ev '[.events[] | select(.process.cmdline == null)] | "\(length) \([.[] | select(.process.pid > 0 and .process.comm == "python3")] | length)"')"
 check "bound: the others have their chain" "3" "$(ev "[.events[] | select(.process.chain == \"python3${ARROW}python3\")] | length")"
 check "bound: a note says so" "1" "$(ev '[.notes[] | select(test("attribution_lost"))] | length')"
+
+# --- attribution_linger: the programs outlive the last fence, for a host
+# starting one container after another ---
+jq '.attribution_linger = 2' "$DEPFENCE_CONFIG" >"$DF_T/linger.json"
+lrun() { DEPFENCE_CONFIG=$DF_T/linger.json "$DF_BIN" "$@" 2>/dev/null; }
+prog_of() { bpftool -j link show pinned "$DF_PINS/@attrib/exec" 2>/dev/null | jq -r .prog_id; }
+lrun run --mode observe --report "$DF_T/l1.json" -- true
+first=$(prog_of)
+check "linger: kept after the last fence" "1" "$([ -n "$first" ] && [ "$first" != null ] && echo 1)"
+check "linger: marked idle in the state dir" "1" "$([ -s "$DF_STATE/@attrib.idle" ] && echo 1)"
+lrun run --mode observe --report "$DF_T/l2.json" -- "$C" tcp 127.0.0.1 9 >/dev/null
+check "linger: the next fence uses the same programs (no second load)" "$first" "$(prog_of)"
+check "linger: ... and they attribute its events" "$C tcp 127.0.0.1 9" \
+	"$(jqr "$DF_T/l2.json" '.events[0].process.cmdline')"
+lrun gc >"$DF_T/gc1.out"
+check "linger: gc leaves them while they linger" "$first" "$(prog_of)"
+sleep 3
+lrun gc >"$DF_T/gc2.out"
+check "linger: gc removes them once idle longer" "1" "$(grep -c 'attribution programs no fence uses' "$DF_T/gc2.out")"
+check "linger: ... pins and idle mark gone" "" "$(ls "$DF_PINS/@attrib" "$DF_STATE/@attrib.idle" 2>/dev/null)"
 df_check_clean "end"

@@ -17,7 +17,7 @@ config() {
 	local dirs
 	dirs=$(jq -nc '$ARGS.positional' --args "$@")
 	jq -n --arg r "$DF_REPORTS" --arg s "$DF_STATE" --arg b "$DF_PINS" --argjson h "$dirs" \
-		'{report_dir: $r, state_dir: $s, bpffs_root: $b, hooks_dirs: $h}' >"$DEPFENCE_CONFIG"
+		'{report_dir: $r, state_dir: $s, bpffs_root: $b, hooks_dirs: $h, attribution_linger: 0}' >"$DEPFENCE_CONFIG"
 }
 
 # doctor ARGS...: run it, stdout in $DF_T/out, stderr in $DF_T/err, exit status in $rc

@@ -152,7 +152,7 @@ sleep 60 &
 MP=$!
 df_track_pid $MP
 echo $MP >"$CG/cgroup.procs"
-printf '{ "report_dir": "%s", "state_dir": "%s", "bpffs_root": "/sys/fs/bpf/depfence-test-%s-m" }\n' \
+printf '{ "attribution_linger": 0, "report_dir": "%s", "state_dir": "%s", "bpffs_root": "/sys/fs/bpf/depfence-test-%s-m" }\n' \
 	"$DF_REPORTS" "$DF_STATE" "$$" >"$DF_T/mnt.json"
 out=$(unshare -m --propagation private sh -c '
 	umount /sys/fs/bpf 2>/dev/null
@@ -248,7 +248,7 @@ fence_with_records() {
 	reap "$W_PID"
 }
 cfg() {
-	printf '{ "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s" }\n' "$1" "$DF_STATE" "$DF_PINS" >"$DF_T/cfg-$2.json"
+	printf '{ "attribution_linger": 0, "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s" }\n' "$1" "$DF_STATE" "$DF_PINS" >"$DF_T/cfg-$2.json"
 	echo "$DF_T/cfg-$2.json"
 }
 

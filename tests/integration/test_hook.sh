@@ -141,7 +141,7 @@ df_release bad
 df_reap "$BAD_PID"
 
 # --- container ids are file names: checked before any path is built ---
-printf '{ "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s" }\n' \
+printf '{ "attribution_linger": 0, "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s" }\n' \
 	"$DF_T/id/reports" "$DF_T/id/state" "$DF_PINS/id" >"$DF_T/id.json"
 mkdir -p "$DF_T/id"
 for bad_id in '../x' 'a/../../x' '.hidden' ''; do
@@ -237,7 +237,7 @@ df_reap "$W_PID"
 check "unwritable report dir: call refused" "EPERM" "$(cat "$DF_T/noreport.out")"
 rmdir "$W_CG"
 : >"$DF_T/afile"
-printf '{ "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s" }\n' \
+printf '{ "attribution_linger": 0, "report_dir": "%s", "state_dir": "%s", "bpffs_root": "%s" }\n' \
 	"$DF_T/afile/reports" "$DF_STATE" "$DF_PINS" >"$DF_T/broken.json"
 state "$ID" 0 null | DEPFENCE_CONFIG=$DF_T/broken.json hook poststop
 check_rc "unwritable report dir: poststop fails" 1 $?

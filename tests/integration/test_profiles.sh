@@ -8,7 +8,7 @@ df_setup
 P=$DF_T/profiles
 mkdir -p "$P"
 cat >"$DF_T/config.json" <<EOC
-{ "report_dir": "$DF_REPORTS", "state_dir": "$DF_STATE", "bpffs_root": "$DF_PINS", "profiles_dir": "$P" }
+{ "report_dir": "$DF_REPORTS", "state_dir": "$DF_STATE", "bpffs_root": "$DF_PINS", "profiles_dir": "$P", "attribution_linger": 0 }
 EOC
 cat >"$P/github-outage.json" <<'EOJ'
 { "description": "no dependency on github.com",

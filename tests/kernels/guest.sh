@@ -57,7 +57,7 @@ grep -q '^prog ' "$T/verify" || notok "load: dfkload" "no result (exit $vrc): $(
 # --- depfence run: real cgroups, real sockets ---
 phase "setup"
 cat >"$T/config.json" <<EOC
-{ "report_dir": "$T/reports", "state_dir": "$T/state", "bpffs_root": "/sys/fs/bpf/dfk" }
+{ "report_dir": "$T/reports", "state_dir": "$T/state", "bpffs_root": "/sys/fs/bpf/dfk", "attribution_linger": 0 }
 EOC
 export DEPFENCE_CONFIG=$T/config.json
 "$IP" link set lo up 2>/dev/null
