@@ -79,10 +79,10 @@ struct {
 } names SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, DF_DEFAULT_PENDING);
-	__type(key, struct df_pending_key);
-	__type(value, struct df_pending_val);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DF_PENDING_SETS * DF_PENDING_WAYS);
+	__type(key, __u32);
+	__type(value, struct df_pending_slot);
 } pending SEC(".maps");
 
 struct {
@@ -988,6 +988,129 @@ static __always_inline void pending_key(struct df_pending_key *k, const struct p
 		__builtin_memcpy(k->resolver, answer ? p->saddr : p->daddr, 16);
 }
 
+/*
+ * The pending table (see struct df_pending_slot). A map update or delete
+ * takes a bucket lock with interrupts off, twice per question and answer with
+ * an LRU hash: on a virtual machine, where turning interrupts back on is a
+ * call to the hypervisor, that was most of what the fence cost a DNS query.
+ * These write map memory with plain stores instead.
+ */
+#define PENDING_MIX 0x9e3779b97f4a7c15ULL
+
+static __always_inline __u64 mix_words(__u64 h, const __u32 *w, __u32 n)
+{
+	for (__u32 i = 0; i < n; i++) {
+		h ^= w[i];
+		h *= PENDING_MIX;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
+static __always_inline __u32 pending_set(const struct df_pending_key *k)
+{
+	__u64 h = mix_words(0, (const __u32 *)k, sizeof(*k) / 4);
+
+	return (__u32)(h >> 32) & (DF_PENDING_SETS - 1);
+}
+
+/* Keyed by the fence's secret hash bases: a process in the fence cannot forge it. */
+static __always_inline __u64 pending_check(const struct df_config *cfg, const struct df_pending_slot *s)
+{
+	__u64 h = (__u64)cfg->hash_b1 << 32 | cfg->hash_b2;
+
+	h = mix_words(h, (const __u32 *)&s->key, sizeof(s->key) / 4);
+	h = mix_words(h, (const __u32 *)&s->val, sizeof(s->val) / 4);
+	return h | 1;
+}
+
+static __always_inline int same_key(const struct df_pending_key *a, const struct df_pending_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 d = 0;
+
+	for (__u32 i = 0; i < sizeof(*a) / 4; i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
+/* Remember the question in scratch (qk, q): an empty slot of its set, or the oldest. */
+__attribute__((noinline)) int df_pending_put(__u64 now)
+{
+	const struct df_config *cfg;
+	struct df_dns_scratch *sc;
+	struct df_pending_slot *s, *pick = NULL;
+	__u32 zero = 0, base, idx;
+	__u64 oldest = ~0ULL;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!cfg || !sc)
+		return 0;
+	base = pending_set(&sc->qk) * DF_PENDING_WAYS;
+	for (__u32 w = 0; w < DF_PENDING_WAYS; w++) {
+		idx = base + w;
+		s = bpf_map_lookup_elem(&pending, &idx);
+		if (!s)
+			return 0;
+		if (s->check == 0 || same_key(&s->key, &sc->qk)) {
+			pick = s;
+			break;
+		}
+		if (s->val.sent_ns < oldest) {
+			oldest = s->val.sent_ns;
+			pick = s;
+		}
+	}
+	if (!pick)
+		return 0;
+	pick->check = 0;
+	asm volatile("" ::: "memory");
+	pick->key = sc->qk;
+	pick->val = sc->q;
+	pick->val.sent_ns = now;
+	asm volatile("" ::: "memory");
+	pick->check = pending_check(cfg, pick);
+	return 1;
+}
+
+/*
+ * The question the answer keyed by scratch->qk answers, into scratch->q, and
+ * its slot emptied: 1, or 0 when none is waiting. take is 1 to empty it.
+ */
+__attribute__((noinline)) int df_pending_take(__u32 take)
+{
+	const struct df_config *cfg;
+	struct df_dns_scratch *sc;
+	struct df_pending_slot *s;
+	__u32 zero = 0, base, idx;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!cfg || !sc)
+		return 0;
+	base = pending_set(&sc->qk) * DF_PENDING_WAYS;
+	for (__u32 w = 0; w < DF_PENDING_WAYS; w++) {
+		__u64 check;
+
+		idx = base + w;
+		s = bpf_map_lookup_elem(&pending, &idx);
+		if (!s)
+			return 0;
+		check = s->check;
+		if (check == 0 || !same_key(&s->key, &sc->qk))
+			continue;
+		sc->q = s->val;
+		/* what was read is what was written together (no torn or stale slot) */
+		if (pending_check(cfg, s) != check)
+			return 0;
+		if (take)
+			s->check = 0;
+		return 1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------------
  * The egress backstop: packets that no connect or sendmsg program judged
  * (raw sockets, ICMP, sockets connected before the fence) are judged here by
@@ -1202,7 +1325,6 @@ int df_egress(struct __sk_buff *skb)
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
-	struct df_pending_key pk;
 	struct df_pending_val pv = {};
 	struct df_counters *c;
 	struct df_name_id name = {};
@@ -1228,8 +1350,11 @@ int df_egress(struct __sk_buff *skb)
 			return backstop(skb, &p, 0);
 		if (bpf_ntohs(h.flags) & 0x8000) {
 			/* an answer's own key is the key of the question it answers */
-			pending_key(&pk, &p, h.id, 1);
-			bpf_map_delete_elem(&pending, &pk);
+			sc = bpf_map_lookup_elem(&scratch, &zero);
+			if (sc) {
+				pending_key(&sc->qk, &p, h.id, 1);
+				df_pending_take(1);
+			}
 		}
 		return backstop(skb, &p, 0);
 	}
@@ -1276,10 +1401,10 @@ int df_egress(struct __sk_buff *skb)
 	if (refuse)
 		return SKB_DROP;
 	if (len > 0) {
-		pending_key(&pk, &p, h.id, 0);
+		pending_key(&sc->qk, &p, h.id, 0);
 		pv.name = name;
-		pv.sent_ns = bpf_ktime_get_ns();
-		bpf_map_update_elem(&pending, &pk, &pv, BPF_ANY);
+		sc->q = pv;
+		df_pending_put(bpf_ktime_get_ns());
 	}
 	return backstop(skb, &p, 0);
 }
@@ -1603,8 +1728,6 @@ int df_ingress(struct __sk_buff *skb)
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
-	struct df_pending_val *q;
-	struct df_pending_key pk;
 	struct df_counters *c;
 	struct dnshdr h;
 	struct pkt p = {};
@@ -1624,20 +1747,21 @@ int df_ingress(struct __sk_buff *skb)
 	c = bpf_map_lookup_elem(&counters, &zero);
 	if (!c)
 		return SKB_PASS;
-	pending_key(&pk, &p, h.id, 1);
-	q = bpf_map_lookup_elem(&pending, &pk);
-	if (!q) {
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc)
+		return SKB_PASS;
+	pending_key(&sc->qk, &p, h.id, 1);
+	/* the question it answers, left pending until the names agree */
+	if (!df_pending_take(0)) {
 		__sync_fetch_and_add(&c->dns_untrusted, 1);
 		return SKB_PASS;
 	}
 	len = df_parse_name(skb, p.off + sizeof(h), p.len - sizeof(h));
-	sc = bpf_map_lookup_elem(&scratch, &zero);
-	if (!sc || len <= 0 || sc->sh1[0] != q->name.h1 || sc->sh2[0] != q->name.h2) {
+	if (len <= 0 || sc->sh1[0] != sc->q.name.h1 || sc->sh2[0] != sc->q.name.h2) {
 		__sync_fetch_and_add(&c->dns_untrusted, 1);
 		return SKB_PASS;
 	}
-	sc->q = *q;
-	bpf_map_delete_elem(&pending, &pk);
+	df_pending_take(1);
 	__sync_fetch_and_add(&c->dns_answers, 1);
 	df_walk_answers(skb, p.off + sizeof(h) + (__u32)len + 4, bpf_ntohs(h.an));
 	return SKB_PASS;

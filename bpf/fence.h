@@ -160,6 +160,21 @@ struct df_pending_val {
 	__u64 sent_ns;
 };
 
+/*
+ * The questions waiting for their answers: a set-associative table in an
+ * array (DF_PENDING_SETS sets of DF_PENDING_WAYS slots, the set picked by
+ * the key), written without locks. check is a keyed hash of key and val; a
+ * slot whose check does not match (empty: 0, or torn by two CPUs writing at
+ * once) matches no answer.
+ */
+#define DF_PENDING_WAYS 4
+#define DF_PENDING_SETS 128
+struct df_pending_slot {
+	struct df_pending_key key;
+	struct df_pending_val val;
+	__u64 check;
+};
+
 /* Provenance: the address came from an answer for this name. */
 struct df_prov {
 	struct df_name_id name;
@@ -217,6 +232,7 @@ struct df_dns_scratch {
 	__u32 pad; /* label lengths equal to '.', pass 1 to pass 2 */
 	struct df_name_key match; /* df_match_name's result */
 	struct df_pending_val q; /* the question an answer answers */
+	struct df_pending_key qk; /* its key, for df_pending_put and df_pending_take */
 	__u32 a_off; /* answer walk: offset of the next record */
 	__u32 a_pad;
 	__u8 a_addr[16]; /* the address being learned */
