@@ -995,33 +995,42 @@ static __always_inline void pending_key(struct df_pending_key *k, const struct p
  * call to the hypervisor, that was most of what the fence cost a DNS query.
  * These write map memory with plain stores instead.
  */
-#define PENDING_MIX 0x9e3779b97f4a7c15ULL
-
-static __always_inline __u64 mix_words(__u64 h, const __u32 *w, __u32 n)
+/* Rotate and xor: one step a word, no multiply (this runs for every question and answer). */
+static __always_inline __u64 fold_words(__u64 h, const __u32 *w, __u32 n)
 {
-	for (__u32 i = 0; i < n; i++) {
-		h ^= w[i];
-		h *= PENDING_MIX;
-		h ^= h >> 29;
-	}
+	for (__u32 i = 0; i < n; i++)
+		h = ((h << 7) | (h >> 57)) ^ w[i];
 	return h;
+}
+
+/* Every bit of the input moves about half of the output (MurmurHash3's finalizer). */
+static __always_inline __u64 avalanche(__u64 h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	return h ^ (h >> 33);
 }
 
 static __always_inline __u32 pending_set(const struct df_pending_key *k)
 {
-	__u64 h = mix_words(0, (const __u32 *)k, sizeof(*k) / 4);
-
-	return (__u32)(h >> 32) & (DF_PENDING_SETS - 1);
+	return (__u32)avalanche(fold_words(0, (const __u32 *)k, sizeof(*k) / 4)) &
+	       (DF_PENDING_SETS - 1);
 }
 
-/* Keyed by the fence's secret hash bases: a process in the fence cannot forge it. */
+/*
+ * Keyed by the fence's secret hash bases: a torn slot (key and val from two
+ * writers) matches only if its contents fold to the same value, which data
+ * that differs does by chance alone (about 2^-64).
+ */
 static __always_inline __u64 pending_check(const struct df_config *cfg, const struct df_pending_slot *s)
 {
-	__u64 h = (__u64)cfg->hash_b1 << 32 | cfg->hash_b2;
+	__u64 seed = (__u64)cfg->hash_b1 << 32 | cfg->hash_b2, h;
 
-	h = mix_words(h, (const __u32 *)&s->key, sizeof(s->key) / 4);
-	h = mix_words(h, (const __u32 *)&s->val, sizeof(s->val) / 4);
-	return h | 1;
+	h = fold_words(seed, (const __u32 *)&s->key, sizeof(s->key) / 4);
+	h = fold_words(h, (const __u32 *)&s->val, sizeof(s->val) / 4);
+	return avalanche(h ^ seed) | 1;
 }
 
 static __always_inline int same_key(const struct df_pending_key *a, const struct df_pending_key *b)
@@ -1075,8 +1084,10 @@ __attribute__((noinline)) int df_pending_put(__u64 now)
 }
 
 /*
- * The question the answer keyed by scratch->qk answers, into scratch->q, and
- * its slot emptied: 1, or 0 when none is waiting. take is 1 to empty it.
+ * The question the answer keyed by scratch->qk answers, into scratch->q, its
+ * slot and check into scratch->q_slot and q_check: 1, or 0 when none waits.
+ * take 0 leaves it waiting, 1 empties its slot, 2 empties the slot a take 0
+ * found (unless rewritten since) without looking again.
  */
 __attribute__((noinline)) int df_pending_take(__u32 take)
 {
@@ -1089,6 +1100,15 @@ __attribute__((noinline)) int df_pending_take(__u32 take)
 	sc = bpf_map_lookup_elem(&scratch, &zero);
 	if (!cfg || !sc)
 		return 0;
+	if (take == 2) {
+		idx = sc->q_slot;
+		s = bpf_map_lookup_elem(&pending, &idx);
+		if (s && sc->q_check && s->check == sc->q_check)
+			s->check = 0;
+		sc->q_check = 0;
+		return 1;
+	}
+	sc->q_check = 0;
 	base = pending_set(&sc->qk) * DF_PENDING_WAYS;
 	for (__u32 w = 0; w < DF_PENDING_WAYS; w++) {
 		__u64 check;
@@ -1104,8 +1124,12 @@ __attribute__((noinline)) int df_pending_take(__u32 take)
 		/* what was read is what was written together (no torn or stale slot) */
 		if (pending_check(cfg, s) != check)
 			return 0;
-		if (take)
+		if (take) {
 			s->check = 0;
+		} else {
+			sc->q_slot = idx;
+			sc->q_check = check;
+		}
 		return 1;
 	}
 	return 0;
@@ -1761,7 +1785,7 @@ int df_ingress(struct __sk_buff *skb)
 		__sync_fetch_and_add(&c->dns_untrusted, 1);
 		return SKB_PASS;
 	}
-	df_pending_take(1);
+	df_pending_take(2);
 	__sync_fetch_and_add(&c->dns_answers, 1);
 	df_walk_answers(skb, p.off + sizeof(h) + (__u32)len + 4, bpf_ntohs(h.an));
 	return SKB_PASS;

@@ -233,6 +233,9 @@ struct df_dns_scratch {
 	struct df_name_key match; /* df_match_name's result */
 	struct df_pending_val q; /* the question an answer answers */
 	struct df_pending_key qk; /* its key, for df_pending_put and df_pending_take */
+	__u32 q_slot; /* where df_pending_take found it, */
+	__u32 q_pad;
+	__u64 q_check; /* and that slot's check then; 0: none */
 	__u32 a_off; /* answer walk: offset of the next record */
 	__u32 a_pad;
 	__u8 a_addr[16]; /* the address being learned */
