@@ -687,10 +687,9 @@ static __always_inline __u64 mod_p2(__u64 x)
  * DF_DNS_NAME_MAX) and hash every suffix. Pass 1 walks labels
  * left to right and keeps where each starts; pass 2 walks the bytes right to
  * left, lowercasing and hashing the suffix that starts at every byte, with no
- * branch on the label structure. Loop
+ * branch on the label structure; pass 3 turns label starts into dots. Loop
  * exits go through map memory so the verifier does not walk pass 2 once per
- * exit of pass 1 (df_dotted_name makes the dotted form from what they
- * leave). Returns the wire length (zero byte included) or -1.
+ * exit of pass 1. Returns the wire length (zero byte included) or -1.
  */
 static __always_inline int parse_name(struct df_dns_scratch *sc, const struct df_config *cfg,
 				      __u32 n)
@@ -752,10 +751,42 @@ static __always_inline int parse_name(struct df_dns_scratch *sc, const struct df
 	/* a '.' inside a label would read as another name */
 	if (dots != REREAD(sc->pad))
 		return -1;
+
+	/* dotted form: the bytes shifted by one, label starts as dots, zero at the end */
+	nl = REREAD(sc->nlabels);
 	len = REREAD(sc->name_len);
 	if (len == 0 || len > DF_DNS_NAME_MAX)
 		return -1;
-	return (int)len;
+	for (int k = 0; k < DF_DNS_NAME_MAX - 1; k++) {
+		__u32 kk = k + 1;
+
+		if (kk >= len)
+			break;
+		BOUND(kk, 255);
+		sc->dotted[k & 255] = (char)sc->buf[kk];
+	}
+	for (__u32 j = 1; j < DF_DNS_LABELS_MAX; j++) {
+		__u32 jj = j, p;
+
+		if (j >= nl)
+			break;
+		BOUND(jj, 127);
+		p = sc->lpos[jj];
+		if (p == 0)
+			break;
+		p -= 1;
+		BOUND(p, 255);
+		sc->dotted[p] = '.';
+	}
+	len = REREAD(sc->name_len);
+	if (len >= 2) {
+		len -= 2;
+		BOUND(len, 255);
+		sc->dotted[len] = 0;
+	} else {
+		sc->dotted[0] = 0;
+	}
+	return (int)REREAD(sc->name_len);
 }
 
 static __always_inline void label_hash(struct df_dns_scratch *sc, __u32 label, struct df_name_key *k)
@@ -808,54 +839,6 @@ found:
 	return v;
 }
 
-/*
- * The dotted form of the name df_parse_name left in scratch, for the names
- * map (the report's text): the bytes shifted by one, label starts as dots,
- * zero at the end. Only a question whose name is not yet in the map needs it.
- */
-__attribute__((noinline)) int df_dotted_name(__u32 wire_len)
-{
-	struct df_dns_scratch *sc;
-	__u32 zero = 0, nl, len;
-
-	sc = bpf_map_lookup_elem(&scratch, &zero);
-	if (!sc || wire_len != REREAD(sc->name_len))
-		return -1;
-	nl = REREAD(sc->nlabels);
-	len = REREAD(sc->name_len);
-	if (len == 0 || len > DF_DNS_NAME_MAX)
-		return -1;
-	for (int k = 0; k < DF_DNS_NAME_MAX - 1; k++) {
-		__u32 kk = k + 1;
-
-		if (kk >= len)
-			break;
-		BOUND(kk, 255);
-		sc->dotted[k & 255] = (char)sc->buf[kk];
-	}
-	for (__u32 j = 1; j < DF_DNS_LABELS_MAX; j++) {
-		__u32 jj = j, p;
-
-		if (j >= nl)
-			break;
-		BOUND(jj, 127);
-		p = sc->lpos[jj];
-		if (p == 0)
-			break;
-		p -= 1;
-		BOUND(p, 255);
-		sc->dotted[p] = '.';
-	}
-	len = REREAD(sc->name_len);
-	if (len >= 2) {
-		len -= 2;
-		BOUND(len, 255);
-		sc->dotted[len] = 0;
-	} else {
-		sc->dotted[0] = 0;
-	}
-	return 0;
-}
 
 /*
  * The DNS walks are global functions: the verifier checks each once, with
@@ -956,7 +939,7 @@ static __always_inline void judge_question(const struct df_config *cfg, struct d
 	if (!question_verdict(v, j))
 		judge_default(cfg, j);
 	/* the text once per name: a lookup takes no lock, an update does */
-	if (!bpf_map_lookup_elem(&names, name) && df_dotted_name((__u32)len) == 0)
+	if (!bpf_map_lookup_elem(&names, name))
 		bpf_map_update_elem(&names, name, sc->dotted, BPF_NOEXIST);
 }
 
