@@ -65,24 +65,7 @@ static int pin_dir(const struct df_host_config *hc, char *buf, size_t len)
 /* Held while pins, slots and registrations change; released by closing the fd. */
 static int attrib_lock(const struct df_host_config *hc)
 {
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	_cleanup_close_ int dfd = -1, fd = -1;
-	int r;
-
-	r = mkdir_p(hc->state_dir, 0700);
-	if (r < 0)
-		return r;
-	dfd = open(hc->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	fd = openat(dfd, DF_ATTRIB_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	/* an open file description lock: fcntl is in the hook's seccomp allow-list, flock is not */
-	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return TAKE_FD(fd);
+	return lock_file_range(hc->state_dir, DF_ATTRIB_LOCK, 0, 0);
 }
 
 static void remove_pins(const char *dir)

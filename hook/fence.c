@@ -325,7 +325,7 @@ static int clear_leftover(const struct df_host_config *hc, const char *id, const
 				       "pins of a fence with id %s are at %s without a state file; depfence gc recovers them",
 				       id, dir);
 	}
-	r = fence_finish(hc, id, NULL, NULL);
+	r = fence_finish_locked(hc, id, NULL, NULL);
 	/* -EUCLEAN: reported as not whole, and removed */
 	if (r < 0 && r != -EUCLEAN)
 		return df_fail(e, r, "finish the earlier fence %s (%s) first: failed (see above)", id,
@@ -400,10 +400,21 @@ static int attach_dns_tcp(struct fence_bpf *skel, int cgfd, const char *dir, con
 	return 0;
 }
 
+int fence_lock(const struct df_host_config *hc, const char *id)
+{
+	__u32 h = 2166136261u; /* FNV-1a */
+
+	for (const char *p = id; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 16777619u;
+	}
+	return lock_file_range(hc->state_dir, FENCE_LOCKS, (off_t)(h & 0xffff), 1);
+}
+
 int fence_start(const struct df_host_config *hc, const struct fence_state *st, struct df_error *e)
 {
 	_cleanup_skel_ struct fence_bpf *skel = NULL;
-	_cleanup_close_ int cgfd = -1;
+	_cleanup_close_ int cgfd = -1, idlock = -1;
 	struct df_compiled c4 = {}, c6 = {};
 	struct df_compiled_names cn = {};
 	struct df_config cfg = {};
@@ -418,6 +429,11 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 
 	if (safe_id(st->id) < 0)
 		return df_fail(e, -EINVAL, "container id \"%.80s\" is not a safe file name", st->id);
+	/* until this start is done, another for the same id waits (then finds this fence) */
+	idlock = fence_lock(hc, st->id);
+	if (idlock < 0)
+		return df_fail(e, idlock, "lock %s/%s for %s: %s", hc->state_dir, FENCE_LOCKS, st->id,
+			       strerror(-idlock));
 	memset(&stw.attrib, 0, sizeof(stw.attrib));
 	r = df_policy_compile(&st->policy, 4, &c4, e);
 	if (r < 0)

@@ -139,4 +139,16 @@ int fence_discard(const struct df_host_config *hc, const char *id);
 int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_len);
 int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_error *e);
 
+
+/* fence_finish (cli.h) for a caller that holds the id's lock (fence_lock). */
+int fence_finish_locked(const struct df_host_config *hc, const char *id, const char *report_path,
+			struct fence_data *ret_data);
+/*
+ * One fence id at a time: createRuntime, poststop and gc of the same id wait
+ * for each other. An OFD lock on a byte (by hash of the id) of
+ * state_dir/FENCE_LOCKS; returns its fd, or -errno.
+ */
+#define FENCE_LOCKS ".fences.lock"
+int fence_lock(const struct df_host_config *hc, const char *id);
+
 #endif

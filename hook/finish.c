@@ -25,6 +25,18 @@ void df_libbpf_logging(void)
 int fence_finish(const struct df_host_config *hc, const char *id, const char *report_path,
 		 struct fence_data *ret_data)
 {
+	_cleanup_close_ int lock = fence_lock(hc, id);
+
+	if (lock < 0) {
+		df_err("poststop %s: lock %s/%s: %s", id, hc->state_dir, FENCE_LOCKS, strerror(-lock));
+		return lock;
+	}
+	return fence_finish_locked(hc, id, report_path, ret_data);
+}
+
+int fence_finish_locked(const struct df_host_config *hc, const char *id, const char *report_path,
+			struct fence_data *ret_data)
+{
 	struct fence_state st = {};
 	struct fence_data d = {};
 	struct df_error e = {};

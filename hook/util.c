@@ -203,6 +203,28 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
 	return 0;
 }
 
+int lock_file_range(const char *dir, const char *name, off_t start, off_t len)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = start, .l_len = len };
+	_cleanup_close_ int dfd = -1, fd = -1;
+	int r;
+
+	r = mkdir_p(dir, 0700);
+	if (r < 0)
+		return r;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	fd = openat(dfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	/* an open file description lock: fcntl is in the hook's seccomp allow-list, flock is not */
+	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return TAKE_FD(fd);
+}
+
 int mkdir_p(const char *path, unsigned int mode)
 {
 	char buf[PATH_MAX];

@@ -3,6 +3,7 @@
 #ifndef DEPFENCE_UTIL_H
 #define DEPFENCE_UTIL_H
 
+#include <sys/types.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +75,11 @@ int read_file_capped(int dirfd, const char *path, size_t cap, char **ret_buf, si
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len,
 		      unsigned int mode);
 int mkdir_p(const char *path, unsigned int mode);
+/*
+ * Wait for and take a write lock on bytes start..start+len of dir/name
+ * (created; len 0: to the end), an OFD lock: it goes with the returned fd.
+ */
+int lock_file_range(const char *dir, const char *name, off_t start, off_t len);
 
 /* Parsing */
 int parse_u32(const char *s, unsigned int max, unsigned int *ret);

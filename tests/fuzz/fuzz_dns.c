@@ -27,6 +27,7 @@
 #include "../../hook/fence.h"
 #include "fence.skel.h"
 #include "fuzz_common.h"
+#include "../unit/pending_table.h"
 
 #define B1 1000003u
 #define B2 1999993u
@@ -214,7 +215,7 @@ static int run(struct bpf_program *prog, const uint8_t *pkt, size_t n)
 static void reset(void)
 {
 	clear_map(skel->maps.records);
-	clear_map(skel->maps.pending);
+	pending_clear(bpf_map__fd(skel->maps.pending));
 	clear_map(skel->maps.prov4);
 	clear_map(skel->maps.prov6);
 	clear_map(skel->maps.names);
@@ -272,7 +273,7 @@ static void one_family(int fam, const uint8_t *msg, size_t n)
 	len = packet(pkt, fam, 0, msg, n);
 	ret = run(skel->progs.df_egress, pkt, len);
 	c2 = counters();
-	pend = map_count(skel->maps.pending);
+	pend = pending_count(bpf_map__fd(skel->maps.pending));
 	DF_FUZZ_ASSERT(pend <= 1, "IPv%d: %zu questions pending after one", fam, pend);
 	DF_FUZZ_ASSERT(c2.dns_queries - c1.dns_queries <= 1, "IPv%d: one packet, %llu questions",
 		       fam, (unsigned long long)(c2.dns_queries - c1.dns_queries));
@@ -287,13 +288,13 @@ static void one_family(int fam, const uint8_t *msg, size_t n)
 			       "IPv%d: a question counted blocked but passed", fam);
 	}
 	if (pend == 1) {
+		struct df_pending_slot sl;
 		struct df_pending_key pk;
 
-		DF_FUZZ_ASSERT(bpf_map_get_next_key(bpf_map__fd(skel->maps.pending), NULL, &pk) ==
-					       0 &&
-				       bpf_map_lookup_elem(bpf_map__fd(skel->maps.pending), &pk,
-							   &q) == 0,
+		DF_FUZZ_ASSERT(pending_next(bpf_map__fd(skel->maps.pending), 0, &sl) >= 0,
 			       "read the pending question");
+		pk = sl.key;
+		q = sl.val;
 		DF_FUZZ_ASSERT(pk.client_port == CPORT && pk.resolver_port == 53 &&
 				       pk.family == fam && !memcmp(&pk.txid, msg, 2),
 			       "IPv%d: pending key not the question's", fam);
@@ -325,7 +326,7 @@ static void one_family(int fam, const uint8_t *msg, size_t n)
 				       n < 12,
 			       "IPv%d: an answer both trusted and untrusted, or neither", fam);
 		if (c3.dns_answers == c2.dns_answers + 1)
-			DF_FUZZ_ASSERT(map_count(skel->maps.pending) == 0,
+			DF_FUZZ_ASSERT(pending_count(bpf_map__fd(skel->maps.pending)) == 0,
 				       "IPv%d: the answered question is still pending", fam);
 		if (getenv("DF_FUZZ_VERBOSE"))
 			fprintf(stderr, "IPv%d: question %s, answer %s, %zu addresses learned\n",

@@ -271,3 +271,68 @@ check_err "unlinked: the error says the report is incomplete" 'links were remove
 check "unlinked: the report says the links were lost" '["links"]' "$(jq -c .records_lost "$DF_REPORTS/$ID.json" 2>/dev/null)"
 check "unlinked: the refusal made while linked is in it" "1" "$(jqr "$DF_REPORTS/$ID.json" .summary.blocked)"
 df_check_clean "unlinked"
+
+# --- one id at a time: createRuntime waits while another holds the id's lock
+# (a byte of state_dir/.fences.lock, by FNV-1a of the id), then goes on ---
+ID=hook-locked
+df_waiter "$NS" locked "dfclient tcp 203.0.113.10 443"
+state "$ID" "$W_PID" '{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10:443"}' >"$DF_T/locked.state"
+python3 - "$DF_STATE/.fences.lock" "$ID" "$DF_T/locked.held" 3 <<'PY' &
+import fcntl, os, struct, sys, time
+h = 2166136261
+for c in sys.argv[2].encode():
+    h = ((h ^ c) * 16777619) & 0xffffffff
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, h & 0xffff, 1, 0))
+open(sys.argv[3], "w").close()
+time.sleep(float(sys.argv[4]))
+PY
+holder=$!
+df_track_pid "$holder"
+for i in $(seq 50); do [ -e "$DF_T/locked.held" ] && break; sleep 0.1; done
+"$DF_BIN" hook createRuntime <"$DF_T/locked.state" 2>"$DF_T/locked.err" &
+starter=$!
+df_track_pid "$starter"
+sleep 2
+check "id lock: createRuntime waits while it is held" "running, no state" \
+	"$(kill -0 "$starter" 2>/dev/null && echo running || echo ended), $([ -e "$DF_STATE/$ID.json" ] && echo state || echo no state)"
+timeout 60 tail --pid="$starter" -f /dev/null
+wait "$starter"
+check "id lock: then goes on (exit 0, attached)" "0 true" "$? $(jqr "$DF_STATE/$ID.json" .attached)"
+wait "$holder" 2>/dev/null
+df_release locked
+df_reap "$W_PID"
+check "id lock: the fence refuses" "EPERM" "$(cat "$DF_T/locked.out")"
+rmdir "$W_CG"
+state "$ID" 0 null | hook poststop
+check_rc "id lock: poststop exit 0" 0 $?
+df_check_clean "id lock"
+
+# --- two createRuntime for one id at once (a runtime retrying): the first is
+# held 1.5 s at the mkdir of its pin directory so the second starts inside
+# that window; they take turns, the second finds the first's fence, finishes
+# it and starts afresh, and the fence that stands is whole ---
+ID=hook-twice
+df_waiter "$NS" twice "dfclient tcp 203.0.113.10 443"
+state "$ID" "$W_PID" '{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10:443"}' >"$DF_T/twice.state"
+# (LeakSanitizer cannot run under ptrace: the sanitizer tier's leak check is off for this one)
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+	strace -f -o /dev/null -P "$DF_PINS/$ID" -e trace=mkdir -e inject=mkdir:delay_enter=1500000:when=1 \
+	"$DF_BIN" hook createRuntime <"$DF_T/twice.state" 2>"$DF_T/twice-a.err" &
+first=$!
+sleep 0.8
+"$DF_BIN" hook createRuntime <"$DF_T/twice.state" 2>"$DF_T/twice-b.err"
+second=$?
+timeout 60 tail --pid="$first" -f /dev/null
+wait "$first"
+check "twice: both hooks exit 0" "0 0 " "$? $second $(grep -m1 -i 'sanitizer' "$DF_T/twice-a.err")"
+check "twice: the fence that stands is whole" "6 true" \
+	"$(ls "$DF_PINS/$ID" 2>/dev/null | grep -cE '^(connect[46]|sendmsg[46]|egress|ingress)$') $(jqr "$DF_STATE/$ID.json" .attached)"
+df_release twice
+df_reap "$W_PID"
+check "twice: and it refuses" "EPERM" "$(cat "$DF_T/twice.out")"
+rmdir "$W_CG"
+state "$ID" 0 null | hook poststop
+check_rc "twice: poststop exit 0" 0 $?
+check "twice: its report has the refusal" "1" "$(jqr "$DF_REPORTS/$ID.json" .summary.blocked)"
+df_check_clean "twice"

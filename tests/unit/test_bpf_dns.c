@@ -28,6 +28,7 @@
 #include "../../hook/fence.h"
 #include "../../hook/policy.h"
 #include "fence.skel.h"
+#include "pending_table.h"
 #include "unit.h"
 
 #define UDP 17
@@ -247,40 +248,6 @@ static size_t map_count(struct bpf_map *m)
 	return n;
 }
 
-/* The pending table is an array of slots; a slot holds a question when its check is set. */
-static void pending_clear(void)
-{
-	struct df_pending_slot empty = {};
-
-	for (uint32_t i = 0; i < DF_PENDING_SETS * DF_PENDING_WAYS; i++)
-		bpf_map_update_elem(map_fd(skel->maps.pending), &i, &empty, BPF_ANY);
-}
-
-static size_t pending_count(void)
-{
-	struct df_pending_slot sl;
-	size_t n = 0;
-
-	for (uint32_t i = 0; i < DF_PENDING_SETS * DF_PENDING_WAYS; i++)
-		if (bpf_map_lookup_elem(map_fd(skel->maps.pending), &i, &sl) == 0 && sl.check)
-			n++;
-	return n;
-}
-
-/* The slot index holding the question keyed k (its val in *ret), or -1. */
-static int pending_find(const struct df_pending_key *k, struct df_pending_val *ret)
-{
-	struct df_pending_slot sl;
-
-	for (uint32_t i = 0; i < DF_PENDING_SETS * DF_PENDING_WAYS; i++)
-		if (bpf_map_lookup_elem(map_fd(skel->maps.pending), &i, &sl) == 0 && sl.check &&
-		    !memcmp(&sl.key, k, sizeof(*k))) {
-			*ret = sl.val;
-			return (int)i;
-		}
-	return -1;
-}
-
 static struct df_counters counters(void)
 {
 	struct df_counters c = {};
@@ -400,7 +367,7 @@ static int apply(const struct pol *p)
 static void reset_state(void)
 {
 	clear_map(skel->maps.records);
-	pending_clear();
+	pending_clear(map_fd(skel->maps.pending));
 	clear_map(skel->maps.prov4);
 	clear_map(skel->maps.prov6);
 }
@@ -722,7 +689,7 @@ static void check_question(const struct qcase *c)
 	}
 
 	/* a parsed question that left is pending, and its name is known */
-	n = (int)pending_count();
+	n = (int)pending_count(map_fd(skel->maps.pending));
 	CHECK_INT(N("pending entries"), parsed && c->ret == 1, n);
 	if (parsed && have_norm) {
 		struct df_name_id id = name_id(norm);
@@ -742,7 +709,7 @@ static void check_question(const struct qcase *c)
 			struct df_pending_val pv = {};
 
 			memcpy(pk.resolver, t.dst, t.fam == 6 ? 16 : 4);
-			err = pending_find(&pk, &pv) < 0 ? -ENOENT : 0;
+			err = pending_find(map_fd(skel->maps.pending), &pk, &pv) < 0 ? -ENOENT : 0;
 			CHECK_INT(N("pending entry by key"), 0, err);
 			CHECK(N("pending name id"), !err && pv.name.h1 == id.h1 && pv.name.h2 == id.h2,
 			      "expected %08x/%08x, got %08x/%08x", id.h1, id.h2, pv.name.h1,
@@ -1220,7 +1187,7 @@ static void check_answer(const struct acase *c)
 	CHECK_INT(N("dns_queries (an answer is no question)"), 0,
 		  after.dns_queries - before.dns_queries);
 	if (c->answers_d)
-		CHECK_INT(N("pending consumed"), 0, pending_count());
+		CHECK_INT(N("pending consumed"), 0, pending_count(map_fd(skel->maps.pending)));
 
 	lower(pname, sizeof(pname), c->prov_name ? c->prov_name : c->qname ? c->qname : "");
 	for (int i = 0; i < 4 && c->learned[i]; i++)
@@ -1302,7 +1269,7 @@ static void sequences(void)
 		before = counters();
 		run(skel->progs.df_egress, &q, &ret);
 		CHECK_INT(N("questions pass"), 1, ret);
-		CHECK_INT(N("first question pending"), 1, pending_count());
+		CHECK_INT(N("first question pending"), 1, pending_count(map_fd(skel->maps.pending)));
 		ret = -1;
 		run(skel->progs.df_ingress, &a, &ret);
 		after = counters();
@@ -1345,9 +1312,7 @@ static void sequences(void)
 		reset_state();
 		build_question(&q, 4, UDP, "api.example.com", 0x5151);
 		run(skel->progs.df_egress, &q, &ret);
-		for (uint32_t i = 0; i < DF_PENDING_SETS * DF_PENDING_WAYS && found < 0; i++)
-			if (bpf_map_lookup_elem(map_fd(skel->maps.pending), &i, &sl) == 0 && sl.check)
-				found = (int)i;
+		found = pending_next(map_fd(skel->maps.pending), 0, &sl);
 		CHECK(N("the question is pending"), found >= 0, "no slot");
 		if (found >= 0) {
 			uint32_t i = (uint32_t)found;
@@ -1376,7 +1341,7 @@ static void sequences(void)
 			build_question(&q, 4, UDP, "api.example.com", (uint16_t)(0x6000 + i * 7));
 			run(skel->progs.df_egress, &q, &ret);
 		}
-		CHECK_INT(N("all pending"), 48, pending_count());
+		CHECK_INT(N("all pending"), 48, pending_count(map_fd(skel->maps.pending)));
 		for (int i = 0; i < 48; i++) {
 			char addr[32];
 
@@ -1385,7 +1350,7 @@ static void sequences(void)
 			learned += lookup_prov(addr, &pv) == 0;
 		}
 		CHECK_INT(N("every answer learned"), 48, learned);
-		CHECK_INT(N("none left pending"), 0, pending_count());
+		CHECK_INT(N("none left pending"), 0, pending_count(map_fd(skel->maps.pending)));
 	}
 
 	desc_now = "egress: an answer sent from port 53 inside the fence clears the question";
@@ -1397,7 +1362,7 @@ static void sequences(void)
 		reset_state();
 		build_question(&q, 4, UDP, "api.example.com", 0x4444);
 		run(skel->progs.df_egress, &q, &ret);
-		CHECK_INT(N("pending after the question"), 1, pending_count());
+		CHECK_INT(N("pending after the question"), 1, pending_count(map_fd(skel->maps.pending)));
 		/* the host answers its own question from port 53: the reverse key */
 		dns_header(&d, 0x4444, 0x8180, 1, 0);
 		put_name(&d, "api.example.com");
@@ -1413,7 +1378,7 @@ static void sequences(void)
 		after = counters();
 		CHECK_INT(N("retval"), 1, ret);
 		CHECK_INT(N("not a question"), 0, after.dns_queries - before.dns_queries);
-		CHECK_INT(N("pending cleared"), 0, pending_count());
+		CHECK_INT(N("pending cleared"), 0, pending_count(map_fd(skel->maps.pending)));
 	}
 }
 
