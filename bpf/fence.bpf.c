@@ -241,6 +241,12 @@ static __always_inline int is_dns_port(const struct df_config *cfg, __u16 port)
 			port == cfg->dns_ports[2] || port == cfg->dns_ports[3]);
 }
 
+/* ::ffff:a.b.c.d: judged, learnt and reported as the IPv4 address a.b.c.d */
+static __always_inline int v4_mapped(const __u32 a[4])
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0x0000ffff);
+}
+
 static __always_inline void current_task(struct task_info *t)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -405,13 +411,15 @@ static __always_inline int finish(struct bpf_sock_addr *ctx, const struct df_con
 			current_task(&t);
 		if (rec)
 			record(ev, hook, (__u8)proto, family, addr, port, j->rule_id, name, 0, &t);
-		if (dns) {
-			__u64 cookie = bpf_get_socket_cookie(ctx), id = (__u64)t.tgid << 32 | t.pid;
+		if (dns && !skb_task_helpers) {
+			__u64 cookie = bpf_get_socket_cookie(ctx);
 
-			if (!skb_task_helpers)
-				bpf_map_update_elem(&sock_owner, &cookie, &t, BPF_ANY);
-			if (tcp_writer)
-				bpf_map_update_elem(&dns_writers, &id, &t, BPF_ANY);
+			bpf_map_update_elem(&sock_owner, &cookie, &t, BPF_ANY);
+		}
+		if (dns && tcp_writer) {
+			__u64 id = (__u64)t.tgid << 32 | t.pid;
+
+			bpf_map_update_elem(&dns_writers, &id, &t, BPF_ANY);
 		}
 	}
 	if (ev == DF_EV_BLOCKED)
@@ -485,7 +493,7 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 	pbit = proto_bit(proto);
 
 	/* ::ffff:a.b.c.d is judged, and reported, as a.b.c.d */
-	if (ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0x0000ffff)) {
+	if (v4_mapped(ip6)) {
 		__u32 a4 = ip6[3];
 
 		judge4(cfg, a4, pbit, port, &j);
@@ -631,6 +639,17 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
  * unless only the reading without it has qdcount 1. Only the first message
  * is judged.
  */
+/*
+ * Do the first two bytes of len bytes of TCP stream read as a length (pl)?
+ * qd_pre: the qdcount read after them is 1; qd_raw: the one read without
+ * them is.
+ */
+static __always_inline int length_first(__u32 pl, __u32 len, int qd_pre, int qd_raw)
+{
+	return pl >= sizeof(struct dnshdr) &&
+	       ((qd_pre && !qd_raw) || (pl == len - 2 && (qd_pre || !qd_raw)));
+}
+
 static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
 {
 	__u16 w[4], pl;
@@ -645,8 +664,7 @@ static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
 	pl = bpf_ntohs(w[0]);
 	qd_raw = bpf_ntohs(w[2]) == 1;
 	qd_pre = bpf_ntohs(w[3]) == 1;
-	if (pl >= sizeof(struct dnshdr) && pl <= p->len - 2 &&
-	    ((qd_pre && !qd_raw) || (pl == p->len - 2 && (qd_pre || !qd_raw)))) {
+	if (pl <= p->len - 2 && length_first(pl, p->len, qd_pre, qd_raw)) {
 		p->off += 2;
 		p->len = pl;
 	}
@@ -789,6 +807,16 @@ static __always_inline int parse_name(struct df_dns_scratch *sc, const struct df
 	return (int)REREAD(sc->name_len);
 }
 
+/* The bytes of a name to load, of avail > 0 there: at most DF_DNS_NAME_MAX, as the verifier sees it. */
+static __always_inline __u32 name_window(__u32 avail)
+{
+	__u32 n = avail > DF_DNS_NAME_MAX ? DF_DNS_NAME_MAX : avail;
+
+	n -= 1;
+	BOUND(n, 255);
+	return n + 1;
+}
+
 static __always_inline void label_hash(struct df_dns_scratch *sc, __u32 label, struct df_name_key *k)
 {
 	__u32 p;
@@ -839,7 +867,6 @@ found:
 	return v;
 }
 
-
 /*
  * The DNS walks are global functions: the verifier checks each once, with
  * unknown arguments, instead of once per path that reaches it. That keeps
@@ -855,11 +882,7 @@ __attribute__((noinline)) int df_parse_name(struct __sk_buff *skb, __u32 off, __
 	sc = bpf_map_lookup_elem(&scratch, &zero);
 	if (!cfg || !sc || !skb || n == 0)
 		return -1;
-	if (n > DF_DNS_NAME_MAX)
-		n = DF_DNS_NAME_MAX;
-	n -= 1;
-	BOUND(n, 255);
-	n += 1;
+	n = name_window(n);
 	if (bpf_skb_load_bytes(skb, off, sc->buf, n))
 		return -1;
 	return parse_name(sc, cfg, n);
@@ -1495,10 +1518,8 @@ __attribute__((noinline)) int df_msg_parse_name(struct sk_msg_md *msg, __u32 off
 			return -1;
 		sc->buf[i] = *b;
 	}
-	n -= 1;
-	BOUND(n, 255);
-	n += 1;
-	return parse_name(sc, cfg, n);
+	/* bounded after the copy: before it, the verifier would walk the copy once per length */
+	return parse_name(sc, cfg, name_window(n));
 }
 
 static __always_inline int pass_message(struct sk_msg_md *msg, __u32 len)
@@ -1544,8 +1565,8 @@ int df_dns_msg(struct sk_msg_md *msg)
 	want = (__u32)data[0] << 8 | data[1];
 	qd = (__u16)data[6] << 8 | data[7];
 	raw = ((__u16)data[4] << 8 | data[5]) == 1;
-	if (want >= sizeof(struct dnshdr) &&
-	    ((qd == 1 && !raw) || (want == size - 2 && (qd == 1 || !raw)))) {
+	/* as dns_start reads a segment, but the message may go on in the next write */
+	if (length_first(want, size, qd == 1, raw)) {
 		off = 2;
 		want += 2;
 	} else {
@@ -1592,7 +1613,7 @@ int df_dns_msg(struct sk_msg_md *msg)
 		daddr[1] = msg->remote_ip6[1];
 		daddr[2] = msg->remote_ip6[2];
 		daddr[3] = msg->remote_ip6[3];
-		if (daddr[0] == 0 && daddr[1] == 0 && daddr[2] == bpf_htonl(0x0000ffff))
+		if (v4_mapped(daddr))
 			daddr[0] = daddr[3]; /* ::ffff:a.b.c.d is reported as a.b.c.d, as egress sees it */
 		else
 			family = 6;
@@ -1680,7 +1701,7 @@ __attribute__((noinline)) int df_learn(struct __sk_buff *skb, __u32 family, __u3
 		return 0;
 	__builtin_memcpy(w, sc->a_addr, sizeof(w));
 	/* an IPv4-mapped AAAA (::ffff:a.b.c.d) is judged as IPv4, so it is learnt as one */
-	if (family == 6 && w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0xffff))
+	if (family == 6 && v4_mapped(w))
 		learn(&prov4, &w[3], &sc->q, ttl, cfg, bpf_ktime_get_ns());
 	else if (family == 4)
 		learn(&prov4, &sc->a_addr[0], &sc->q, ttl, cfg, bpf_ktime_get_ns());

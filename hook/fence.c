@@ -365,6 +365,26 @@ static int write_state_with_slot(const struct attrib_ref *ref, void *arg)
 	return write_state(w);
 }
 
+/* Attach prog to the cgroup and pin the link as dir/name: the pin holds it from then on. */
+static int attach_pinned(struct bpf_program *prog, int cgfd, const char *dir, const char *name,
+			 const char *cgroup, struct df_error *e)
+{
+	struct bpf_link *link = bpf_program__attach_cgroup(prog, cgfd);
+	char path[PATH_MAX];
+	int r;
+
+	if (!link)
+		return df_fail(e, -errno, "attach %s to %s: %s", name, cgroup, strerror(errno));
+	join(path, sizeof(path), dir, name, NULL);
+	r = bpf_link__pin(link, path);
+	/* the pin holds the link now: drop our fd without detaching */
+	bpf_link__disconnect(link);
+	bpf_link__destroy(link);
+	if (r < 0)
+		return df_fail(e, r, "pin %s: %s", path, strerror(-r));
+	return 0;
+}
+
 /*
  * The reader of DNS questions over TCP: its sk_msg program on the sockhash
  * first, then the sock_ops program that fills the hash on the cgroup. The
@@ -376,7 +396,6 @@ static int write_state_with_slot(const struct attrib_ref *ref, void *arg)
 static int attach_dns_tcp(struct fence_bpf *skel, int cgfd, const char *dir, const char *cgroup,
 			  struct df_error *e)
 {
-	struct bpf_link *link;
 	char path[PATH_MAX];
 	int r;
 
@@ -388,16 +407,7 @@ static int attach_dns_tcp(struct fence_bpf *skel, int cgfd, const char *dir, con
 			    bpf_map__fd(skel->maps.dns_socks), BPF_SK_MSG_VERDICT, 0) < 0)
 		return df_fail(e, -errno, "attach the DNS-over-TCP reader to its socket map: %s",
 			       strerror(errno));
-	link = bpf_program__attach_cgroup(skel->progs.df_sockops, cgfd);
-	if (!link)
-		return df_fail(e, -errno, "attach %s to %s: %s", PIN_DNS_TCP, cgroup, strerror(errno));
-	join(path, sizeof(path), dir, PIN_DNS_TCP, NULL);
-	r = bpf_link__pin(link, path);
-	bpf_link__disconnect(link);
-	bpf_link__destroy(link);
-	if (r < 0)
-		return df_fail(e, r, "pin %s: %s", path, strerror(-r));
-	return 0;
+	return attach_pinned(skel->progs.df_sockops, cgfd, dir, PIN_DNS_TCP, cgroup, e);
 }
 
 int fence_lock(const struct df_host_config *hc, const char *id)
@@ -605,22 +615,9 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	progs[4] = skel->progs.df_egress;
 	progs[5] = skel->progs.df_ingress;
 	for (size_t i = 0; i < ARRAY_SIZE(progs); i++) {
-		struct bpf_link *link = bpf_program__attach_cgroup(progs[i], cgfd);
-
-		if (!link) {
-			r = df_fail(e, -errno, "attach %s to %s: %s", pin_links[i], st->cgroup,
-				    strerror(errno));
+		r = attach_pinned(progs[i], cgfd, dir, pin_links[i], st->cgroup, e);
+		if (r < 0)
 			goto out;
-		}
-		join(path, sizeof(path), dir, pin_links[i], NULL);
-		r = bpf_link__pin(link, path);
-		/* the pin holds the link now: drop our fd without detaching */
-		bpf_link__disconnect(link);
-		bpf_link__destroy(link);
-		if (r < 0) {
-			df_fail(e, r, "pin %s: %s", path, strerror(-r));
-			goto out;
-		}
 	}
 	if (tcp_reader) {
 		r = attach_dns_tcp(skel, cgfd, dir, st->cgroup, e);

@@ -139,7 +139,6 @@ int fence_discard(const struct df_host_config *hc, const char *id);
 int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_len);
 int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_error *e);
 
-
 /* fence_finish (cli.h) for a caller that holds the id's lock (fence_lock). */
 int fence_finish_locked(const struct df_host_config *hc, const char *id, const char *report_path,
 			struct fence_data *ret_data);
