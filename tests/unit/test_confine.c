@@ -2,6 +2,7 @@
 /* seccomp confinement, each in a child so the test runner stays free. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -80,6 +81,45 @@ static int try_ptrace(void)
 	return r < 0 && errno == EPERM ? 0 : 1;
 }
 
+static void *thread_main(void *arg)
+{
+	*(int *)arg = 42;
+	return NULL;
+}
+
+/* 1 when a thread ran and was joined (the hook verifies on a second thread) */
+static int try_thread(void)
+{
+	pthread_t th;
+	int v = 0;
+
+	if (pthread_create(&th, NULL, thread_main, &v) || pthread_join(th, NULL))
+		return 0;
+	return v == 42;
+}
+
+/* 0 when fork() failed with EPERM, 1 when a child was made */
+static int try_fork(void)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0)
+		return errno == EPERM ? 0 : 2;
+	waitpid(pid, &status, 0);
+	return 1;
+}
+
+/* clone3 hides its flags from seccomp: 0 when refused with ENOSYS */
+static int try_clone3(void)
+{
+	long r = syscall(__NR_clone3, NULL, 0);
+
+	return r < 0 && errno == ENOSYS ? 0 : 1;
+}
+
 int main(void)
 {
 	CHECK_INT("hook confined: execve refused", 0, in_child(df_confine_self, try_exec));
@@ -96,5 +136,15 @@ int main(void)
 	CHECK_INT("job confined: exec allowed (sh -c 'exit 7')", 7,
 		  in_child(df_confine_job, try_exec7));
 	CHECK_INT("hook confined: exec of sh refused", 0, in_child(df_confine_self, try_exec7));
+	CHECK_INT("hook confined: a thread runs", 1, in_child(df_confine_self, try_thread));
+#if defined(__SANITIZE_ADDRESS__)
+	/* the ASan build lets LeakSanitizer clone its tracer (confine.c) */
+	CHECK_INT("hook confined (ASan build): fork allowed", 1, in_child(df_confine_self, try_fork));
+	CHECK_INT("hook confined (ASan build): clone3 reaches the kernel", 1,
+		  in_child(df_confine_self, try_clone3));
+#else
+	CHECK_INT("hook confined: fork refused", 0, in_child(df_confine_self, try_fork));
+	CHECK_INT("hook confined: clone3 answers ENOSYS", 0, in_child(df_confine_self, try_clone3));
+#endif
 	return unit_done();
 }
