@@ -58,6 +58,13 @@
  * after the hooks). Raw, ping and other sockets keep the destination compare.
  */
 #define DF_MARK_JUDGED 0x2
+/*
+ * A socket connect/sendmsg judged with a DNS port as its destination (once is
+ * enough). A TCP socket marked JUDGED without it, on a local port that is no
+ * DNS port, carries nothing egress or ingress read: its packets pass both
+ * without being parsed.
+ */
+#define DF_MARK_DNS 0x4
 
 struct df_sk_mark {
 	__u8 family; /* 4 or 6; 0: no destination */

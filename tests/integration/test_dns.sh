@@ -168,6 +168,35 @@ check "fake answer from inside: the client got it" "ok 203.0.113.10" "$(echo "$o
 check "fake answer from inside: it teaches nothing" "EPERM" "$(echo "$out" | tail -1)"
 check "fake answer from inside: counted untrusted" "1" "$(ev '.summary.dns_untrusted')"
 
+# the same over TCP: the fake server's accepted connection answers from port
+# 53, so egress reads its answer even on a connection the fence judged (the
+# quiet-TCP fast path is for connections with no DNS port at either end)
+cat >"$DF_T/fake_dns_tcp.py" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 53))
+s.listen(1)
+open(sys.argv[1], "w").close()
+s.settimeout(10)
+c, _ = s.accept()
+c.settimeout(10)
+buf = b""
+while len(buf) < 2 or len(buf) < 2 + struct.unpack("!H", buf[:2])[0]:
+    buf += c.recv(512)
+q = buf[2:]
+end = q.index(b"\0", 12) + 5
+ans = q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:end]
+ans += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04" + socket.inet_aton("203.0.113.10")
+c.sendall(struct.pack("!H", len(ans)) + ans)
+c.close()
+PY
+fenced --mode enforce --default deny --allow "127.0.0.0/8 tcp/$R:53 **.pkg.example.com" -- \
+	sh -c "python3 $DF_T/fake_dns_tcp.py $DF_T/faketcp.ready & for i in \$(seq 100); do [ -e $DF_T/faketcp.ready ] && break; sleep 0.1; done; $Q -m tcp 127.0.0.1 53 evil.pkg.example.com; $C tcp 203.0.113.10 80; wait"
+check "fake answer from inside over TCP: the client got it" "ok 203.0.113.10" "$(echo "$out" | head -1)"
+check "fake answer from inside over TCP: it teaches nothing" "EPERM" "$(echo "$out" | tail -1)"
+check "fake answer from inside over TCP: counted untrusted" "1" "$(ev '.summary.dns_untrusted')"
+
 # --- glibc's resolver, the one most deploy tools use ---
 cat >"$DF_T/resolv.conf" <<EOC
 nameserver $R
