@@ -850,8 +850,20 @@ static __always_inline void label_hash(struct df_dns_scratch *sc, __u32 label, s
 	k->h2 = sc->sh2[p];
 }
 
+/* The rule for k, if the name filter lets it have one. */
+static __always_inline const struct df_prefix_val *name_rule(const struct df_config *cfg,
+							      const struct df_name_key *k)
+{
+	__u32 bit = DF_NAME_FILTER_BIT(k->h1, k->kind);
+
+	if (!(cfg->name_filter[(bit / 64) & (DF_NAME_FILTER_WORDS - 1)] & (1ULL << (bit % 64))))
+		return NULL;
+	return bpf_map_lookup_elem(&name_rules, k);
+}
+
 /* The most specific rule target matching the parsed name: exact, then *., then the longest **. */
-static __always_inline const struct df_prefix_val *match_name(struct df_dns_scratch *sc,
+static __always_inline const struct df_prefix_val *match_name(const struct df_config *cfg,
+							       struct df_dns_scratch *sc,
 							       struct df_name_key *ret)
 {
 	const struct df_prefix_val *v;
@@ -864,14 +876,14 @@ static __always_inline const struct df_prefix_val *match_name(struct df_dns_scra
 	k.h1 = sc->sh1[0];
 	k.h2 = sc->sh2[0];
 	k.kind = DF_NAME_EXACT;
-	v = bpf_map_lookup_elem(&name_rules, &k);
+	v = name_rule(cfg, &k);
 	if (v)
 		goto found;
 	if (nl < 2)
 		return NULL;
 	label_hash(sc, 1, &k);
 	k.kind = DF_NAME_ONE;
-	v = bpf_map_lookup_elem(&name_rules, &k);
+	v = name_rule(cfg, &k);
 	if (v)
 		goto found;
 	k.kind = DF_NAME_MANY;
@@ -879,7 +891,7 @@ static __always_inline const struct df_prefix_val *match_name(struct df_dns_scra
 		if (j >= nl)
 			break;
 		label_hash(sc, j, &k);
-		v = bpf_map_lookup_elem(&name_rules, &k);
+		v = name_rule(cfg, &k);
 		if (v)
 			goto found;
 	}
@@ -913,14 +925,16 @@ __attribute__((noinline)) int df_parse_name(struct __sk_buff *skb, __u32 off, __
 /* 1 when a rule target matches the parsed name; its key is in scratch->match. */
 __attribute__((noinline)) int df_match_name(__u32 wire_len)
 {
+	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
 	struct df_name_key k;
 	__u32 zero = 0;
 
+	cfg = bpf_map_lookup_elem(&config, &zero);
 	sc = bpf_map_lookup_elem(&scratch, &zero);
-	if (!sc || wire_len != REREAD(sc->name_len))
+	if (!cfg || !sc || wire_len != REREAD(sc->name_len))
 		return 0;
-	if (!match_name(sc, &k)) {
+	if (!match_name(cfg, sc, &k)) {
 		sc->match.kind = NO_TARGET;
 		return 0;
 	}

@@ -123,6 +123,15 @@ struct df_key6 {
 	__u8 addr[16];
 };
 
+/*
+ * The name rule filter: one bit per name rule target, by DF_NAME_FILTER_BIT of
+ * its key. A question's suffix whose bit is clear has no rule, so most of
+ * them are ruled out without a hash lookup (there are one to three lookups
+ * per label otherwise). Set bits only say "look".
+ */
+#define DF_NAME_FILTER_WORDS 4
+#define DF_NAME_FILTER_BIT(h1, kind) (((h1) ^ ((__u32)(kind) << 6)) & (DF_NAME_FILTER_WORDS * 64 - 1))
+
 struct df_config {
 	__u32 mode;
 	__u32 default_verdict;
@@ -131,6 +140,9 @@ struct df_config {
 	__u32 ttl_floor_s; /* provenance lives max(TTL, floor) */
 	__u16 dns_ports[DF_DNS_PORTS]; /* 53 and the ports named by udp/tcp ...:53-style rules; 0 = unused */
 	__u16 pad;
+	__u16 pad2;
+	/* appended: a live fence of an earlier version has a shorter value */
+	__u64 name_filter[DF_NAME_FILTER_WORDS];
 };
 
 /* A name rule target: the keyed hash of the wire-format suffix, and its kind. */

@@ -967,6 +967,11 @@ int df_policy_compile_names(const struct df_policy *p, uint32_t b1, uint32_t b2,
 		}
 		df_name_hash(t->name, b1, b2, &h1, &h2);
 		c.keys[c.n] = (struct df_name_key){ h1, h2, t->name_kind };
+		{
+			__u32 bit = DF_NAME_FILTER_BIT(h1, t->name_kind);
+
+			c.filter[bit / 64] |= 1ULL << (bit % 64);
+		}
 		c.n++;
 	}
 	*ret = c;

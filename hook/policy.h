@@ -139,6 +139,7 @@ struct df_compiled_names {
 	size_t n;
 	struct df_name_key *keys;
 	struct df_prefix_val *vals;
+	__u64 filter[DF_NAME_FILTER_WORDS]; /* for df_config.name_filter */
 };
 
 /* One map entry per name rule target, with the entries of every less specific

@@ -120,6 +120,7 @@ static void fill_rules(void)
 	cfg.hash_b1 = B1;
 	cfg.hash_b2 = B2;
 	cfg.ttl_floor_s = FLOOR;
+	memcpy(cfg.name_filter, cn.filter, sizeof(cfg.name_filter));
 	cfg.dns_ports[0] = 53;
 	DF_FUZZ_ASSERT(bpf_map_update_elem(bpf_map__fd(skel->maps.config), &zero, &cfg, BPF_ANY) ==
 			       0,

@@ -353,6 +353,7 @@ static int apply(const struct pol *p)
 	cfg.hash_b1 = B1;
 	cfg.hash_b2 = B2;
 	cfg.ttl_floor_s = FLOOR;
+	memcpy(cfg.name_filter, cn.filter, sizeof(cfg.name_filter));
 	cfg.dns_ports[0] = 53;
 	cfg.dns_ports[1] = 5353;
 	if (bpf_map_update_elem(map_fd(skel->maps.config), &zero, &cfg, BPF_ANY) < 0) {
@@ -1278,6 +1279,29 @@ static void sequences(void)
 		CHECK_INT(N("dns_answers"), 1, after.dns_answers - before.dns_answers);
 		CHECK_INT(N("dns_untrusted"), 0, after.dns_untrusted - before.dns_untrusted);
 		CHECK_INT(N("203.0.113.80 learned"), 0, lookup_prov("203.0.113.80", &pv));
+	}
+
+	desc_now = "name filter: a rule is looked up only where its bit is set";
+	{
+		struct df_config cfg;
+		struct wire q;
+		__u32 zero = 0;
+		int ret = -1;
+
+		apply(&P_MAIN);
+		reset_state();
+		build_question(&q, 4, UDP, "github.com", 0x4141);
+		run(skel->progs.df_egress, &q, &ret);
+		CHECK_INT(N("github.com refused with the filter as compiled"), 0, ret);
+		CHECK_INT(N("read config"), 0, bpf_map_lookup_elem(map_fd(skel->maps.config), &zero, &cfg));
+		memset(cfg.name_filter, 0, sizeof(cfg.name_filter));
+		CHECK_INT(N("write config"), 0,
+			  bpf_map_update_elem(map_fd(skel->maps.config), &zero, &cfg, BPF_ANY));
+		ret = -1;
+		build_question(&q, 4, UDP, "github.com", 0x4142);
+		run(skel->progs.df_egress, &q, &ret);
+		CHECK_INT(N("with every bit clear no rule is found: it passes"), 1, ret);
+		apply(&P_MAIN);
 	}
 
 	desc_now = "ingress: an address a denied name resolved to stays denied";

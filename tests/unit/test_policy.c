@@ -1222,8 +1222,47 @@ static void test_loosen_random(void)
 	       refused, judged);
 }
 
+/* The compiled name filter has the bit of every target and no other. */
+static void test_name_filter(void)
+{
+	struct df_error e = { "" };
+	struct df_compiled_names cn = {};
+	__u64 want[DF_NAME_FILTER_WORDS] = {};
+	struct df_policy p;
+	int err, bits = 0;
+
+	err = policy_from_spec(&p, "-github.com -**.github.com -*.x.example +api.example.com +tcp/api.example.com:443",
+			       DF_ALLOW, &e);
+	if (!err)
+		err = df_policy_compile_names(&p, 1000003, 1000033, &cn, &e);
+	CHECK("name filter: compiled", err == 0 && cn.n == 4, "err %d (%s), %zu targets", err,
+	      err ? e.msg : "", cn.n);
+	for (size_t i = 0; i < cn.n; i++) {
+		__u32 bit = DF_NAME_FILTER_BIT(cn.keys[i].h1, cn.keys[i].kind);
+
+		want[bit / 64] |= 1ULL << (bit % 64);
+	}
+	for (int w = 0; w < DF_NAME_FILTER_WORDS; w++)
+		bits += __builtin_popcountll(cn.filter[w]);
+	CHECK("name filter: the bit of every target and no other",
+	      !memcmp(want, cn.filter, sizeof(want)) && bits >= 1 && bits <= 4, "%d bits", bits);
+	df_compiled_names_free(&cn);
+	df_policy_free(&p);
+
+	err = policy_from_spec(&p, "-10.0.0.0/8", DF_ALLOW, &e);
+	cn = (struct df_compiled_names){ .filter = { 1 } };
+	if (!err)
+		err = df_policy_compile_names(&p, 1000003, 1000033, &cn, &e);
+	CHECK("name filter: empty without name rules",
+	      err == 0 && !cn.filter[0] && !cn.filter[1] && !cn.filter[2] && !cn.filter[3], "err %d",
+	      err);
+	df_compiled_names_free(&cn);
+	df_policy_free(&p);
+}
+
 int main(void)
 {
+	test_name_filter();
 	test_valid_rules();
 	test_name_limits();
 	test_invalid_rules();
