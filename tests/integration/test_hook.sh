@@ -339,7 +339,7 @@ df_check_clean "twice"
 
 # --- the programs are verified on two threads at once (fence.c, fence_objs_load):
 # the fence's eight program loads (the attribution's tracing programs aside)
-# come from two tasks, three (df_egress, df_connect6, df_sendmsg4) and five,
+# come from two tasks, three (df_egress, df_connect6, df_sendmsg6) and five,
 # and the fence holds ---
 ID=hook-threads
 df_waiter "$NS" threads "dfclient tcp 203.0.113.10 443"
