@@ -215,7 +215,7 @@ struct task_info {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, DF_DEFAULT_PENDING);
+	__uint(max_entries, DF_DNS_SENDERS);
 	__type(key, __u64);
 	__type(value, struct task_info);
 } sock_owner SEC(".maps");
@@ -230,7 +230,7 @@ const volatile __u32 dns_tcp_reader = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, DF_DEFAULT_PENDING);
+	__uint(max_entries, DF_DNS_SENDERS);
 	__type(key, __u64);
 	__type(value, struct task_info);
 } dns_writers SEC(".maps");
@@ -1126,12 +1126,11 @@ __attribute__((noinline)) int df_pending_put(__u64 now)
 }
 
 /*
- * The question the answer keyed by scratch->qk answers, into scratch->q, its
- * slot and check into scratch->q_slot and q_check: 1, or 0 when none waits.
- * take 0 leaves it waiting, 1 empties its slot, 2 empties the slot a take 0
- * found (unless rewritten since) without looking again.
+ * The question the answer keyed by scratch->qk answers, into scratch->q, and
+ * its slot and check into scratch->q_slot and q_check: 1, or 0 when none
+ * waits. It stays waiting until df_pending_drop().
  */
-__attribute__((noinline)) int df_pending_take(__u32 take)
+__attribute__((noinline)) int df_pending_look(void)
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
@@ -1142,14 +1141,6 @@ __attribute__((noinline)) int df_pending_take(__u32 take)
 	sc = bpf_map_lookup_elem(&scratch, &zero);
 	if (!cfg || !sc)
 		return 0;
-	if (take == 2) {
-		idx = sc->q_slot;
-		s = bpf_map_lookup_elem(&pending, &idx);
-		if (s && sc->q_check && s->check == sc->q_check)
-			s->check = 0;
-		sc->q_check = 0;
-		return 1;
-	}
 	sc->q_check = 0;
 	base = pending_set(&sc->qk) * DF_PENDING_WAYS;
 	for (__u32 w = 0; w < DF_PENDING_WAYS; w++) {
@@ -1166,15 +1157,29 @@ __attribute__((noinline)) int df_pending_take(__u32 take)
 		/* what was read is what was written together (no torn or stale slot) */
 		if (pending_check(cfg, s) != check)
 			return 0;
-		if (take) {
-			s->check = 0;
-		} else {
-			sc->q_slot = idx;
-			sc->q_check = check;
-		}
+		sc->q_slot = idx;
+		sc->q_check = check;
 		return 1;
 	}
 	return 0;
+}
+
+/* Empty the slot df_pending_look() found, unless it was rewritten since. */
+__attribute__((noinline)) int df_pending_drop(void)
+{
+	struct df_dns_scratch *sc;
+	struct df_pending_slot *s;
+	__u32 zero = 0, idx;
+
+	sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc)
+		return 0;
+	idx = sc->q_slot;
+	s = bpf_map_lookup_elem(&pending, &idx);
+	if (s && sc->q_check && s->check == sc->q_check)
+		s->check = 0;
+	sc->q_check = 0;
+	return 1;
 }
 
 /* ------------------------------------------------------------------------
@@ -1422,7 +1427,8 @@ int df_egress(struct __sk_buff *skb)
 			sc = bpf_map_lookup_elem(&scratch, &zero);
 			if (sc) {
 				pending_key(&sc->qk, &p, h.id, 1);
-				df_pending_take(1);
+				if (df_pending_look())
+					df_pending_drop();
 			}
 		}
 		return backstop(skb, &p, 0);
@@ -1821,7 +1827,7 @@ int df_ingress(struct __sk_buff *skb)
 		return SKB_PASS;
 	pending_key(&sc->qk, &p, h.id, 1);
 	/* the question it answers, left pending until the names agree */
-	if (!df_pending_take(0)) {
+	if (!df_pending_look()) {
 		__sync_fetch_and_add(&c->dns_untrusted, 1);
 		return SKB_PASS;
 	}
@@ -1830,7 +1836,7 @@ int df_ingress(struct __sk_buff *skb)
 		__sync_fetch_and_add(&c->dns_untrusted, 1);
 		return SKB_PASS;
 	}
-	df_pending_take(2);
+	df_pending_drop();
 	__sync_fetch_and_add(&c->dns_answers, 1);
 	df_walk_answers(skb, p.off + sizeof(h) + (__u32)len + 4, bpf_ntohs(h.an));
 	return SKB_PASS;

@@ -85,7 +85,8 @@ struct df_sk_mark {
 #define DF_DNS_PORTS 4
 #define DF_DNS_ANSWERS_MAX 32
 #define DF_DEFAULT_PROVENANCE 2048
-#define DF_DEFAULT_PENDING 256
+/* DNS senders remembered for the programs that cannot ask who runs (sock_owner, dns_writers) */
+#define DF_DNS_SENDERS 256
 /* TCP connections to a DNS port whose questions are read before they are queued */
 #define DF_DNS_TCP_SOCKS 1024
 #define DF_DEFAULT_NAMES 4096
@@ -251,8 +252,8 @@ struct df_dns_scratch {
 	__u32 pad; /* label lengths equal to '.', pass 1 to pass 2 */
 	struct df_name_key match; /* df_match_name's result */
 	struct df_pending_val q; /* the question an answer answers */
-	struct df_pending_key qk; /* its key, for df_pending_put and df_pending_take */
-	__u32 q_slot; /* where df_pending_take found it, */
+	struct df_pending_key qk; /* its key, for df_pending_put and df_pending_look */
+	__u32 q_slot; /* where df_pending_look found it, */
 	__u32 q_pad;
 	__u64 q_check; /* and that slot's check then; 0: none */
 	__u32 a_off; /* answer walk: offset of the next record */

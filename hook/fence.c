@@ -447,10 +447,12 @@ static int clear_leftover(const struct df_host_config *hc, const char *id, const
 	snprintf(name, sizeof(name), "%s/%s.json", hc->state_dir, id);
 	has_dir = stat(dir, &sb) == 0;
 	has_state = fence_load_state(hc, id, &old, NULL) > 0;
+	if (!has_dir && !has_state) {
+		fence_state_free(&old);
+		return 0; /* the usual start: nothing to read */
+	}
 	r = fence_held(hc, id, has_state && old.attached);
 	fence_state_free(&old);
-	if (!has_dir && !has_state)
-		return 0;
 	if (r < 0)
 		return df_fail(e, r, "read pins %s: %s", dir, strerror(-r));
 	if (r == FENCE_NEVER_HELD) {

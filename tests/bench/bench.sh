@@ -221,15 +221,43 @@ stop_agent() {
 	return $rc
 }
 
-# detach_skb AGENT: detach the cgroup_skb links of the fence around AGENT's loop
-detach_skb() {
-	local child cg id links x n=0
+# agent_cgid AGENT: the id of the cgroup of AGENT's loop (for depfence run, its fence's)
+agent_cgid() {
+	local child cg
 	child=$(pgrep -P "${APID[$1]}" | head -n 1)
 	cg=$(awk -F: '$1 == "0" {print $3}' "/proc/$child/cgroup" 2>/dev/null)
-	id=$(stat -c %i "$CG2$cg" 2>/dev/null) || { note connect "$1: cannot find its cgroup"; return 1; }
+	stat -c %i "$CG2$cg" 2>/dev/null
+}
+
+# detach_skb AGENT: detach the cgroup_skb links of the fence around AGENT's loop
+detach_skb() {
+	local id links x n=0
+	id=$(agent_cgid "$1") || { note connect "$1: cannot find its cgroup"; return 1; }
 	links=$(bpftool --json link show | jq --argjson c "$id" '.[] | select(.cgroup_id == $c and (.attach_type | test("egress|ingress"))) | .id')
 	for x in $links; do bpftool link detach id "$x" && n=$((n + 1)); done
 	[ "$n" = 2 ] || { note connect "$1: detached $n cgroup_skb links, not 2: row dropped"; return 1; }
+}
+
+# prog_cost SECTION AGENT: one more round of AGENT, not counted, with
+# kernel.bpf_stats_enabled on, and what each program of its fence ran in it
+# (the kernel's own count and time of its runs, noise from elsewhere left
+# out): "SECTION AGENT PROGRAM RUNS NS ROUND_RESULT" lines in progcost.tsv.
+# The stats add two clock reads to every run, so the counted rounds run
+# without them.
+prog_cost() {
+	local id progs p rate before
+	id=$(agent_cgid "$2") || { note "$1" "$2: cannot find its cgroup: no program costs"; return 1; }
+	progs=$(bpftool --json link show | jq --argjson c "$id" '.[] | select(.cgroup_id == $c) | .prog_id')
+	[ -n "$progs" ] || { note "$1" "$2: no links on its cgroup: no program costs"; return 1; }
+	before=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null) || { note "$1" "kernel.bpf_stats_enabled: not on this kernel"; return 1; }
+	sysctl -qw kernel.bpf_stats_enabled=1 || return 1
+	rate=$(agent_round "$2")
+	sysctl -qw kernel.bpf_stats_enabled="$before"
+	[ -n "$rate" ] || { note "$1" "$2: the stats round gave no result"; return 1; }
+	for p in $progs; do
+		bpftool --json prog show id "$p" 2>/dev/null |
+			jq -r --arg s "$1" --arg a "$2" --arg r "$rate" '"\($s) \($a) \(.name) \(.run_cnt // 0) \(.run_time_ns // 0) \($r)"'
+	done >>"$R/progcost.tsv"
 }
 
 bench_connect() {
@@ -306,6 +334,7 @@ bench_connect() {
 			fi
 		done
 	done
+	prog_cost connect depfence-10000
 	local -A rcs
 	for c in "${!APID[@]}"; do
 		stop_agent "$c"
@@ -355,6 +384,7 @@ bench_bulk() {
 			fi
 		done
 	done
+	prog_cost bulk bulk-depfence
 	stop_agent bulk-unfenced
 	stop_agent bulk-depfence || note bulk "depfence run exited $? ($(grep -v 'mode=enforce' "$T/ag.bulk-depfence.err" | head -n 2 | tr '\n' ' '))"
 	df_leftovers >/dev/null
@@ -399,6 +429,7 @@ bench_dns() {
 			fi
 		done
 	done
+	prog_cost dns dns-depfence
 	stop_agent dns-unfenced
 	stop_agent dns-depfence || note dns "depfence run exited $? ($(grep -v 'mode=enforce' "$T/ag.dns-depfence.err" | head -n 2 | tr '\n' ' '))"
 	df_leftovers >/dev/null

@@ -158,6 +158,43 @@ def comparison(name, title, unit, rows, conds, base, describe):
     return sec
 
 
+def prog_costs(name, sec, unit, ops_prog=None, ops_fixed=None, ops_text=None, base_ns=None, base_text=None):
+    """the fence's programs in the extra round bench.sh's prog_cost ran with kernel.bpf_stats_enabled"""
+    rows = [p for p in lines("progcost.tsv") if p[0] == name and len(p) >= 6 and p[3].isdigit()]
+    if not rows:
+        return
+    progs = [(p[2], int(p[3]), int(p[4])) for p in rows if int(p[3]) > 0]
+    ops = ops_fixed
+    if ops_prog:
+        ops = next((r for n, r, t in progs if n == ops_prog), None)
+    if not progs or not ops:
+        return
+    total = sum(t for n, r, t in progs)
+    md.append("")
+    md.append(f"The fence's programs in one more round of the fenced condition (not counted above), with "
+              f"`kernel.bpf_stats_enabled` on: the kernel's own count and time of their runs, which the noise "
+              f"that moves the rates above does not reach (the stats add two clock reads to each run). "
+              f"Operations: {'the runs of ' + ops_prog if ops_prog else ops_text}.")
+    md.append("")
+    md.append(f"| program | runs | ns per run | runs per {unit} | ns per {unit} |")
+    md.append("|---|---:|---:|---:|---:|")
+    out = []
+    for n, r, t in sorted(progs, key=lambda x: -x[2]):
+        md.append(f"| {n} | {r:,} | {t / r:,.0f} | {r / ops:,.2f} | {t / ops:,.0f} |" if r / ops < 100 else
+                  f"| {n} | {r:,} | {t / r:,.0f} | {r / ops:,.0f} | {t / ops:,.0f} |")
+        out.append({"program": n, "runs": r, "ns": t, "ns_per_run": round(t / r, 1),
+                    "ns_per_op": round(t / ops, 1)})
+    md.append("")
+    line = f"- the programs' own time: {total / ops:,.0f} ns per {unit}"
+    if base_ns:
+        line += f", {100.0 * total / ops / base_ns:.1f}% " + (
+            base_text or f"of an unfenced {unit} ({base_ns / 1000:.1f} us at its median rate)")
+    md.append(line)
+    sec["program_costs"] = {"unit": unit, "operations": ops, "programs": out,
+                            "ns_per_op": round(total / ops, 1),
+                            "share_of_unfenced": round(total / ops / base_ns, 4) if base_ns else None}
+
+
 def get(sec, name):
     for c in sec["conditions"]:
         if c["name"] == name and c.get("measured"):
@@ -206,6 +243,8 @@ if "connect" in status:
         md.append(f"- where the cost is: with only the connect/sendmsg programs the 10,000-rule fence keeps "
                   f"{pct(ns_['ratio'])} of the unfenced rate (per-round median {pct(ns_['paired_ratio_median'])}), "
                   f"with the skb programs too {pct(full['ratio'])} ({pct(full['paired_ratio_median'])})")
+    u = get(sec, "unfenced")
+    prog_costs("connect", sec, "connect", ops_prog="df_connect4", base_ns=1e9 / u["median"] if u else None)
     md.extend(section_notes("connect"))
     md.append("")
     results["sections"]["connect"] = sec
@@ -223,6 +262,11 @@ if "bulk" in status:
     md.append("")
     md.append("- target: within 1% of unfenced: "
               + ratio_target("bulk", "bulk throughput fenced >= 99% of unfenced", get(sec, "depfence"), 0.99))
+    if meta.get("bulk_secs"):
+        # iperf3 -t SECS -O 1: SECS + 1 s of stream; per second of it, as a share of one CPU
+        prog_costs("bulk", sec, "second of stream", ops_fixed=int(meta["bulk_secs"]) + 1,
+                   ops_text=f"{int(meta['bulk_secs']) + 1} s of stream (iperf3 -t {meta['bulk_secs']} -O 1)", base_ns=1e9,
+                   base_text="of one CPU")
     md.extend(section_notes("bulk"))
     md.append("")
     results["sections"]["bulk"] = sec
@@ -247,6 +291,8 @@ if "dns" in status:
         sec["judged"] = {"questions": dj[0][1], "answers": dj[0][2], "refused": dj[0][3]}
         md.append(f"- the fence parsed them: its report counted {int(dj[0][1]):,} questions and {int(dj[0][2]):,} answers "
                   f"({dj[0][3]} refused) over all rounds")
+    u = get(sec, "unfenced")
+    prog_costs("dns", sec, "query", ops_prog="df_sendmsg4", base_ns=1e9 / u["median"] if u else None)
     md.extend(section_notes("dns"))
     md.append("")
     results["sections"]["dns"] = sec
