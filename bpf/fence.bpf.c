@@ -111,6 +111,18 @@ struct {
 } scratch SEC(".maps");
 
 /*
+ * The provenance generation: learning a new address, or a new name for one,
+ * counts it up, so a verdict sendmsg cached on a socket (sendkey) for an
+ * address without provenance holds only while none was learnt.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} prov_gen SEC(".maps");
+
+/*
  * Process attribution: tgid -> the program it runs (attrib.bpf.c). User space
  * hands in the host-wide map with bpf_map__reuse_fd() before load; without it
  * this one stays empty and records carry no image.
@@ -475,12 +487,166 @@ static __always_inline void judge_provenance(const struct df_prov *pv, __u8 pbit
 		*j = nj;
 }
 
+/* Keyed hashing of a few words (the pending table's checks, the sendmsg cache). */
+static __always_inline __u64 fold_words(__u64 h, const __u32 *w, __u32 n)
+{
+	for (__u32 i = 0; i < n; i++)
+		h = ((h << 7) | (h >> 57)) ^ w[i];
+	return h;
+}
+static __always_inline __u64 avalanche(__u64 h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	return h ^ (h >> 33);
+}
+
+/*
+ * The sendmsg verdict cache (df_sk_mark.sendkey): a UDP socket sending again
+ * to the destination it last sent to is allowed after one compare, counted
+ * as any other, when that send was allowed by the rules alone (no provenance
+ * for the address), in the same mode, with no address learnt since. It saves
+ * the LPM and provenance lookups of a datagram loop (a stub resolver's
+ * questions: ~450 ns of ~750 with 10,000 prefixes spread over the address
+ * space). Only where nothing else is owed: not in observe (which records
+ * every send), not to a DNS port on kernels whose egress cannot ask who
+ * sends (finish() leaves the sender for it). The key is hashed with the
+ * fence's secret bases, as the names are.
+ */
+static __always_inline __u64 prov_generation(void)
+{
+	__u32 zero = 0;
+	__u64 *g = bpf_map_lookup_elem(&prov_gen, &zero);
+
+	return g ? *g : ~0ULL;
+}
+
+static __always_inline __u64 send_key(const struct df_config *cfg, __u8 family, const __u32 *addr,
+				      __u16 port, __u64 gen)
+{
+	__u64 seed = (__u64)cfg->hash_b2 << 32 | cfg->hash_b1, h;
+	__u32 w[4] = { family | (__u32)port << 8 | cfg->mode << 24, (__u32)gen, (__u32)(gen >> 32),
+		       addr[0] };
+
+	h = fold_words(seed, w, 4);
+	if (family == 6)
+		h = fold_words(h, &addr[1], 3);
+	return avalanche(h ^ seed) | 1;
+}
+
+static __always_inline int cacheable(struct bpf_sock_addr *ctx, const struct df_config *cfg,
+				     __u16 port)
+{
+	return ctx->protocol == IPPROTO_UDP_ && cfg->mode != DF_MODE_OBSERVE &&
+	       (skb_task_helpers || !is_dns_port(cfg, port));
+}
+
+static __always_inline int cached_allow(struct bpf_sock_addr *ctx, __u8 family, const __u32 *addr,
+					__u16 port)
+{
+	const struct df_config *cfg;
+	struct bpf_sock *sk = ctx->sk;
+	struct df_sk_mark *m;
+	__u32 zero = 0;
+	__u64 gen, key;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || !sk || !cacheable(ctx, cfg, port))
+		return 0;
+	m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
+	if (!m)
+		return 0;
+	key = m->sendkey;
+	gen = prov_generation();
+	if (!key || gen == ~0ULL || key != send_key(cfg, family, addr, port, gen))
+		return 0;
+	count_verdict(cfg, DF_ALLOW);
+	return 1;
+}
+
+/*
+ * A send judged with this verdict at provenance generation gen (read before
+ * the provenance was): cached if allowed and the address has no provenance,
+ * live or expired. (Provenance is added, changed or evicted only by learning,
+ * which counts the generation up after: a send this one raced sees another.)
+ */
+static __always_inline void cache_allow(struct bpf_sock_addr *ctx, __u8 family, const __u32 *addr,
+					__u16 port, __u64 gen, __u32 verdict)
+{
+	const struct df_config *cfg;
+	struct bpf_sock *sk = ctx->sk;
+	struct df_sk_mark *m;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || !sk || verdict != DF_ALLOW || !cacheable(ctx, cfg, port) || gen == ~0ULL)
+		return;
+	if (bpf_map_lookup_elem(family == 4 ? (void *)&prov4 : (void *)&prov6, addr))
+		return;
+	m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (m)
+		m->sendkey = send_key(cfg, family, addr, port, gen);
+}
+
+/*
+ * Global, so the verifier checks them once and not once per path of the
+ * judging around them: IPv4 (and IPv4-mapped) by value, IPv6 read from the
+ * context (sendmsg6 only).
+ */
+__attribute__((noinline)) int df_send_cached4(struct bpf_sock_addr *ctx, __u32 addr, __u32 port)
+{
+	if (!ctx)
+		return 0;
+	return cached_allow(ctx, 4, &addr, (__u16)port);
+}
+
+__attribute__((noinline)) int df_send_cache4(struct bpf_sock_addr *ctx, __u32 addr, __u32 port,
+					     __u64 gen, __u32 verdict)
+{
+	if (!ctx)
+		return 0;
+	cache_allow(ctx, 4, &addr, (__u16)port, gen, verdict);
+	return 0;
+}
+
+static __always_inline void ctx_ip6(struct bpf_sock_addr *ctx, __u32 a[4])
+{
+	a[0] = ctx->user_ip6[0];
+	a[1] = ctx->user_ip6[1];
+	a[2] = ctx->user_ip6[2];
+	a[3] = ctx->user_ip6[3];
+}
+
+__attribute__((noinline)) int df_send_cached6(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4];
+
+	if (!ctx)
+		return 0;
+	ctx_ip6(ctx, a);
+	return cached_allow(ctx, 6, a, bpf_ntohs((__u16)ctx->user_port));
+}
+
+__attribute__((noinline)) int df_send_cache6(struct bpf_sock_addr *ctx, __u64 gen, __u32 verdict)
+{
+	__u32 a[4];
+
+	if (!ctx)
+		return 0;
+	ctx_ip6(ctx, a);
+	cache_allow(ctx, 6, a, bpf_ntohs((__u16)ctx->user_port), gen, verdict);
+	return 0;
+}
+
 static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 {
 	const struct df_config *cfg;
 	struct df_name_id name = {};
 	struct judged j;
 	__u32 zero = 0, addr, proto;
+	__u64 gen;
 	__u16 port;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
@@ -489,8 +655,14 @@ static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 	addr = ctx->user_ip4;
 	port = bpf_ntohs((__u16)ctx->user_port);
 	proto = ctx->protocol;
+	if (hook == DF_HOOK_SENDMSG4 && df_send_cached4(ctx, addr, port) == 1)
+		return SOCK_PASS;
+	/* read before the provenance: an address learnt from here on spoils the cache */
+	gen = hook == DF_HOOK_SENDMSG4 ? prov_generation() : 0;
 	judge4(cfg, addr, proto_bit(proto), port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov4, &addr), proto_bit(proto), port, &j, &name);
+	if (hook == DF_HOOK_SENDMSG4)
+		df_send_cache4(ctx, addr, port, gen, j.verdict);
 	return finish(ctx, cfg, &j, hook, proto, 4, &addr, port, &name);
 }
 
@@ -500,6 +672,7 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 	struct df_name_id name = {};
 	struct judged j;
 	__u32 zero = 0, ip6[4], proto;
+	__u64 gen;
 	__u16 port;
 	__u8 pbit;
 
@@ -518,12 +691,22 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 	if (v4_mapped(ip6)) {
 		__u32 a4 = ip6[3];
 
+		if (hook == DF_HOOK_SENDMSG6 && df_send_cached4(ctx, a4, port) == 1)
+			return SOCK_PASS;
+		gen = hook == DF_HOOK_SENDMSG6 ? prov_generation() : 0;
 		judge4(cfg, a4, pbit, port, &j);
 		judge_provenance(bpf_map_lookup_elem(&prov4, &a4), pbit, port, &j, &name);
+		if (hook == DF_HOOK_SENDMSG6)
+			df_send_cache4(ctx, a4, port, gen, j.verdict);
 		return finish(ctx, cfg, &j, hook, proto, 4, &ip6[3], port, &name);
 	}
+	if (hook == DF_HOOK_SENDMSG6 && df_send_cached6(ctx) == 1)
+		return SOCK_PASS;
+	gen = hook == DF_HOOK_SENDMSG6 ? prov_generation() : 0;
 	judge6(cfg, ip6, pbit, port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov6, ip6), pbit, port, &j, &name);
+	if (hook == DF_HOOK_SENDMSG6)
+		df_send_cache6(ctx, gen, j.verdict);
 	return finish(ctx, cfg, &j, hook, proto, 6, ip6, port, &name);
 }
 
@@ -1038,22 +1221,8 @@ static __always_inline void pending_key(struct df_pending_key *k, const struct p
  * These write map memory with plain stores instead.
  */
 /* Rotate and xor: one step a word, no multiply (this runs for every question and answer). */
-static __always_inline __u64 fold_words(__u64 h, const __u32 *w, __u32 n)
-{
-	for (__u32 i = 0; i < n; i++)
-		h = ((h << 7) | (h >> 57)) ^ w[i];
-	return h;
-}
 
 /* Every bit of the input moves about half of the output (MurmurHash3's finalizer). */
-static __always_inline __u64 avalanche(__u64 h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	return h ^ (h >> 33);
-}
 
 static __always_inline __u32 pending_set(const struct df_pending_key *k)
 {
@@ -1709,7 +1878,14 @@ static __always_inline void learn(void *map, const void *key, const struct df_pe
 		old->expires_ns = np.expires_ns;
 		return;
 	}
-	bpf_map_update_elem(map, key, &np, BPF_ANY);
+	if (bpf_map_update_elem(map, key, &np, BPF_ANY) == 0) {
+		__u32 zero = 0;
+		__u64 *g = bpf_map_lookup_elem(&prov_gen, &zero);
+
+		/* after the update: a send judged from here on finds the address */
+		if (g)
+			__sync_fetch_and_add(g, 1);
+	}
 }
 
 /* The offset just past the owner name at off (labels, or ending in a pointer), or -1. */

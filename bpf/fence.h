@@ -72,6 +72,13 @@ struct df_sk_mark {
 	__u16 dport; /* host order */
 	__u32 flags;
 	__u32 daddr[4]; /* network order, IPv4 in daddr[0] */
+	/*
+	 * A UDP socket: the last destination sendmsg allowed by the rules alone,
+	 * with the mode and the provenance generation then, as one keyed hash
+	 * (one word: a send on another thread never reads half of it); 0: none.
+	 * See cached_allow() in fence.bpf.c.
+	 */
+	__u64 sendkey;
 };
 
 /* Rule id 0 is the policy default; rule i of the policy has id i + 1. */

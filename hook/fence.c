@@ -46,8 +46,8 @@ static const struct {
 	const char *name;
 	int ms; /* verification, ms, 6.18 */
 } verify_cost[] = {
-	{ "df_egress", 49 },   { "df_dns_msg", 35 },  { "df_ingress", 28 }, { "df_connect6", 12 },
-	{ "df_sendmsg6", 10 }, { "df_connect4", 5 },  { "df_sendmsg4", 5 },
+	{ "df_egress", 48 },   { "df_dns_msg", 33 },  { "df_ingress", 27 }, { "df_sendmsg6", 17 },
+	{ "df_connect6", 11 }, { "df_sendmsg4", 6 },  { "df_connect4", 5 },
 };
 
 static void fence_objs_free(struct fence_objs *o)

@@ -197,6 +197,43 @@ check "fake answer from inside over TCP: the client got it" "ok 203.0.113.10" "$
 check "fake answer from inside over TCP: it teaches nothing" "EPERM" "$(echo "$out" | tail -1)"
 check "fake answer from inside over TCP: counted untrusted" "1" "$(ev '.summary.dns_untrusted')"
 
+# --- a UDP socket's repeated sends: sendmsg caches an allowed verdict on the
+# socket (no provenance for the address, same mode, nothing learnt since); a
+# name learnt for the address afterwards spoils it, and cached sends count ---
+cat >"$DF_T/sendcache.py" <<'PY'
+import errno, socket, subprocess, sys
+q, r = sys.argv[1], sys.argv[2]
+def send(s, a, p):
+    try:
+        s.sendto(b"x", (a, p))
+        return "ok"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+out = [send(s4, "203.0.113.10", 9999), send(s4, "203.0.113.10", 9999),
+       send(s6, "2001:db8::10", 9999), send(s6, "2001:db8::10", 9999)]
+# learn github.com's addresses (A and AAAA) from the resolver
+subprocess.run([q, r, "53", "github.com"], stdout=subprocess.DEVNULL)
+subprocess.run([q, "-t", "AAAA", r, "53", "github.com"], stdout=subprocess.DEVNULL)
+out += [send(s4, "203.0.113.10", 9999), send(s6, "2001:db8::10", 9999), send(s4, "203.0.113.10", 9998)]
+print(" ".join(out))
+PY
+fenced --mode enforce --deny "udp/github.com:9999" -- python3 "$DF_T/sendcache.py" "$Q" "$R"
+check "send cache: allowed twice before the name, refused once it is learnt (v4 and v6)" \
+	"ok ok ok ok EPERM EPERM ok" "$out"
+check "send cache: the refusals name github.com" "2" \
+	"$(jqr "$rep" '[.events[] | select(.verdict == "blocked" and .name == "github.com")] | length')"
+cat >"$DF_T/sendcount.py" <<'PY'
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(5):
+    s.sendto(b"x", ("203.0.113.20", 9999))
+print("sent")
+PY
+fenced --mode enforce --deny 198.51.100.0/24 -- python3 "$DF_T/sendcount.py"
+check "send cache: five sends, five counted" "sent 5 5" "$out $(ev '.summary.connections') $(ev '.summary.allowed')"
+
 # --- glibc's resolver, the one most deploy tools use ---
 cat >"$DF_T/resolv.conf" <<EOC
 nameserver $R
