@@ -1180,9 +1180,16 @@ static __always_inline void judge_question(const struct df_config *cfg, struct d
 	}
 	if (!question_verdict(v, j))
 		judge_default(cfg, j);
-	/* the text once per name: a lookup takes no lock, an update does */
-	if (!bpf_map_lookup_elem(&names, name))
-		bpf_map_update_elem(&names, name, sc->dotted, BPF_NOEXIST);
+	/*
+	 * The text once per name: a lookup takes no lock, an update does, and a
+	 * name asked again on this CPU (a loop, a retry) needs neither (the map
+	 * never drops a name).
+	 */
+	if (sc->named.h1 == name->h1 && sc->named.h2 == name->h2)
+		return;
+	if (bpf_map_lookup_elem(&names, name) ||
+	    bpf_map_update_elem(&names, name, sc->dotted, BPF_NOEXIST) == 0)
+		sc->named = *name;
 }
 
 /* The event a question's verdict makes in this mode; refusals counted. */

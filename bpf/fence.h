@@ -266,6 +266,7 @@ struct df_dns_scratch {
 	__u32 a_off; /* answer walk: offset of the next record */
 	__u32 a_pad;
 	__u8 a_addr[16]; /* the address being learned */
+	struct df_name_id named; /* the last name this CPU found or put in the names map */
 };
 
 #endif
