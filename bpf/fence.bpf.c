@@ -1126,6 +1126,14 @@ __attribute__((noinline)) int df_match_name(__u32 wire_len)
 }
 
 /*
+ * 0 when the policy has no name rule: no question can match one, and the
+ * verifier skips the matching (~17k of egress's instructions). User space
+ * clears it for such fences; on by default, so a loader that does not know
+ * of it matches.
+ */
+const volatile __u32 name_rules_on = 1;
+
+/*
  * The verdict on a question: a name reachable on some port or protocol is
  * allowed to be resolved; one whose rules only refuse it is refused.
  */
@@ -1174,7 +1182,7 @@ static __always_inline void judge_question(const struct df_config *cfg, struct d
 	name->h1 = sc->sh1[0];
 	name->h2 = sc->sh2[0];
 	target->kind = NO_TARGET;
-	if (df_match_name((__u32)len)) {
+	if (name_rules_on && df_match_name((__u32)len)) {
 		*target = sc->match;
 		v = bpf_map_lookup_elem(&name_rules, target);
 	}

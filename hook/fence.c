@@ -646,6 +646,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	}
 	/* cgroup_skb may ask who the current task is only on recent kernels (6.18) */
 	skel->rodata->skb_task_helpers = fence_probe_skb_task_helpers() > 0;
+	skel->rodata->name_rules_on = cn.n > 0;
 	bpf_map__set_max_entries(skel->maps.rules4, c4.n ? (__u32)c4.n : 1);
 	bpf_map__set_max_entries(skel->maps.rules6, c6.n ? (__u32)c6.n : 1);
 	bpf_map__set_max_entries(skel->maps.records, hc->max_records);
