@@ -112,7 +112,7 @@ struct {
 
 /*
  * The provenance generation: learning a new address, or a new name for one,
- * counts it up, so a verdict sendmsg cached on a socket (sendkey) for an
+ * counts it up, so a verdict sendmsg cached on a socket (df_sk_mark.c_*) for an
  * address without provenance holds only while none was learnt.
  */
 struct {
@@ -487,7 +487,7 @@ static __always_inline void judge_provenance(const struct df_prov *pv, __u8 pbit
 		*j = nj;
 }
 
-/* Keyed hashing of a few words (the pending table's checks, the sendmsg cache). */
+/* Keyed hashing of a few words (the pending table's checks; avalanche() alone for the sendmsg cache). */
 static __always_inline __u64 fold_words(__u64 h, const __u32 *w, __u32 n)
 {
 	for (__u32 i = 0; i < n; i++)
@@ -504,17 +504,21 @@ static __always_inline __u64 avalanche(__u64 h)
 }
 
 /*
- * The sendmsg verdict cache (df_sk_mark.sendkey): a UDP socket sending again
- * to the destination it last sent to is allowed after one compare, counted
- * as any other, when that send was allowed by the rules alone (no provenance
- * for the address), in the same mode, with no address learnt since. It saves
- * the LPM and provenance lookups of a datagram loop (a stub resolver's
- * questions: ~450 ns of ~750 with 10,000 prefixes spread over the address
- * space). Only where nothing else is owed: not in observe (which records
- * every send), not to a DNS port on kernels whose egress cannot ask who
- * sends (finish() leaves the sender for it). The key is hashed with the
- * fence's secret bases, as the names are.
+ * The sendmsg verdict cache (df_sk_mark.c_*): a UDP socket sending again to
+ * the destination it last sent to is allowed after one compare, counted as
+ * any other, when that send was allowed by the rules alone (no provenance for
+ * the address), in the same mode, with no address learnt since. It saves the
+ * LPM and provenance lookups of a datagram loop (a stub resolver's questions:
+ * ~450 ns of ~750 with 10,000 prefixes spread over the address space). Only
+ * where nothing else is owed: not in observe (which records every send), not
+ * to a DNS port on kernels whose egress cannot ask who sends (finish() leaves
+ * the sender for it). On only where user space turns it on (send_cache_on),
+ * on x86-64: its stores keep their order and its loads theirs, so a send that
+ * reads the generation a learn wrote also finds what that learn stored; on
+ * weaker orderings that takes load-acquire, which 5.10 has not.
  */
+const volatile __u32 send_cache_on = 0;
+
 static __always_inline __u64 prov_generation(void)
 {
 	__u32 zero = 0;
@@ -523,17 +527,19 @@ static __always_inline __u64 prov_generation(void)
 	return g ? *g : ~0ULL;
 }
 
+/* Keyed and mixed word by word (no linear shortcut to a collision); never 0. */
 static __always_inline __u64 send_key(const struct df_config *cfg, __u8 family, const __u32 *addr,
-				      __u16 port, __u64 gen)
+				      __u16 port, __u32 mode, __u64 gen)
 {
 	__u64 seed = (__u64)cfg->hash_b2 << 32 | cfg->hash_b1, h;
-	__u32 w[4] = { family | (__u32)port << 8 | cfg->mode << 24, (__u32)gen, (__u32)(gen >> 32),
-		       addr[0] };
 
-	h = fold_words(seed, w, 4);
-	if (family == 6)
-		h = fold_words(h, &addr[1], 3);
-	return avalanche(h ^ seed) | 1;
+	h = avalanche(seed ^ ((__u64)addr[0] << 32 | (__u32)port << 16 | mode << 8 | family));
+	h = avalanche(h ^ gen);
+	if (family == 6) {
+		h = avalanche(h ^ ((__u64)addr[1] << 32 | addr[2]));
+		h = avalanche(h ^ addr[3]);
+	}
+	return (h ^ seed) | 1;
 }
 
 static __always_inline int cacheable(struct bpf_sock_addr *ctx, const struct df_config *cfg,
@@ -558,9 +564,22 @@ static __always_inline int cached_allow(struct bpf_sock_addr *ctx, __u8 family, 
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
 	if (!m)
 		return 0;
-	key = m->sendkey;
-	gen = prov_generation();
-	if (!key || gen == ~0ULL || key != send_key(cfg, family, addr, port, gen))
+	key = m->c_key;
+	if (!key)
+		return 0;
+	asm volatile("" ::: "memory");
+	if (m->c_family != family || m->c_port != port || m->c_mode != cfg->mode ||
+	    m->c_addr[0] != addr[0])
+		return 0;
+	if (family == 6 &&
+	    (m->c_addr[1] != addr[1] || m->c_addr[2] != addr[2] || m->c_addr[3] != addr[3]))
+		return 0;
+	gen = m->c_gen;
+	if (gen == ~0ULL || gen != prov_generation() ||
+	    key != send_key(cfg, family, addr, port, cfg->mode, gen))
+		return 0;
+	asm volatile("" ::: "memory");
+	if (m->c_key != key)
 		return 0;
 	count_verdict(cfg, DF_ALLOW);
 	return 1;
@@ -586,8 +605,22 @@ static __always_inline void cache_allow(struct bpf_sock_addr *ctx, __u8 family, 
 	if (bpf_map_lookup_elem(family == 4 ? (void *)&prov4 : (void *)&prov6, addr))
 		return;
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (m)
-		m->sendkey = send_key(cfg, family, addr, port, gen);
+	if (!m)
+		return;
+	m->c_key = 0;
+	asm volatile("" ::: "memory");
+	m->c_family = family;
+	m->c_port = port;
+	m->c_mode = (__u8)cfg->mode;
+	m->c_addr[0] = addr[0];
+	if (family == 6) {
+		m->c_addr[1] = addr[1];
+		m->c_addr[2] = addr[2];
+		m->c_addr[3] = addr[3];
+	}
+	m->c_gen = gen;
+	asm volatile("" ::: "memory");
+	m->c_key = send_key(cfg, family, addr, port, (__u8)cfg->mode, gen);
 }
 
 /*
@@ -655,13 +688,13 @@ static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 	addr = ctx->user_ip4;
 	port = bpf_ntohs((__u16)ctx->user_port);
 	proto = ctx->protocol;
-	if (hook == DF_HOOK_SENDMSG4 && df_send_cached4(ctx, addr, port) == 1)
+	if (hook == DF_HOOK_SENDMSG4 && send_cache_on && df_send_cached4(ctx, addr, port) == 1)
 		return SOCK_PASS;
 	/* read before the provenance: an address learnt from here on spoils the cache */
-	gen = hook == DF_HOOK_SENDMSG4 ? prov_generation() : 0;
+	gen = hook == DF_HOOK_SENDMSG4 && send_cache_on ? prov_generation() : 0;
 	judge4(cfg, addr, proto_bit(proto), port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov4, &addr), proto_bit(proto), port, &j, &name);
-	if (hook == DF_HOOK_SENDMSG4)
+	if (hook == DF_HOOK_SENDMSG4 && send_cache_on)
 		df_send_cache4(ctx, addr, port, gen, j.verdict);
 	return finish(ctx, cfg, &j, hook, proto, 4, &addr, port, &name);
 }
@@ -691,21 +724,21 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 	if (v4_mapped(ip6)) {
 		__u32 a4 = ip6[3];
 
-		if (hook == DF_HOOK_SENDMSG6 && df_send_cached4(ctx, a4, port) == 1)
+		if (hook == DF_HOOK_SENDMSG6 && send_cache_on && df_send_cached4(ctx, a4, port) == 1)
 			return SOCK_PASS;
-		gen = hook == DF_HOOK_SENDMSG6 ? prov_generation() : 0;
+		gen = hook == DF_HOOK_SENDMSG6 && send_cache_on ? prov_generation() : 0;
 		judge4(cfg, a4, pbit, port, &j);
 		judge_provenance(bpf_map_lookup_elem(&prov4, &a4), pbit, port, &j, &name);
-		if (hook == DF_HOOK_SENDMSG6)
+		if (hook == DF_HOOK_SENDMSG6 && send_cache_on)
 			df_send_cache4(ctx, a4, port, gen, j.verdict);
 		return finish(ctx, cfg, &j, hook, proto, 4, &ip6[3], port, &name);
 	}
-	if (hook == DF_HOOK_SENDMSG6 && df_send_cached6(ctx) == 1)
+	if (hook == DF_HOOK_SENDMSG6 && send_cache_on && df_send_cached6(ctx) == 1)
 		return SOCK_PASS;
-	gen = hook == DF_HOOK_SENDMSG6 ? prov_generation() : 0;
+	gen = hook == DF_HOOK_SENDMSG6 && send_cache_on ? prov_generation() : 0;
 	judge6(cfg, ip6, pbit, port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov6, ip6), pbit, port, &j, &name);
-	if (hook == DF_HOOK_SENDMSG6)
+	if (hook == DF_HOOK_SENDMSG6 && send_cache_on)
 		df_send_cache6(ctx, gen, j.verdict);
 	return finish(ctx, cfg, &j, hook, proto, 6, ip6, port, &name);
 }

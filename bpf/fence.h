@@ -74,11 +74,18 @@ struct df_sk_mark {
 	__u32 daddr[4]; /* network order, IPv4 in daddr[0] */
 	/*
 	 * A UDP socket: the last destination sendmsg allowed by the rules alone,
-	 * with the mode and the provenance generation then, as one keyed hash
-	 * (one word: a send on another thread never reads half of it); 0: none.
-	 * See cached_allow() in fence.bpf.c.
+	 * the mode and the provenance generation then (see cached_allow() in
+	 * fence.bpf.c), and a keyed hash of them written last, 0 while they are
+	 * written: a reader compares the fields themselves and the hash tells it
+	 * that they were not half rewritten under it.
 	 */
-	__u64 sendkey;
+	__u32 c_addr[4];
+	__u16 c_port;
+	__u8 c_family;
+	__u8 c_mode;
+	__u32 c_pad;
+	__u64 c_gen;
+	__u64 c_key;
 };
 
 /* Rule id 0 is the policy default; rule i of the policy has id i + 1. */

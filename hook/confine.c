@@ -85,8 +85,14 @@ int df_confine_self(void)
 	 * from seccomp behind a pointer, so it answers ENOSYS and glibc falls
 	 * back to clone.
 	 */
+#if defined(__s390__) || defined(__s390x__)
+	/* s390 passes clone's stack first and its flags second */
+	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+			     SCMP_A1(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+#else
 	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 			     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+#endif
 	if (r < 0)
 		return r;
 	r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);

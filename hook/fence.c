@@ -647,6 +647,10 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	/* cgroup_skb may ask who the current task is only on recent kernels (6.18) */
 	skel->rodata->skb_task_helpers = fence_probe_skb_task_helpers() > 0;
 	skel->rodata->name_rules_on = cn.n > 0;
+#if defined(__x86_64__)
+	/* the sendmsg verdict cache needs x86's ordering of loads and of stores (fence.bpf.c) */
+	skel->rodata->send_cache_on = 1;
+#endif
 	bpf_map__set_max_entries(skel->maps.rules4, c4.n ? (__u32)c4.n : 1);
 	bpf_map__set_max_entries(skel->maps.rules6, c6.n ? (__u32)c6.n : 1);
 	bpf_map__set_max_entries(skel->maps.records, hc->max_records);

@@ -224,6 +224,22 @@ check "send cache: allowed twice before the name, refused once it is learnt (v4 
 	"ok ok ok ok EPERM EPERM ok" "$out"
 check "send cache: the refusals name github.com" "2" \
 	"$(jqr "$rep" '[.events[] | select(.verdict == "blocked" and .name == "github.com")] | length')"
+# a cached destination allows only itself: 203.0.113.42:9998 differs from
+# 203.0.113.10:9999 in the bits a linear hash of the two would cancel
+cat >"$DF_T/sendnear.py" <<'PY'
+import errno, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+out = []
+for a, p in (("203.0.113.10", 9999), ("203.0.113.10", 9999), ("203.0.113.42", 9998), ("203.0.113.10", 9998)):
+    try:
+        s.sendto(b"x", (a, p))
+        out.append("ok")
+    except OSError as e:
+        out.append(errno.errorcode.get(e.errno, str(e.errno)))
+print(" ".join(out))
+PY
+fenced --mode enforce --deny "203.0.113.42, udp/203.0.113.10:9998" -- python3 "$DF_T/sendnear.py"
+check "send cache: only the cached destination itself" "ok ok EPERM EPERM" "$out"
 cat >"$DF_T/sendcount.py" <<'PY'
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
