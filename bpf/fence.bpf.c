@@ -103,12 +103,63 @@ struct {
 	__type(value, struct df_prov);
 } prov6 SEC(".maps");
 
+/*
+ * Per-CPU scratch, one slot per nesting level. A program in process context
+ * (egress of a send, the sk_msg reader) can be interrupted on its CPU by one
+ * in softirq (ingress, egress of an ACK) of the same fence before it is done
+ * with its scratch: with one slot, an answer parsed in between would change
+ * the name a question is judged by. egress, ingress and the reader take the
+ * next level on entry and give it back on exit (scratch_enter/leave); the
+ * nesting is last in, first out, so a plain per-CPU count does, and softirq
+ * does not nest in softirq: two levels. Deeper, the slot lookups fail and the
+ * programs do no DNS work (never seen; a count would say).
+ */
+#define DF_SCRATCH_LEVELS 2
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DF_SCRATCH_LEVELS);
+	__type(key, __u32);
+	__type(value, struct df_dns_scratch);
+} scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct df_dns_scratch);
-} scratch SEC(".maps");
+	__type(value, __u32);
+} nest SEC(".maps");
+
+static __always_inline void scratch_enter(void)
+{
+	__u32 zero = 0, *n = bpf_map_lookup_elem(&nest, &zero);
+
+	if (n)
+		*n += 1;
+}
+
+static __always_inline void scratch_leave(void)
+{
+	__u32 zero = 0, *n = bpf_map_lookup_elem(&nest, &zero);
+
+	if (n && *n)
+		*n -= 1;
+}
+
+/* The level of the program running now on this CPU (those it interrupted are below it). */
+static __always_inline __u32 scratch_level(void)
+{
+	__u32 zero = 0, *n = bpf_map_lookup_elem(&nest, &zero);
+
+	return n && *n ? *n - 1 : DF_SCRATCH_LEVELS;
+}
+
+static __always_inline struct df_dns_scratch *scratch_here(void)
+{
+	__u32 l = scratch_level();
+
+	return bpf_map_lookup_elem(&scratch, &l);
+}
 
 /*
  * The provenance generation: learning a new address, or a new name for one,
@@ -1129,7 +1180,7 @@ __attribute__((noinline)) int df_parse_name(struct __sk_buff *skb, __u32 off, __
 	__u32 zero = 0, n = avail;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	sc = bpf_map_lookup_elem(&scratch, &zero);
+	sc = scratch_here();
 	if (!cfg || !sc || !skb || n == 0)
 		return -1;
 	n = name_window(n);
@@ -1147,7 +1198,7 @@ __attribute__((noinline)) int df_match_name(__u32 wire_len)
 	__u32 zero = 0;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	sc = bpf_map_lookup_elem(&scratch, &zero);
+	sc = scratch_here();
 	if (!cfg || !sc || wire_len != REREAD(sc->name_len))
 		return 0;
 	if (!match_name(cfg, sc, &k)) {
@@ -1312,7 +1363,7 @@ __attribute__((noinline)) int df_pending_put(__u64 now)
 	__u64 oldest = ~0ULL;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	sc = bpf_map_lookup_elem(&scratch, &zero);
+	sc = scratch_here();
 	if (!cfg || !sc)
 		return 0;
 	base = pending_set(&sc->qk) * DF_PENDING_WAYS;
@@ -1355,7 +1406,7 @@ __attribute__((noinline)) int df_pending_look(void)
 	__u32 zero = 0, base, idx;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	sc = bpf_map_lookup_elem(&scratch, &zero);
+	sc = scratch_here();
 	if (!cfg || !sc)
 		return 0;
 	sc->q_check = 0;
@@ -1386,9 +1437,9 @@ __attribute__((noinline)) int df_pending_drop(void)
 {
 	struct df_dns_scratch *sc;
 	struct df_pending_slot *s;
-	__u32 zero = 0, idx;
+	__u32 idx;
 
-	sc = bpf_map_lookup_elem(&scratch, &zero);
+	sc = scratch_here();
 	if (!sc)
 		return 0;
 	idx = sc->q_slot;
@@ -1466,12 +1517,20 @@ struct bs_scratch {
 	__u64 cookie;
 };
 
+/* by nesting level, as scratch */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, DF_SCRATCH_LEVELS);
 	__type(key, __u32);
 	__type(value, struct bs_scratch);
 } bs_pkt SEC(".maps");
+
+static __always_inline struct bs_scratch *bs_here(void)
+{
+	__u32 l = scratch_level();
+
+	return bpf_map_lookup_elem(&bs_pkt, &l);
+}
 
 /* As judge_provenance, for a packet whose port may be unseen. */
 static __always_inline void bs_provenance(struct bs_scratch *bs, const struct df_prov *pv,
@@ -1505,7 +1564,7 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 	__u8 pbit, ev;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	bs = bpf_map_lookup_elem(&bs_pkt, &zero);
+	bs = bs_here();
 	if (!cfg || !bs || !skb)
 		return SKB_PASS;
 	p = &bs->p;
@@ -1560,7 +1619,6 @@ static __always_inline int backstop(struct __sk_buff *skb, struct pkt *p, int po
 	struct bpf_sock *sk = skb->sk;
 	struct df_sk_mark *m;
 	struct bs_scratch *slot;
-	__u32 zero = 0;
 	int r;
 
 	if (!backstop_on || !sk)
@@ -1578,7 +1636,7 @@ static __always_inline int backstop(struct __sk_buff *skb, struct pkt *p, int po
 					m->daddr[3] == p->daddr[3])))
 			return SKB_PASS;
 	}
-	slot = bpf_map_lookup_elem(&bs_pkt, &zero);
+	slot = bs_here();
 	if (!slot)
 		return SKB_PASS;
 	slot->p = *p;
@@ -1607,8 +1665,7 @@ static __always_inline void mark_listener(struct bpf_sock *sk)
 		m->flags |= DF_MARK_PASSIVE;
 }
 
-SEC("cgroup_skb/egress")
-int df_egress(struct __sk_buff *skb)
+static __always_inline int egress_run(struct __sk_buff *skb)
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
@@ -1641,7 +1698,7 @@ int df_egress(struct __sk_buff *skb)
 			return backstop(skb, &p, 0);
 		if (bpf_ntohs(h.flags) & 0x8000) {
 			/* an answer's own key is the key of the question it answers */
-			sc = bpf_map_lookup_elem(&scratch, &zero);
+			sc = scratch_here();
 			if (sc) {
 				pending_key(&sc->qk, &p, h.id, 1);
 				if (df_pending_look())
@@ -1658,10 +1715,11 @@ int df_egress(struct __sk_buff *skb)
 	if (flags & 0x8000)
 		return backstop(skb, &p, 0); /* an answer going to a port 53 client: not a question */
 
-	sc = bpf_map_lookup_elem(&scratch, &zero);
+	sc = scratch_here();
 	c = bpf_map_lookup_elem(&counters, &zero);
+	/* no scratch (nested deeper than DF_SCRATCH_LEVELS): not judged, so not let through */
 	if (!sc || !c)
-		return backstop(skb, &p, 0);
+		return cfg->mode == DF_MODE_ENFORCE ? SKB_DROP : backstop(skb, &p, 0);
 	__sync_fetch_and_add(&c->dns_queries, 1);
 
 	len = -1;
@@ -1699,6 +1757,17 @@ int df_egress(struct __sk_buff *skb)
 		df_pending_put(bpf_ktime_get_ns());
 	}
 	return backstop(skb, &p, 0);
+}
+
+SEC("cgroup_skb/egress")
+int df_egress(struct __sk_buff *skb)
+{
+	int r;
+
+	scratch_enter();
+	r = egress_run(skb);
+	scratch_leave();
+	return r;
 }
 
 /* ------------------------------------------------------------------------
@@ -1761,7 +1830,7 @@ __attribute__((noinline)) int df_msg_parse_name(struct sk_msg_md *msg, __u32 off
 	__u8 *data, *end;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	sc = bpf_map_lookup_elem(&scratch, &zero);
+	sc = scratch_here();
 	if (!cfg || !sc || !msg || n == 0 || off > 2)
 		return -1;
 	if (n > DF_DNS_NAME_MAX)
@@ -1790,8 +1859,7 @@ static __always_inline int pass_message(struct sk_msg_md *msg, __u32 len)
 	return SK_PASS;
 }
 
-SEC("sk_msg")
-int df_dns_msg(struct sk_msg_md *msg)
+static __always_inline int dns_msg_run(struct sk_msg_md *msg)
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
@@ -1846,7 +1914,7 @@ int df_dns_msg(struct sk_msg_md *msg)
 	if (flags & 0x8000)
 		return pass_message(msg, want); /* an answer, not a question */
 
-	sc = bpf_map_lookup_elem(&scratch, &zero);
+	sc = scratch_here();
 	c = bpf_map_lookup_elem(&counters, &zero);
 	if (!sc || !c)
 		return pass_message(msg, want);
@@ -1895,6 +1963,17 @@ int df_dns_msg(struct sk_msg_md *msg)
 	record(DF_EV_BLOCKED, DF_HOOK_DNS, IPPROTO_TCP_, family, daddr,
 	       (__u16)bpf_ntohl(msg->remote_port), j.rule_id, &name, qtype, &t);
 	return SK_DROP;
+}
+
+SEC("sk_msg")
+int df_dns_msg(struct sk_msg_md *msg)
+{
+	int r;
+
+	scratch_enter();
+	r = dns_msg_run(msg);
+	scratch_leave();
+	return r;
 }
 
 struct rr_fixed {
@@ -1965,7 +2044,7 @@ __attribute__((noinline)) int df_learn(struct __sk_buff *skb, __u32 family, __u3
 	__u32 zero = 0, w[4];
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	sc = bpf_map_lookup_elem(&scratch, &zero);
+	sc = scratch_here();
 	if (!cfg || !sc || !skb)
 		return 0;
 	__builtin_memcpy(w, sc->a_addr, sizeof(w));
@@ -1983,9 +2062,9 @@ __attribute__((noinline)) int df_learn(struct __sk_buff *skb, __u32 family, __u3
 __attribute__((noinline)) int df_walk_answers(struct __sk_buff *skb, __u32 start, __u32 an)
 {
 	struct df_dns_scratch *sc;
-	__u32 zero = 0, off, learned = 0;
+	__u32 off, learned = 0;
 
-	sc = bpf_map_lookup_elem(&scratch, &zero);
+	sc = scratch_here();
 	if (!sc || !skb)
 		return 0;
 	sc->a_off = start;
@@ -2020,8 +2099,7 @@ __attribute__((noinline)) int df_walk_answers(struct __sk_buff *skb, __u32 start
 	return (int)learned;
 }
 
-SEC("cgroup_skb/ingress")
-int df_ingress(struct __sk_buff *skb)
+static __always_inline int ingress_run(struct __sk_buff *skb)
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
@@ -2046,7 +2124,7 @@ int df_ingress(struct __sk_buff *skb)
 	c = bpf_map_lookup_elem(&counters, &zero);
 	if (!c)
 		return SKB_PASS;
-	sc = bpf_map_lookup_elem(&scratch, &zero);
+	sc = scratch_here();
 	if (!sc)
 		return SKB_PASS;
 	pending_key(&sc->qk, &p, h.id, 1);
@@ -2064,4 +2142,15 @@ int df_ingress(struct __sk_buff *skb)
 	__sync_fetch_and_add(&c->dns_answers, 1);
 	df_walk_answers(skb, p.off + sizeof(h) + (__u32)len + 4, bpf_ntohs(h.an));
 	return SKB_PASS;
+}
+
+SEC("cgroup_skb/ingress")
+int df_ingress(struct __sk_buff *skb)
+{
+	int r;
+
+	scratch_enter();
+	r = ingress_run(skb);
+	scratch_leave();
+	return r;
 }

@@ -31,6 +31,9 @@
 #include "pending_table.h"
 #include "unit.h"
 
+/* fence.bpf.c DF_SCRATCH_LEVELS: the nesting levels with a scratch slot */
+#define DF_SCRATCH_LEVELS_TEST 2
+
 #define UDP 17
 #define TCP 6
 #define B1 1000003u /* hash bases: any values in [256, P - 256] */
@@ -1279,6 +1282,61 @@ static void sequences(void)
 		CHECK_INT(N("dns_answers"), 1, after.dns_answers - before.dns_answers);
 		CHECK_INT(N("dns_untrusted"), 0, after.dns_untrusted - before.dns_untrusted);
 		CHECK_INT(N("203.0.113.80 learned"), 0, lookup_prov("203.0.113.80", &pv));
+	}
+
+	desc_now = "nesting: a program entered over another uses the next scratch slot";
+	{
+		int ncpu = libbpf_num_possible_cpus(), ret = -1, same = 1;
+		struct df_dns_scratch *sl = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*sl));
+		/* a per-CPU map's values come 8 bytes apart: the u32 level in the low half */
+		__u64 *lv = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*lv));
+		__u32 zero = 0;
+		struct wire q;
+
+		apply(&P_MAIN);
+		reset_state();
+		CHECK(N("buffers"), sl && lv && ncpu > 0, "ncpu %d", ncpu);
+		for (int i = 0; sl && lv && i < ncpu; i++) {
+			memset(&sl[i], 0xab, sizeof(sl[i]));
+			lv[i] = 1; /* as if a program at level 0 were interrupted */
+		}
+		if (sl && lv && ncpu > 0) {
+			CHECK_INT(N("mark slot 0"), 0,
+				  bpf_map_update_elem(map_fd(skel->maps.scratch), &zero, sl, BPF_ANY));
+			CHECK_INT(N("level 1"), 0,
+				  bpf_map_update_elem(map_fd(skel->maps.nest), &zero, lv, BPF_ANY));
+			build_question(&q, 4, UDP, "github.com", 0x5151);
+			run(skel->progs.df_egress, &q, &ret);
+			CHECK_INT(N("github.com still refused at level 1"), 0, ret);
+			memset(sl, 0, sizeof(*sl) * (size_t)ncpu);
+			CHECK_INT(N("read slot 0"), 0,
+				  bpf_map_lookup_elem(map_fd(skel->maps.scratch), &zero, sl));
+			for (int i = 0; i < ncpu; i++)
+				for (size_t b = 0; b < sizeof(sl[i].buf); b++)
+					same &= sl[i].buf[b] == 0xab;
+			CHECK_INT(N("slot 0 untouched"), 1, same);
+			memset(lv, 0, sizeof(*lv) * (size_t)ncpu);
+			CHECK_INT(N("read level"), 0,
+				  bpf_map_lookup_elem(map_fd(skel->maps.nest), &zero, lv));
+			CHECK_INT(N("the level given back"), 1, (int)lv[0]);
+			for (int i = 0; i < ncpu; i++)
+				lv[i] = DF_SCRATCH_LEVELS_TEST;
+			CHECK_INT(N("level past the slots"), 0,
+				  bpf_map_update_elem(map_fd(skel->maps.nest), &zero, lv, BPF_ANY));
+			ret = -1;
+			build_question(&q, 4, UDP, "api.example.com", 0x5152);
+			run(skel->progs.df_egress, &q, &ret);
+			CHECK_INT(N("past the slots an allowed question is not let through unjudged (enforce)"), 0, ret);
+			memset(lv, 0, sizeof(*lv) * (size_t)ncpu);
+			CHECK_INT(N("level 0 again"), 0,
+				  bpf_map_update_elem(map_fd(skel->maps.nest), &zero, lv, BPF_ANY));
+			ret = -1;
+			run(skel->progs.df_egress, &q, &ret);
+			CHECK_INT(N("and at level 0 it passes"), 1, ret);
+		}
+		free(sl);
+		free(lv);
+		reset_state();
 	}
 
 	desc_now = "name filter: a rule is looked up only where its bit is set";
