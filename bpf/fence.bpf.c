@@ -763,10 +763,7 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
 		return SOCK_PASS;
-	ip6[0] = ctx->user_ip6[0];
-	ip6[1] = ctx->user_ip6[1];
-	ip6[2] = ctx->user_ip6[2];
-	ip6[3] = ctx->user_ip6[3];
+	ctx_ip6(ctx, ip6);
 	port = bpf_ntohs((__u16)ctx->user_port);
 	proto = ctx->protocol;
 	pbit = proto_bit(proto);

@@ -65,24 +65,44 @@ static void fence_objs_free(struct fence_objs *o)
 }
 #define _cleanup_objs_ _cleanup_(fence_objs_free)
 
-/* Which half verifies each program o->maps is set to load: largest first onto the lighter. */
-static int split_halves(const struct fence_objs *o, const char **names, int *half, int max)
+/*
+ * Share the programs o->maps is set to load, but FIRST_PROG, between the
+ * halves: those verify_cost weighs largest first onto the lighter, the others
+ * (sock_ops: ~0 ms) to half 1.
+ */
+static int split_halves(struct fence_objs *o)
 {
-	int load[2] = { 0, 0 }, n = 0;
+	int load[2] = { 0, 0 }, r;
+	struct bpf_program *p;
 
+	for (int i = 0; i < 2; i++)
+		bpf_object__for_each_program(p, o->half[i]->obj) {
+			struct bpf_program *q = bpf_object__find_program_by_name(o->maps->obj,
+										 bpf_program__name(p));
+
+			r = bpf_program__set_autoload(p, i == 1 && q && bpf_program__autoload(q) &&
+							      strcmp(bpf_program__name(p), FIRST_PROG));
+			if (r < 0)
+				return r;
+		}
 	for (size_t i = 0; i < ARRAY_SIZE(verify_cost); i++) {
-		struct bpf_program *p = bpf_object__find_program_by_name(o->maps->obj,
+		struct bpf_program *q = bpf_object__find_program_by_name(o->maps->obj,
 									 verify_cost[i].name);
-		int h;
+		int h = load[1] < load[0];
 
-		if (!p || !bpf_program__autoload(p) || n == max)
+		if (!q || !bpf_program__autoload(q))
 			continue;
-		h = load[1] < load[0];
 		load[h] += verify_cost[i].ms;
-		names[n] = verify_cost[i].name;
-		half[n++] = h;
+		r = bpf_program__set_autoload(
+			bpf_object__find_program_by_name(o->half[h]->obj, verify_cost[i].name), true);
+		if (r == 0)
+			r = bpf_program__set_autoload(
+				bpf_object__find_program_by_name(o->half[!h]->obj, verify_cost[i].name),
+				false);
+		if (r < 0)
+			return r;
 	}
-	return n;
+	return 0;
 }
 
 struct half_load {
@@ -107,34 +127,20 @@ static void *half_load_main(void *arg)
 static int fence_objs_load(struct fence_objs *o)
 {
 	struct half_load h[2] = {};
-	const char *names[ARRAY_SIZE(verify_cost)];
-	int half[ARRAY_SIZE(verify_cost)], n;
 	struct bpf_program *p;
 	struct bpf_map *m;
 	pthread_t th;
 	int r;
 
-	n = split_halves(o, names, half, (int)ARRAY_SIZE(verify_cost));
+	/* the rodata needs no copy: the halves reuse the maps object's, frozen */
 	for (int i = 0; i < 2; i++) {
 		o->half[i] = fence_bpf__open();
 		if (!o->half[i])
 			return -errno;
-		memcpy(o->half[i]->rodata, o->maps->rodata, sizeof(*o->maps->rodata));
-		bpf_object__for_each_program(p, o->half[i]->obj) {
-			const char *name = bpf_program__name(p);
-			struct bpf_program *q = bpf_object__find_program_by_name(o->maps->obj, name);
-			int h = 1; /* what the table does not weigh (sock_ops: ~0 ms) */
-
-			for (int k = 0; k < n; k++)
-				if (!strcmp(names[k], name))
-					h = half[k];
-			if (!strcmp(name, FIRST_PROG))
-				h = -1;
-			r = bpf_program__set_autoload(p, q && bpf_program__autoload(q) && h == i);
-			if (r < 0)
-				return r;
-		}
 	}
+	r = split_halves(o);
+	if (r < 0)
+		return r;
 	bpf_object__for_each_program(p, o->maps->obj) {
 		if (!strcmp(bpf_program__name(p), FIRST_PROG))
 			continue;
