@@ -212,6 +212,37 @@ static __always_inline __u8 proto_bit(__u32 proto)
 	return DF_PROTO_OTHER;
 }
 
+/*
+ * Hide a value from clang's optimiser, so arithmetic written to be
+ * branch-free stays so: clang turns a mask-and-add into a compare and jump,
+ * and every such jump in a loop is one more path the verifier walks.
+ */
+#define OPAQUE(v) asm volatile("" : "+r"(v))
+
+/*
+ * Rule entry tests without a jump, so a scan of DF_MAX_ENTRIES entries is one
+ * path an entry to the verifier (with a jump per test it walked the paths of
+ * each, for every caller). 1 or 0; ports and masks are 16 and 8 bits, so the
+ * differences' sign bits say the comparisons. OPAQUE keeps clang from making
+ * them compares again.
+ */
+#define OPAQUE_ZERO(x) ({ __u32 x_ = (x); OPAQUE(x_); (x_ - 1) >> 31; }) /* x < 2^31 */
+
+static __always_inline __u32 entry_matches(const struct df_entry *e, __u8 pbit, __u16 port)
+{
+	__u32 below = (__u32)port - e->port_lo, above = (__u32)e->port_hi - port;
+
+	OPAQUE(below);
+	OPAQUE(above);
+	return (((below | above) >> 31) ^ 1) & (OPAQUE_ZERO(e->proto_mask & pbit) ^ 1);
+}
+
+/* A rule for every port and protocol of its destination. */
+static __always_inline __u32 entry_all(const struct df_entry *e)
+{
+	return OPAQUE_ZERO((e->proto_mask ^ DF_PROTO_ANY) | e->port_lo | (e->port_hi ^ 0xffff));
+}
+
 /* First entry that matches wins: user space stores them most specific first. */
 static __always_inline int scan_entries(const struct df_prefix_val *v, __u8 pbit, __u16 port,
 					struct judged *j)
@@ -223,9 +254,7 @@ static __always_inline int scan_entries(const struct df_prefix_val *v, __u8 pbit
 
 		if (i >= n)
 			break;
-		if (!(e->proto_mask & pbit))
-			continue;
-		if (port < e->port_lo || port > e->port_hi)
+		if (!entry_matches(e, pbit, port))
 			continue;
 		j->verdict = e->verdict;
 		j->rule_id = e->rule_id;
@@ -967,9 +996,11 @@ static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
  */
 static __always_inline __u64 sub_if_ge(__u64 x, __u64 m)
 {
-	__u64 d = x - m;
+	__u64 d = x - m, below = d >> 63;
 
-	return d + (m & (__u64)((__s64)d >> 63));
+	/* a multiply: clang would make a mask a jump, and 6.18 forks on an arsh-and-mask */
+	OPAQUE(below);
+	return d + m * below;
 }
 
 static __always_inline __u64 mod_p1(__u64 x)
@@ -990,8 +1021,10 @@ static __always_inline __u64 mod_p2(__u64 x)
  * Parse the question name loaded into sc->buf (n bytes, at most
  * DF_DNS_NAME_MAX) and hash every suffix. Pass 1 walks labels
  * left to right and keeps where each starts; pass 2 walks the bytes right to
- * left, lowercasing and hashing the suffix that starts at every byte, with no
- * branch on the label structure; pass 3 turns label starts into dots. Loop
+ * left, lowercasing, hashing the suffix that starts at every byte and copying
+ * to the dotted form, with no branch on the label structure (nor anywhere:
+ * every jump in its body would double the paths the verifier walks); pass 3
+ * turns label starts into dots. Loop
  * exits go through map memory so the verifier does not walk pass 2 once per
  * exit of pass 1. Returns the wire length (zero byte included) or -1.
  */
@@ -1003,7 +1036,7 @@ static __always_inline int parse_name(struct df_dns_scratch *sc, const struct df
 	int ok = 0;
 
 	for (int i = 0; i < DF_DNS_LABELS_MAX; i++) {
-		__u32 p = pos;
+		__u32 p = pos, dot;
 		__u8 l;
 
 		if (p >= n)
@@ -1017,7 +1050,9 @@ static __always_inline int parse_name(struct df_dns_scratch *sc, const struct df
 		if (l > 63) /* compression has no place in a question; 0x40/0x80 are undefined */
 			break;
 		sc->lpos[i & (DF_DNS_LABELS_MAX - 1)] = (__u8)p;
-		len46 += l == '.';
+		dot = ((__u32)(l ^ '.') - 1) >> 31;
+		OPAQUE(dot);
+		len46 += dot;
 		pos += l + 1;
 		nl++;
 	}
@@ -1047,6 +1082,8 @@ static __always_inline int parse_name(struct df_dns_scratch *sc, const struct df
 		b += (((__u32)((64 - (int)b) & ((int)b - 91))) >> 31) << 5;
 		dots += ((__u32)(b ^ '.') - 1) >> 31;
 		sc->buf[i] = b;
+		/* the dotted form is the bytes shifted by one (buf[0] lands past its end, in dotted[255]) */
+		sc->dotted[(i - 1) & 255] = (char)b;
 		h1 = mod_p1(h1 * b1 + b + 1);
 		h2 = mod_p2(h2 * b2 + b + 1);
 		sc->sh1[i] = (__u32)h1;
@@ -1056,19 +1093,8 @@ static __always_inline int parse_name(struct df_dns_scratch *sc, const struct df
 	if (dots != REREAD(sc->pad))
 		return -1;
 
-	/* dotted form: the bytes shifted by one, label starts as dots, zero at the end */
+	/* dotted form, copied in pass 2: label starts as dots, zero at the end */
 	nl = REREAD(sc->nlabels);
-	len = REREAD(sc->name_len);
-	if (len == 0 || len > DF_DNS_NAME_MAX)
-		return -1;
-	for (int k = 0; k < DF_DNS_NAME_MAX - 1; k++) {
-		__u32 kk = k + 1;
-
-		if (kk >= len)
-			break;
-		BOUND(kk, 255);
-		sc->dotted[k & 255] = (char)sc->buf[kk];
-	}
 	for (__u32 j = 1; j < DF_DNS_LABELS_MAX; j++) {
 		__u32 jj = j, p;
 
@@ -1096,8 +1122,12 @@ static __always_inline int parse_name(struct df_dns_scratch *sc, const struct df
 /* The bytes of a name to load, of avail > 0 there: at most DF_DNS_NAME_MAX, as the verifier sees it. */
 static __always_inline __u32 name_window(__u32 avail)
 {
-	__u32 n = avail > DF_DNS_NAME_MAX ? DF_DNS_NAME_MAX : avail;
+	/* 1 when avail is over the most: a branch would walk the parser twice, once with n exact */
+	__u64 over = ((__u64)DF_DNS_NAME_MAX - avail) >> 63;
+	__u32 n;
 
+	OPAQUE(over);
+	n = avail - (avail - DF_DNS_NAME_MAX) * (__u32)over;
 	n -= 1;
 	BOUND(n, 255);
 	return n + 1;
@@ -1228,15 +1258,14 @@ static __always_inline int question_verdict(const struct df_prefix_val *v, struc
 	for (__u32 i = 0; i < DF_MAX_ENTRIES; i++) {
 		const struct df_entry *e = &v->e[i];
 
+		__u32 allow;
+
 		if (i >= n)
 			break;
-		if (e->verdict == DF_ALLOW) {
-			j->verdict = DF_ALLOW;
-			j->rule_id = e->rule_id;
-			return 1;
-		}
-		if (e->proto_mask == DF_PROTO_ANY && e->port_lo == 0 && e->port_hi == 65535) {
-			j->verdict = DF_DENY;
+		/* an allow for some port allows the name; a deny for every port refuses it */
+		allow = OPAQUE_ZERO(e->verdict ^ DF_ALLOW);
+		if (allow | entry_all(e)) {
+			j->verdict = DF_DENY - allow;
 			j->rule_id = e->rule_id;
 			return 1;
 		}
@@ -1269,6 +1298,11 @@ static __always_inline void judge_question(const struct df_config *cfg, struct d
 	}
 	if (!question_verdict(v, j))
 		judge_default(cfg, j);
+	/* through memory: what follows is walked once, not once per entry that could decide (5.10) */
+	sc->q_rule = j->rule_id;
+	sc->q_verdict = j->verdict;
+	j->rule_id = REREAD(sc->q_rule);
+	j->verdict = (__u8)REREAD(sc->q_verdict);
 	/*
 	 * The text once per name: a lookup takes no lock, an update does, and a
 	 * name asked again on this CPU (a loop, a retry) needs neither (the map
@@ -1476,11 +1510,10 @@ static __always_inline int scan_portless(const struct df_prefix_val *v, struct j
 
 	for (__u32 i = 0; i < DF_MAX_ENTRIES; i++) {
 		const struct df_entry *e = &v->e[i];
-		int all = e->proto_mask == DF_PROTO_ANY && e->port_lo == 0 && e->port_hi == 65535;
 
 		if (i >= n)
 			break;
-		if (!all && e->verdict != DF_DENY)
+		if (!(entry_all(e) | OPAQUE_ZERO(e->verdict ^ DF_DENY)))
 			continue;
 		j->verdict = e->verdict;
 		j->rule_id = e->rule_id;
@@ -1553,6 +1586,8 @@ static __always_inline void bs_provenance(struct bs_scratch *bs, const struct df
 __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portless)
 {
 	const struct df_config *cfg;
+	const struct df_prefix_val *rule;
+	const struct df_prov *pv;
 	struct bs_scratch *bs;
 	struct judged j;
 	struct pkt *p;
@@ -1570,21 +1605,24 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 	port = portless ? 0 : p->dport;
 	pbit = portless ? DF_PROTO_OTHER : proto_bit(p->proto);
 	judge_default(cfg, &j);
+	/* only the lookups by family: the scans after them are inlined once, not once a family */
 	if (p->family == 4) {
 		bs->k4.prefixlen = 32;
 		bs->k4.addr = p->daddr[0];
-		if (!bs_scan(bpf_map_lookup_elem(&rules4, &bs->k4), pbit, port, portless, &j))
-			judge_default(cfg, &j);
-		bs_provenance(bs, bpf_map_lookup_elem(&prov4, &p->daddr[0]), pbit, port, portless,
-			      &j);
+		rule = bpf_map_lookup_elem(&rules4, &bs->k4);
 	} else {
 		bs->k6.prefixlen = 128;
 		__builtin_memcpy(bs->k6.addr, p->daddr, 16);
 		__builtin_memcpy(bs->a6.a, p->daddr, 16);
-		if (!bs_scan(bpf_map_lookup_elem(&rules6, &bs->k6), pbit, port, portless, &j))
-			judge_default(cfg, &j);
-		bs_provenance(bs, bpf_map_lookup_elem(&prov6, &bs->a6), pbit, port, portless, &j);
+		rule = bpf_map_lookup_elem(&rules6, &bs->k6);
 	}
+	if (!bs_scan(rule, pbit, port, portless, &j))
+		judge_default(cfg, &j);
+	if (p->family == 4)
+		pv = bpf_map_lookup_elem(&prov4, &p->daddr[0]);
+	else
+		pv = bpf_map_lookup_elem(&prov6, &bs->a6);
+	bs_provenance(bs, pv, pbit, port, portless, &j);
 
 	ev = count_verdict(cfg, j.verdict);
 	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE) {
@@ -1662,16 +1700,22 @@ static __always_inline void mark_listener(struct bpf_sock *sk)
 		m->flags |= DF_MARK_PASSIVE;
 }
 
-static __always_inline int egress_run(struct __sk_buff *skb)
+/* what egress_run leaves to the backstop, besides SKB_PASS and SKB_DROP */
+#define TO_BACKSTOP 2
+#define TO_BACKSTOP_PORTLESS 3
+
+/*
+ * A packet's verdict, or TO_BACKSTOP(_PORTLESS) with the packet in p: the
+ * caller runs the backstop from one place, so the verifier walks it once
+ * rather than once per return (old verifiers prune little across them).
+ */
+static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 {
 	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
-	struct df_pending_val pv = {};
 	struct df_counters *c;
-	struct df_name_id name = {};
 	struct dnshdr h;
 	struct judged j;
-	struct pkt p = {};
 	struct bpf_sock *sk;
 	__u32 zero = 0;
 	__u16 qtype = 0, flags;
@@ -1684,50 +1728,55 @@ static __always_inline int egress_run(struct __sk_buff *skb)
 	sk = skb->sk;
 	if (sk && quiet_tcp(cfg, bpf_sk_fullsock(sk)))
 		return SKB_PASS;
-	len = parse_pkt(skb, &p);
+	len = parse_pkt(skb, p);
 	if (len < 0)
 		return SKB_PASS;
 	if (len > 0)
-		return backstop(skb, &p, 1);
+		return TO_BACKSTOP_PORTLESS;
 	/* a DNS server inside the fence answering: never trusted as provenance */
-	if (is_dns_port(cfg, p.sport) && !is_dns_port(cfg, p.dport)) {
-		if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
-			return backstop(skb, &p, 0);
+	if (is_dns_port(cfg, p->sport) && !is_dns_port(cfg, p->dport)) {
+		if (dns_start(skb, p) < 0 || bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
+			return TO_BACKSTOP;
 		if (bpf_ntohs(h.flags) & 0x8000) {
 			/* an answer's own key is the key of the question it answers */
 			sc = scratch_here();
 			if (sc) {
-				pending_key(&sc->qk, &p, h.id, 1);
+				pending_key(&sc->qk, p, h.id, 1);
 				if (df_pending_look())
 					df_pending_drop();
 			}
 		}
-		return backstop(skb, &p, 0);
+		return TO_BACKSTOP;
 	}
-	if (!is_dns_port(cfg, p.dport))
-		return backstop(skb, &p, 0);
-	if (dns_start(skb, &p) < 0 || bpf_skb_load_bytes(skb, p.off, &h, sizeof(h)))
-		return backstop(skb, &p, 0);
+	if (!is_dns_port(cfg, p->dport))
+		return TO_BACKSTOP;
+	if (dns_start(skb, p) < 0 || bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
+		return TO_BACKSTOP;
 	flags = bpf_ntohs(h.flags);
 	if (flags & 0x8000)
-		return backstop(skb, &p, 0); /* an answer going to a port 53 client: not a question */
+		return TO_BACKSTOP; /* an answer going to a port 53 client: not a question */
 
 	sc = scratch_here();
 	c = bpf_map_lookup_elem(&counters, &zero);
 	/* no scratch (nested deeper than DF_SCRATCH_LEVELS): not judged, so not let through */
-	if (!sc || !c)
-		return cfg->mode == DF_MODE_ENFORCE ? SKB_DROP : backstop(skb, &p, 0);
+	if (!sc || !c) {
+		if (cfg->mode == DF_MODE_ENFORCE)
+			return SKB_DROP;
+		return TO_BACKSTOP;
+	}
 	__sync_fetch_and_add(&c->dns_queries, 1);
 
 	len = -1;
 	if (((flags >> 11) & 0xf) == 0 && bpf_ntohs(h.qd) == 1)
-		len = df_parse_name(skb, p.off + sizeof(h), p.len - sizeof(h));
-	if (len > 0 && bpf_skb_load_bytes(skb, p.off + sizeof(h) + len, &qtype, 2) == 0)
+		len = df_parse_name(skb, p->off + sizeof(h), p->len - sizeof(h));
+	if (len > 0 && bpf_skb_load_bytes(skb, p->off + sizeof(h) + len, &qtype, 2) == 0)
 		qtype = bpf_ntohs(qtype);
 	if (len <= 0)
 		__sync_fetch_and_add(&c->dns_unparsable, 1);
-	judge_question(cfg, sc, len, &j, &pv.target, &name);
-	pv.deny = j.verdict == DF_DENY;
+	/* the question as the pending table keeps it, built in scratch (the stack is full) */
+	__builtin_memset(&sc->q, 0, sizeof(sc->q));
+	judge_question(cfg, sc, len, &j, &sc->q.target, &sc->q.name);
+	sc->q.deny = j.verdict == DF_DENY;
 	ev = question_event(cfg, c, &j);
 	refuse = ev == DF_EV_BLOCKED;
 	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE) {
@@ -1742,27 +1791,28 @@ static __always_inline int egress_run(struct __sk_buff *skb)
 			if (o)
 				t = *o;
 		}
-		record(ev, DF_HOOK_DNS, p.proto, p.family, p.daddr, p.dport, j.rule_id, &name,
+		record(ev, DF_HOOK_DNS, p->proto, p->family, p->daddr, p->dport, j.rule_id, &sc->q.name,
 		       qtype, &t);
 	}
 	if (refuse)
 		return SKB_DROP;
 	if (len > 0) {
-		pending_key(&sc->qk, &p, h.id, 0);
-		pv.name = name;
-		sc->q = pv;
+		pending_key(&sc->qk, p, h.id, 0);
 		df_pending_put(bpf_ktime_get_ns());
 	}
-	return backstop(skb, &p, 0);
+	return TO_BACKSTOP;
 }
 
 SEC("cgroup_skb/egress")
 int df_egress(struct __sk_buff *skb)
 {
+	struct pkt p = {};
 	int r;
 
 	scratch_enter();
-	r = egress_run(skb);
+	r = egress_run(skb, &p);
+	if (r == TO_BACKSTOP || r == TO_BACKSTOP_PORTLESS)
+		r = backstop(skb, &p, r == TO_BACKSTOP_PORTLESS);
 	scratch_leave();
 	return r;
 }

@@ -274,6 +274,8 @@ struct df_dns_scratch {
 	__u32 a_pad;
 	__u8 a_addr[16]; /* the address being learned */
 	struct df_name_id named; /* the last name this CPU found or put in the names map */
+	__u32 q_rule; /* a question's verdict, passed through memory: see judge_question */
+	__u32 q_verdict;
 };
 
 #endif

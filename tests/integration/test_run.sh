@@ -30,6 +30,11 @@ connected udp denied         |enforce|allow|203.0.113.10:5432|-|udp-connect|203.
 udp sendto audit             |audit|allow|udp/203.0.113.10:53|-|udp-sendto|203.0.113.10|53|ok|would-block|sendmsg4|udp/203.0.113.10:53
 port range denies inside     |enforce|allow|203.0.113.10:8000-8100|-|tcp|203.0.113.10|8080|EPERM|blocked|connect4|203.0.113.10:8000-8100
 port range spares outside    |enforce|allow|203.0.113.10:8000-8100|-|tcp|203.0.113.10|443|ok|-|-|-
+port range holds its low end |enforce|allow|203.0.113.10:8080-8100|-|tcp|203.0.113.10|8080|EPERM|blocked|connect4|203.0.113.10:8080-8100
+port range holds its high end|enforce|allow|203.0.113.10:7000-8080|-|tcp|203.0.113.10|8080|EPERM|blocked|connect4|203.0.113.10:7000-8080
+port range spares one below  |enforce|allow|203.0.113.10:8081-8100|-|tcp|203.0.113.10|8080|ok|-|-|-
+port range spares one above  |enforce|allow|203.0.113.10:7000-8079|-|tcp|203.0.113.10|8080|ok|-|-|-
+udp range holds its high end|enforce|allow|udp/203.0.113.10:53-5432|-|udp-sendto|203.0.113.10|5432|EPERM|blocked|sendmsg4|udp/203.0.113.10:53-5432
 tcp rule spares udp          |enforce|allow|tcp/203.0.113.10|-|udp-sendto|203.0.113.10|443|ok|-|-|-
 tcp rule denies tcp          |enforce|allow|tcp/203.0.113.10|-|tcp|203.0.113.10|443|EPERM|blocked|connect4|tcp/203.0.113.10
 udp rule spares tcp          |enforce|allow|udp/203.0.113.10|-|tcp|203.0.113.10|443|ok|-|-|-
