@@ -337,7 +337,7 @@ if "hook" in status:
     added_txt = "-" if added is None else f"+{added * 100:.0f}% (+{h[0]['added_ms']:.0f} ms)"
     md.append("- target: depfence adds at most 5% to the container start: " + added_txt + ", "
               + target("hook", "depfence adds <= 5% to runc run", None if added is None else added <= 0.05)
-              + (" - almost all of it is the kernel verifying the fence's programs, once per fence "
+              + (" - most of it is the kernel verifying the fence's programs, once per fence "
                  "(see 6.)" if added is not None and added > 0.05 else ""))
     st = peer.get("status", "not-installed")
     if st == "ok":
