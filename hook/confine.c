@@ -14,7 +14,13 @@ static void seccomp_freep(scmp_filter_ctx *c)
 }
 #define _cleanup_seccomp_ _cleanup_(seccomp_freep)
 
-/* The hook after parsing: what libbpf, the fence engine, the report and syslog use. */
+/*
+ * The hook after parsing: what libbpf, the fence engine, the report and
+ * syslog use. sysinfo: glibc's qsort asks sysconf(_SC_PHYS_PAGES) once it
+ * sorts 1 KiB or more (libbpf sorting an object's relocations) and uses the
+ * struct without checking the call, so a refused sysinfo left it reading
+ * uninitialised memory (memcheck saw it in qsort_r).
+ */
 static const char *const hook_syscalls[] = {
 	"read", "write", "pread64", "pwrite64", "readv", "writev", "lseek", "close", "openat",
 	"open", "fstat", "newfstatat", "stat", "lstat", "statx", "statfs", "fstatfs", "fcntl",
@@ -26,7 +32,7 @@ static const char *const hook_syscalls[] = {
 	"getppid", "getuid", "geteuid", "getgid", "getegid", "clock_gettime", "gettimeofday",
 	"nanosleep", "clock_nanosleep", "futex", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
 	"sched_getaffinity", "sched_yield", "exit", "exit_group", "ioctl", "connect", "sendto",
-	"sendmsg", "kill", "tgkill", "restart_syscall", "set_robust_list", "rseq",
+	"sendmsg", "kill", "tgkill", "restart_syscall", "set_robust_list", "rseq", "sysinfo",
 };
 
 /*

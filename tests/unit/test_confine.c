@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -112,6 +114,23 @@ static int try_fork(void)
 	return 1;
 }
 
+/*
+ * 1 when sysinfo works and glibc's physical page count is the kernel's
+ * (qsort sizes its merge buffer by it, without checking sysinfo's result)
+ */
+static int try_sysinfo(void)
+{
+	struct sysinfo si;
+	long pages;
+
+	memset(&si, 0, sizeof(si));
+	if (sysinfo(&si) < 0 || si.totalram == 0 || si.mem_unit == 0)
+		return 0;
+	pages = sysconf(_SC_PHYS_PAGES);
+	return pages > 0 && (unsigned long long)pages * (unsigned long long)sysconf(_SC_PAGESIZE) ==
+				    (unsigned long long)si.totalram * si.mem_unit;
+}
+
 /* clone3 hides its flags from seccomp: 0 when refused with ENOSYS */
 static int try_clone3(void)
 {
@@ -137,6 +156,8 @@ int main(void)
 		  in_child(df_confine_job, try_exec7));
 	CHECK_INT("hook confined: exec of sh refused", 0, in_child(df_confine_self, try_exec7));
 	CHECK_INT("hook confined: a thread runs", 1, in_child(df_confine_self, try_thread));
+	CHECK_INT("hook confined: sysinfo answers (glibc's qsort needs it)", 1,
+		  in_child(df_confine_self, try_sysinfo));
 #if defined(__SANITIZE_ADDRESS__)
 	/* the ASan build lets LeakSanitizer clone its tracer (confine.c) */
 	CHECK_INT("hook confined (ASan build): fork allowed", 1, in_child(df_confine_self, try_fork));
