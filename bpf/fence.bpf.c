@@ -2194,8 +2194,22 @@ static __always_inline int ingress_run(struct __sk_buff *skb)
 SEC("cgroup_skb/ingress")
 int df_ingress(struct __sk_buff *skb)
 {
+	const struct df_config *cfg;
+	struct bpf_sock *sk = skb->sk;
+	__u32 zero = 0;
 	int r;
 
+	/*
+	 * A TCP connection (not a listener) with no DNS port at either end: no
+	 * answer to read and no listener to mark. Its ports are the packet's:
+	 * ingress runs after any NAT was undone.
+	 */
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+	if (cfg && sk && sk->protocol == IPPROTO_TCP_ && sk->state != TCP_LISTEN_ &&
+	    !is_dns_port(cfg, (__u16)sk->src_port) && !is_dns_port(cfg, bpf_ntohs((__u16)sk->dst_port)))
+		return SKB_PASS;
 	scratch_enter();
 	r = ingress_run(skb);
 	scratch_leave();
