@@ -574,6 +574,8 @@ static __always_inline __u64 fold_words(__u64 h, const __u32 *w, __u32 n)
 		h = ((h << 7) | (h >> 57)) ^ w[i];
 	return h;
 }
+
+/* Every bit of the input moves about half of the output (MurmurHash3's finalizer). */
 static __always_inline __u64 avalanche(__u64 h)
 {
 	h ^= h >> 33;
@@ -1350,10 +1352,6 @@ static __always_inline void pending_key(struct df_pending_key *k, const struct p
  * call to the hypervisor, that was most of what the fence cost a DNS query.
  * These write map memory with plain stores instead.
  */
-/* Rotate and xor: one step a word, no multiply (this runs for every question and answer). */
-
-/* Every bit of the input moves about half of the output (MurmurHash3's finalizer). */
-
 static __always_inline __u32 pending_set(const struct df_pending_key *k)
 {
 	return (__u32)avalanche(fold_words(0, (const __u32 *)k, sizeof(*k) / 4)) &
