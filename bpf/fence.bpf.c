@@ -226,7 +226,7 @@ static __always_inline __u8 proto_bit(__u32 proto)
  * differences' sign bits say the comparisons. OPAQUE keeps clang from making
  * them compares again.
  */
-#define OPAQUE_ZERO(x) ({ __u32 x_ = (x); OPAQUE(x_); (x_ - 1) >> 31; }) /* x < 2^31 */
+#define OPAQUE_ZERO(x) ({ __u32 opaque_zero_ = (x); OPAQUE(opaque_zero_); (opaque_zero_ - 1) >> 31; }) /* x < 2^31 */
 
 static __always_inline __u32 entry_matches(const struct df_entry *e, __u8 pbit, __u16 port)
 {
@@ -1091,6 +1091,8 @@ static __always_inline int parse_name(struct df_dns_scratch *sc, const struct df
 		sc->sh1[i] = (__u32)h1;
 		sc->sh2[i] = (__u32)h2;
 	}
+	/* the copy's byte from buf[0] landed in dotted[255]: it stays a terminator */
+	sc->dotted[DF_DNS_NAME_MAX - 1] = 0;
 	/* a '.' inside a label would read as another name */
 	if (dots != REREAD(sc->pad))
 		return -1;
