@@ -111,10 +111,10 @@ struct {
  * the name a question is judged by. egress, ingress and the reader take the
  * next level on entry and give it back on exit (scratch_enter/leave); the
  * nesting is last in, first out, so a plain per-CPU count does, and softirq
- * does not nest in softirq: two levels. Deeper, the slot lookups fail and the
- * programs do no DNS work (never seen; a count would say).
+ * does not nest in softirq: two levels (DF_SCRATCH_LEVELS, fence.h). Deeper,
+ * the slot lookups fail and the programs do no DNS work (never seen; a count
+ * would say).
  */
-#define DF_SCRATCH_LEVELS 2
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -461,12 +461,18 @@ static __always_inline void mark_sock(struct bpf_sock_addr *ctx, __u8 family, __
  * unparsed (one socket-storage lookup instead of two header loads and the
  * backstop's lookup).
  */
+/* A TCP socket (full, or NULL: no) with no DNS port at either end. */
+static __always_inline int tcp_off_dns(const struct df_config *cfg, struct bpf_sock *sk)
+{
+	return sk && sk->protocol == IPPROTO_TCP_ && !is_dns_port(cfg, (__u16)sk->src_port) &&
+	       !is_dns_port(cfg, bpf_ntohs((__u16)sk->dst_port));
+}
+
 static __always_inline int quiet_tcp(const struct df_config *cfg, struct bpf_sock *sk)
 {
 	struct df_sk_mark *m;
 
-	if (!sk || sk->protocol != IPPROTO_TCP_ || is_dns_port(cfg, (__u16)sk->src_port) ||
-	    is_dns_port(cfg, bpf_ntohs((__u16)sk->dst_port)))
+	if (!tcp_off_dns(cfg, sk))
 		return 0;
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
 	return m && (m->flags & DF_MARK_DNS) == 0 && (m->flags & (DF_MARK_JUDGED | DF_MARK_PASSIVE));
@@ -757,6 +763,7 @@ __attribute__((noinline)) int df_send_cache6(struct bpf_sock_addr *ctx, __u64 ge
 
 static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 {
+	const int cache = hook == DF_HOOK_SENDMSG4 && send_cache_on;
 	const struct df_config *cfg;
 	struct df_name_id name = {};
 	struct judged j;
@@ -770,19 +777,20 @@ static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 	addr = ctx->user_ip4;
 	port = bpf_ntohs((__u16)ctx->user_port);
 	proto = ctx->protocol;
-	if (hook == DF_HOOK_SENDMSG4 && send_cache_on && df_send_cached4(ctx, addr, port) == 1)
+	if (cache && df_send_cached4(ctx, addr, port) == 1)
 		return SOCK_PASS;
 	/* read before the provenance: an address learnt from here on spoils the cache */
-	gen = hook == DF_HOOK_SENDMSG4 && send_cache_on ? prov_generation() : 0;
+	gen = cache ? prov_generation() : 0;
 	judge4(cfg, addr, proto_bit(proto), port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov4, &addr), proto_bit(proto), port, &j, &name);
-	if (hook == DF_HOOK_SENDMSG4 && send_cache_on)
+	if (cache)
 		df_send_cache4(ctx, addr, port, gen, j.verdict);
 	return finish(ctx, cfg, &j, hook, proto, 4, &addr, port, &name);
 }
 
 static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 {
+	const int cache = hook == DF_HOOK_SENDMSG6 && send_cache_on;
 	const struct df_config *cfg;
 	struct df_name_id name = {};
 	struct judged j;
@@ -803,21 +811,21 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 	if (v4_mapped(ip6)) {
 		__u32 a4 = ip6[3];
 
-		if (hook == DF_HOOK_SENDMSG6 && send_cache_on && df_send_cached4(ctx, a4, port) == 1)
+		if (cache && df_send_cached4(ctx, a4, port) == 1)
 			return SOCK_PASS;
-		gen = hook == DF_HOOK_SENDMSG6 && send_cache_on ? prov_generation() : 0;
+		gen = cache ? prov_generation() : 0;
 		judge4(cfg, a4, pbit, port, &j);
 		judge_provenance(bpf_map_lookup_elem(&prov4, &a4), pbit, port, &j, &name);
-		if (hook == DF_HOOK_SENDMSG6 && send_cache_on)
+		if (cache)
 			df_send_cache4(ctx, a4, port, gen, j.verdict);
 		return finish(ctx, cfg, &j, hook, proto, 4, &ip6[3], port, &name);
 	}
-	if (hook == DF_HOOK_SENDMSG6 && send_cache_on && df_send_cached6(ctx) == 1)
+	if (cache && df_send_cached6(ctx) == 1)
 		return SOCK_PASS;
-	gen = hook == DF_HOOK_SENDMSG6 && send_cache_on ? prov_generation() : 0;
+	gen = cache ? prov_generation() : 0;
 	judge6(cfg, ip6, pbit, port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov6, ip6), pbit, port, &j, &name);
-	if (hook == DF_HOOK_SENDMSG6 && send_cache_on)
+	if (cache)
 		df_send_cache6(ctx, gen, j.verdict);
 	return finish(ctx, cfg, &j, hook, proto, 6, ip6, port, &name);
 }
@@ -1261,7 +1269,6 @@ static __always_inline int question_verdict(const struct df_prefix_val *v, struc
 	n = v->n;
 	for (__u32 i = 0; i < DF_MAX_ENTRIES; i++) {
 		const struct df_entry *e = &v->e[i];
-
 		__u32 allow;
 
 		if (i >= n)
@@ -1610,18 +1617,16 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 		bs->k4.prefixlen = 32;
 		bs->k4.addr = p->daddr[0];
 		rule = bpf_map_lookup_elem(&rules4, &bs->k4);
+		pv = bpf_map_lookup_elem(&prov4, &p->daddr[0]);
 	} else {
 		bs->k6.prefixlen = 128;
 		__builtin_memcpy(bs->k6.addr, p->daddr, 16);
 		__builtin_memcpy(bs->a6.a, p->daddr, 16);
 		rule = bpf_map_lookup_elem(&rules6, &bs->k6);
+		pv = bpf_map_lookup_elem(&prov6, &bs->a6);
 	}
 	if (!bs_scan(rule, pbit, port, portless, &j))
 		judge_default(cfg, &j);
-	if (p->family == 4)
-		pv = bpf_map_lookup_elem(&prov4, &p->daddr[0]);
-	else
-		pv = bpf_map_lookup_elem(&prov6, &bs->a6);
 	bs_provenance(bs, pv, pbit, port, portless, &j);
 
 	ev = count_verdict(cfg, j.verdict);
@@ -2207,8 +2212,7 @@ int df_ingress(struct __sk_buff *skb)
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (sk)
 		sk = bpf_sk_fullsock(sk);
-	if (cfg && sk && sk->protocol == IPPROTO_TCP_ && sk->state != TCP_LISTEN_ &&
-	    !is_dns_port(cfg, (__u16)sk->src_port) && !is_dns_port(cfg, bpf_ntohs((__u16)sk->dst_port)))
+	if (cfg && tcp_off_dns(cfg, sk) && sk->state != TCP_LISTEN_)
 		return SKB_PASS;
 	scratch_enter();
 	r = ingress_run(skb);

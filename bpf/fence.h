@@ -103,6 +103,8 @@ struct df_sk_mark {
 #define DF_DNS_SENDERS 256
 /* TCP connections to a DNS port whose questions are read before they are queued */
 #define DF_DNS_TCP_SOCKS 1024
+/* per-CPU DNS scratch slots, one per nesting level of the fence's programs on a CPU */
+#define DF_SCRATCH_LEVELS 2
 #define DF_DEFAULT_NAMES 4096
 #define DF_DEFAULT_NAME_TARGETS 4096
 /* Keyed hashes of names: h = (h * base + byte + 1) mod prime, bases random per fence. */

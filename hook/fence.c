@@ -29,18 +29,15 @@ static void fence_bpf_freep(struct fence_bpf **s)
  * A fence's programs are verified on two CPUs at once. The kernel verifies
  * one program per bpf() call and libbpf loads an object's programs one after
  * the other, while verification is most of a container's added start time
- * (~60 ms of CPU here, df_egress ~20 ms of it, once the
- * parsers stopped branching: it was ~120 ms of a ~145 ms start before). So the object is opened
- * three times: maps creates the maps and loads no program, and each of
- * half[0] and half[1] verifies its share of the programs against those maps
- * (bpf_map__reuse_fd), half[0] on a second thread. The maps object loads
- * one program itself, the cheap df_connect4 (FIRST_PROG), so that libbpf's
- * feature probes for loading programs run once, on this thread, before the
- * halves start: the calls each thread makes do not depend on which got
- * there first. The shares are balanced by
- * each program's verification time as make bench measures it (6.18; the
- * same order on 5.10 to 6.18), largest first onto the lighter half, over the
- * programs this fence loads.
+ * (~60 ms of CPU here, df_egress ~20 ms of it). So the object is opened
+ * three times: maps creates the maps, and each of half[0] and half[1]
+ * verifies its share of the programs against those maps (bpf_map__reuse_fd),
+ * half[0] on a second thread. The maps object loads one program itself,
+ * the cheap df_connect4 (FIRST_PROG), so that libbpf's feature probes for
+ * loading programs run once, on this thread, before the halves start: the
+ * calls each thread makes do not depend on which got there first. The shares are balanced by each program's verification time
+ * as make bench measures it (6.18; the same order on 5.10 to 6.18), largest
+ * first onto the lighter half, over the programs this fence loads.
  */
 struct fence_objs {
 	struct fence_bpf *maps;

@@ -180,8 +180,8 @@ def prog_costs(name, sec, unit, ops_prog=None, ops_fixed=None, ops_text=None, ba
     md.append("|---|---:|---:|---:|---:|")
     out = []
     for n, r, t in sorted(progs, key=lambda x: -x[2]):
-        md.append(f"| {n} | {r:,} | {t / r:,.0f} | {r / ops:,.2f} | {t / ops:,.0f} |" if r / ops < 100 else
-                  f"| {n} | {r:,} | {t / r:,.0f} | {r / ops:,.0f} | {t / ops:,.0f} |")
+        per_op = f"{r / ops:,.2f}" if r / ops < 100 else f"{r / ops:,.0f}"
+        md.append(f"| {n} | {r:,} | {t / r:,.0f} | {per_op} | {t / ops:,.0f} |")
         out.append({"program": n, "runs": r, "ns": t, "ns_per_run": round(t / r, 1),
                     "ns_per_op": round(t / ops, 1)})
     md.append("")
@@ -193,6 +193,12 @@ def prog_costs(name, sec, unit, ops_prog=None, ops_fixed=None, ops_text=None, ba
     sec["program_costs"] = {"unit": unit, "operations": ops, "programs": out,
                             "ns_per_op": round(total / ops, 1),
                             "share_of_unfenced": round(total / ops / base_ns, 4) if base_ns else None}
+
+
+def unfenced_ns(sec):
+    """ns per operation of the unfenced condition at its median rate, or None"""
+    u = get(sec, "unfenced")
+    return 1e9 / u["median"] if u else None
 
 
 def get(sec, name):
@@ -243,8 +249,7 @@ if "connect" in status:
         md.append(f"- where the cost is: with only the connect/sendmsg programs the 10,000-rule fence keeps "
                   f"{pct(ns_['ratio'])} of the unfenced rate (per-round median {pct(ns_['paired_ratio_median'])}), "
                   f"with the skb programs too {pct(full['ratio'])} ({pct(full['paired_ratio_median'])})")
-    u = get(sec, "unfenced")
-    prog_costs("connect", sec, "connect", ops_prog="df_connect4", base_ns=1e9 / u["median"] if u else None)
+    prog_costs("connect", sec, "connect", ops_prog="df_connect4", base_ns=unfenced_ns(sec))
     md.extend(section_notes("connect"))
     md.append("")
     results["sections"]["connect"] = sec
@@ -291,8 +296,7 @@ if "dns" in status:
         sec["judged"] = {"questions": dj[0][1], "answers": dj[0][2], "refused": dj[0][3]}
         md.append(f"- the fence parsed them: its report counted {int(dj[0][1]):,} questions and {int(dj[0][2]):,} answers "
                   f"({dj[0][3]} refused) over all rounds")
-    u = get(sec, "unfenced")
-    prog_costs("dns", sec, "query", ops_prog="df_sendmsg4", base_ns=1e9 / u["median"] if u else None)
+    prog_costs("dns", sec, "query", ops_prog="df_sendmsg4", base_ns=unfenced_ns(sec))
     md.extend(section_notes("dns"))
     md.append("")
     results["sections"]["dns"] = sec

@@ -31,9 +31,6 @@
 #include "pending_table.h"
 #include "unit.h"
 
-/* fence.bpf.c DF_SCRATCH_LEVELS: the nesting levels with a scratch slot */
-#define DF_SCRATCH_LEVELS_TEST 2
-
 #define UDP 17
 #define TCP 6
 #define B1 1000003u /* hash bases: any values in [256, P - 256] */
@@ -1320,7 +1317,7 @@ static void sequences(void)
 				  bpf_map_lookup_elem(map_fd(skel->maps.nest), &zero, lv));
 			CHECK_INT(N("the level given back"), 1, (int)lv[0]);
 			for (int i = 0; i < ncpu; i++)
-				lv[i] = DF_SCRATCH_LEVELS_TEST;
+				lv[i] = DF_SCRATCH_LEVELS;
 			CHECK_INT(N("level past the slots"), 0,
 				  bpf_map_update_elem(map_fd(skel->maps.nest), &zero, lv, BPF_ANY));
 			ret = -1;
