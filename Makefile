@@ -56,6 +56,24 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
+# The fence's bpf_loop variant, for kernels with bpf_loop (hook/fence_obj.h):
+# the same source, opened through fence.skel.h's layout, so its skeleton must
+# declare the same maps, programs and rodata, or the build stops.
+$(BUILD)/fence_loop.bpf.o: bpf/fence.bpf.c $(wildcard bpf/*.h)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -DDF_BPF_LOOP -c $< -o $@
+
+SKEL_LAYOUT = sed -n '/^struct $(1) {/,/^\#ifdef __cplusplus/p' $(BUILD)/$(2).skel.h | sed 's/$(1)/X/g'
+$(BUILD)/fence_loop.skel.h: $(BUILD)/fence_loop.bpf.o $(BUILD)/fence.skel.h
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name fence_loop_bpf > $@.tmp && mv $@.tmp $@
+	$(Q)$(call SKEL_LAYOUT,fence_bpf,fence) >$@.a; $(call SKEL_LAYOUT,fence_loop_bpf,fence_loop) >$@.b; \
+	if ! grep -q rodata $@.a || ! cmp -s $@.a $@.b; then \
+		echo "$@: its maps, programs or rodata differ from fence.skel.h's" >&2; rm -f $@ $@.a $@.b; exit 1; fi; \
+	rm -f $@.a $@.b
+SKELS += $(BUILD)/fence_loop.skel.h
+
 $(BUILD)/obj/%.o: %.c $(SKELS) $(wildcard hook/*.h oci/*.h bpf/*.h)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)

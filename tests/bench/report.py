@@ -527,19 +527,22 @@ if "verifier" in status:
     md.append("`dfverify`: the skeleton opened as `hook/fence.c` opens it (same map sizes), loaded with only "
               f"one program enabled, {meta.get('rounds')} rounds interleaved; load time is the whole "
               "`fence_bpf__load()` (maps, verification, JIT); `maps` loads no program, `all` the whole object "
-              "as a fence does.\n")
-    md.append("| program | load median ms | min - max | verified insns | xlated bytes | jited bytes |")
-    md.append("|---|---:|---:|---:|---:|---:|")
+              "as a fence does. Build: `unrolled` walks a DNS name's bytes in an unrolled loop, `loop` in a "
+              "bpf_loop callback (kernels with bpf_loop); `*` marks the one the hook loads here.\n")
+    md.append("| build | program | load median ms | min - max | verified insns | xlated bytes | jited bytes |")
+    md.append("|---|---|---:|---:|---:|---:|---:|")
     order = []
     for p in rows:
-        if p[0] not in order:
-            order.append(p[0])
-    for name in order:
-        rs = [p for p in rows if p[0] == name]
-        st = stats([int(p[2]) / 1e6 for p in rs])
-        vi, xl, ji = int(rs[0][3]), int(rs[0][4]), int(rs[0][5])
-        sec["programs"].append(dict(name=name, load_ms=st, verified_insns=vi, xlated_bytes=xl, jited_bytes=ji))
-        md.append(f"| {name} | {fmt(st['median'])} | {fmt(st['min'])} - {fmt(st['max'])} | "
+        if (p[0], p[1]) not in order:
+            order.append((p[0], p[1]))
+    order.sort(key=lambda k: k[0])
+    for build, name in order:
+        rs = [p for p in rows if (p[0], p[1]) == (build, name)]
+        st = stats([int(p[3]) / 1e6 for p in rs])
+        vi, xl, ji = int(rs[0][4]), int(rs[0][5]), int(rs[0][6])
+        sec["programs"].append(dict(build=build.rstrip("*"), loaded_by_hook=build.endswith("*"), name=name,
+                                    load_ms=st, verified_insns=vi, xlated_bytes=xl, jited_bytes=ji))
+        md.append(f"| {build} | {name} | {fmt(st['median'])} | {fmt(st['min'])} - {fmt(st['max'])} | "
                   f"{vi if vi else ''} | {xl if xl else ''} | {ji if ji else ''} |")
     md.extend(section_notes("verifier"))
     md.append("")

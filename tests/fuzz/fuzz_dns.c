@@ -25,7 +25,7 @@
 #include <bpf/libbpf.h>
 
 #include "../../hook/fence.h"
-#include "fence.skel.h"
+#include "../../hook/fence_obj.h"
 #include "fuzz_common.h"
 #include "../unit/pending_table.h"
 
@@ -134,7 +134,8 @@ static void setup(void)
 	int r;
 
 	libbpf_set_print(NULL);
-	skel = fence_bpf__open();
+	/* the build the hook loads on this kernel */
+	skel = fence_bpf_open_build(fence_kernel_has_bpf_loop());
 	DF_FUZZ_ASSERT(skel, "open the skeleton: %s", strerror(errno));
 	skel->rodata->skb_task_helpers = fence_probe_skb_task_helpers() > 0;
 	bpf_map__set_max_entries(skel->maps.rules4, 1);

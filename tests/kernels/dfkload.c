@@ -4,9 +4,12 @@
  * binary embeds) on its own, and say what the running kernel's verifier made
  * of it. For the kernel matrix (tests/kernels/).
  *
- *   dfkload
+ *   dfkload [loop|unrolled]
  *
- * One line per program:
+ * The build of the object (hook/fence_obj.h) is the one the hook picks on
+ * this kernel, or the one named; a first line says which:
+ *   build loop|unrolled
+ * then one line per program:
  *   prog NAME SECTION loaded insns=N [time_us=N]
  *   prog NAME SECTION failed errno=NAME
  * followed, for a failure, by the verifier's own words:
@@ -22,11 +25,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "fence.skel.h"
+#include "../../hook/fence_obj.h"
 
 #define STATS_LOG (64 * 1024)
 #define FULL_LOG (16 * 1024 * 1024)
 #define TAIL_LINES 12
+
+static bool loop;
 
 static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -38,7 +43,7 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 
 static struct fence_bpf *open_one(const char *name, struct bpf_program **ret)
 {
-	struct fence_bpf *s = fence_bpf__open();
+	struct fence_bpf *s = fence_bpf_open_build(loop);
 	struct bpf_program *p;
 
 	*ret = NULL;
@@ -139,7 +144,7 @@ static int verify(const char *name, const char *sec)
 	return -1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct fence_bpf *s;
 	struct bpf_program *p;
@@ -147,7 +152,13 @@ int main(void)
 	int n = 0, bad = 0;
 
 	libbpf_set_print(quiet);
-	s = fence_bpf__open();
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "loop") && strcmp(argv[1], "unrolled"))) {
+		fprintf(stderr, "usage: dfkload [loop|unrolled]\n");
+		return 2;
+	}
+	loop = argc == 2 ? !strcmp(argv[1], "loop") : fence_kernel_has_bpf_loop();
+	printf("build %s\n", loop ? "loop" : "unrolled");
+	s = fence_bpf_open_build(loop);
 	if (!s) {
 		printf("open BPF object: %s\n", strerror(errno));
 		return 1;

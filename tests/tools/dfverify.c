@@ -4,12 +4,16 @@
  * `make bench`. Opens the skeleton the way hook/fence.c does (same map
  * sizes), loads it with only one program enabled, and reads the kernel's
  * figures for that program; also loads the maps alone and the whole object.
- * Rounds are interleaved: each round loads every variant once.
+ * Both builds of the object (hook/fence_obj.h) where the kernel takes both,
+ * the unrolled one alone elsewhere. Rounds are interleaved: each round loads
+ * every variant of every build once.
  *
  *   dfverify [-r ROUNDS]
  *
- * One line per load: "VARIANT ROUND LOAD_NS VERIFIED_INSNS XLATED_BYTES JITED_BYTES",
- * VARIANT being a program name, "maps" (no program) or "all". Exit 0 when
+ * One line per load:
+ *   "BUILD VARIANT ROUND LOAD_NS VERIFIED_INSNS XLATED_BYTES JITED_BYTES",
+ * BUILD being "loop" or "unrolled" (a '*' after it marks the one the hook
+ * loads), VARIANT a program name, "maps" (no program) or "all". Exit 0 when
  * every load succeeded, 1 otherwise.
  */
 #include <errno.h>
@@ -23,7 +27,7 @@
 #include <bpf/libbpf.h>
 
 #include "../../bpf/fence.h"
-#include "fence.skel.h"
+#include "../../hook/fence_obj.h"
 
 static long long now_ns(void)
 {
@@ -39,9 +43,9 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 }
 
 /* only: a program name, "maps" or "all" */
-static int load_one(const char *only, int round)
+static int load_one(bool loop, const char *build, const char *only, int round)
 {
-	struct fence_bpf *skel = fence_bpf__open();
+	struct fence_bpf *skel = fence_bpf_open_build(loop);
 	struct bpf_program *p, *chosen = NULL;
 	struct bpf_prog_info info;
 	__u32 len = sizeof(info);
@@ -78,7 +82,7 @@ static int load_one(const char *only, int round)
 		fence_bpf__destroy(skel);
 		return -1;
 	}
-	printf("%s %d %lld %u %u %u\n", only, round, dt, info.verified_insns, info.xlated_prog_len,
+	printf("%s %s %d %lld %u %u %u\n", build, only, round, dt, info.verified_insns, info.xlated_prog_len,
 	       info.jited_prog_len);
 	fflush(stdout);
 	fence_bpf__destroy(skel);
@@ -91,6 +95,7 @@ int main(int argc, char **argv)
 	struct fence_bpf *skel;
 	struct bpf_program *p;
 	int n = 0, rounds = 3, opt, bad = 0;
+	bool loop = fence_kernel_has_bpf_loop();
 
 	while ((opt = getopt(argc, argv, "r:")) != -1) {
 		if (opt == 'r')
@@ -103,7 +108,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	libbpf_set_print(quiet);
-	skel = fence_bpf__open();
+	skel = fence_bpf_open_build(false);
 	if (!skel) {
 		fprintf(stderr, "dfverify: open: %s\n", strerror(errno));
 		return 1;
@@ -115,7 +120,8 @@ int main(int argc, char **argv)
 	names[n++] = "all";
 	for (int r = 1; r <= rounds; r++)
 		for (int i = 0; i < n; i++)
-			if (load_one(names[i], r) < 0)
+			if (load_one(false, loop ? "unrolled" : "unrolled*", names[i], r) < 0 ||
+			    (loop && load_one(true, "loop*", names[i], r) < 0))
 				bad = 1;
 	fence_bpf__destroy(skel);
 	return bad;

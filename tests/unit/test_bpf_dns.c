@@ -27,7 +27,7 @@
 
 #include "../../hook/fence.h"
 #include "../../hook/policy.h"
-#include "fence.skel.h"
+#include "../../hook/fence_obj.h"
 #include "pending_table.h"
 #include "unit.h"
 
@@ -1639,29 +1639,20 @@ static void make_names(void)
 	put8(&w_tcp_trailing, 0);
 }
 
-int main(void)
+/* The whole table on one build of the fence's object (hook/fence_obj.h). */
+static void run_build(bool loop)
 {
 	char name[300];
 	int r;
 
-	if (geteuid() != 0) {
-		printf("skip - bpf dns: not root\n");
-		return 0;
-	}
-	inet_pton(AF_INET6, "2001:db8::2", CLI6);
-	inet_pton(AF_INET6, "2001:db8::53", RES6);
-	inet_pton(AF_INET6, "2001:db8::54", OTH6);
-	make_names();
-
-	skel = fence_bpf__open();
+	unit_prefix = loop ? "[bpf_loop] " : "";
+	skel = fence_bpf_open_build(loop);
 	CHECK("bpf dns: open skeleton", skel != NULL, "%s", strerror(errno));
 	if (!skel)
-		return unit_done();
-	task_helpers = fence_probe_skb_task_helpers() > 0;
+		return;
 	skel->rodata->skb_task_helpers = task_helpers;
 	/* the test run's made-up socket was never judged: keep the egress backstop out of this table */
 	skel->rodata->backstop_on = 0;
-	printf("# cgroup_skb task helpers: %s\n", task_helpers ? "yes" : "no");
 	bpf_map__set_max_entries(skel->maps.rules4, 1);
 	bpf_map__set_max_entries(skel->maps.rules6, 1);
 	bpf_map__set_max_entries(skel->maps.name_rules, 64);
@@ -1669,7 +1660,8 @@ int main(void)
 	CHECK_INT("bpf dns: load (verifier)", 0, r);
 	if (r < 0) {
 		fence_bpf__destroy(skel);
-		return unit_done();
+		skel = NULL;
+		return;
 	}
 
 	for (size_t i = 0; i < ARRAY_SIZE(qcases); i++) {
@@ -1689,5 +1681,30 @@ int main(void)
 	sequences();
 	fuzz();
 	fence_bpf__destroy(skel);
+	skel = NULL;
+	unit_prefix = "";
+}
+
+int main(void)
+{
+	bool loop;
+
+	if (geteuid() != 0) {
+		printf("skip - bpf dns: not root\n");
+		return 0;
+	}
+	inet_pton(AF_INET6, "2001:db8::2", CLI6);
+	inet_pton(AF_INET6, "2001:db8::53", RES6);
+	inet_pton(AF_INET6, "2001:db8::54", OTH6);
+	make_names();
+
+	task_helpers = fence_probe_skb_task_helpers() > 0;
+	printf("# cgroup_skb task helpers: %s\n", task_helpers ? "yes" : "no");
+	/* the hook loads the bpf_loop build where the kernel has bpf_loop (5.17+): both then */
+	loop = fence_kernel_has_bpf_loop();
+	printf("# bpf_loop: %s\n", loop ? "yes, both builds" : "no (the hook loads the unrolled build)");
+	run_build(false);
+	if (loop)
+		run_build(true);
 	return unit_done();
 }

@@ -12,14 +12,16 @@
 #include <string.h>
 
 static int unit_failed;
+/* put before every check's name, for a table run more than once */
+static __attribute__((unused)) const char *unit_prefix = "";
 
 #define CHECK(name, cond, ...)                                                                     \
 	do {                                                                                       \
 		if (cond) {                                                                        \
-			printf("ok - %s\n", name);                                                 \
+			printf("ok - %s%s\n", unit_prefix, name);                                  \
 		} else {                                                                           \
 			unit_failed++;                                                             \
-			printf("not ok - %s: ", name);                                             \
+			printf("not ok - %s%s: ", unit_prefix, name);                              \
 			printf(__VA_ARGS__);                                                       \
 			printf("\n");                                                              \
 		}                                                                                  \
