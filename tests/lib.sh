@@ -9,6 +9,14 @@ DF_ROOT=${DF_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 ok() { echo "ok - $1"; }
 notok() { echo "not ok - $1: $2"; }
 skip() { echo "skip - $1: $2"; }
+# a test calling a command or function that does not exist fails, where bash
+# would say so on stderr and go on (a helper one test file has and another
+# lacks); in $(...) the line goes to the check that captured it, which fails
+command_not_found_handle() {
+	echo "not ok - command not found: $1" >&2
+	echo "not ok - command not found: $1"
+	return 127
+}
 
 # check NAME EXPECTED ACTUAL
 check() {

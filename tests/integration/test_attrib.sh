@@ -293,6 +293,32 @@ lrun run --mode observe --report "$DF_T/l2.json" -- "$C" tcp 127.0.0.1 9 >/dev/n
 check "linger: the next fence uses the same programs (no second load)" "$first" "$(prog_of)"
 check "linger: ... and they attribute its events" "$C tcp 127.0.0.1 9" \
 	"$(jqr "$DF_T/l2.json" '.events[0].process.cmdline')"
+# --- slots: read in one batch (scan_slots); a fence takes the first free
+# one, and with none free it holds without attribution. No fence is live
+# here: the slots written are the test's own, and are cleared after ---
+slots_batch() { # FIRST LAST GEN: one bpftool batch for the slots FIRST..LAST
+	local i
+	for i in $(seq "$1" "$2"); do
+		echo "map update pinned $DF_PINS/@attrib/slots key $((i % 256)) $((i / 256)) 0 0 value $3 0 0 0 $(printf '0 %.0s' $(seq 44))"
+	done >"$DF_T/slots.batch"
+	bpftool batch file "$DF_T/slots.batch" >/dev/null
+}
+taken() { bpftool -j map dump pinned "$DF_PINS/@attrib/slots" 2>/dev/null | jq '[.[] | select(.formatted.value.gen != 0)] | length'; }
+slots_batch 0 2 7 && slots_batch 4 5 7
+check "slots: five taken by hand" "5" "$(taken)"
+lrun run --mode observe --report "$DF_T/s1.json" -- sh -c "cat $DF_STATE/run-*.json" >"$DF_T/s1.state"
+check "slots: the fence took the first free one, behind taken ones" "3" "$(jq .attrib.slot "$DF_T/s1.state")"
+check "slots: ... and gave it back" "5" "$(taken)"
+slots_batch 0 255 7
+check "slots: all 256 taken" "256" "$(taken)"
+lrun run --mode enforce --deny 127.0.0.1:9 --report "$DF_T/s2.json" -- "$C" tcp 127.0.0.1 9 >"$DF_T/s2.out"
+check "slots: none free: the fence still starts, and holds" "EPERM" "$(cat "$DF_T/s2.out")"
+check "slots: ... its report has the refusal, named by pid and comm" "1 dfclient" \
+	"$(jq -r '"\(.summary.blocked) \(.events[0].process.comm)"' "$DF_T/s2.json")"
+check "slots: ... its report says why there is no attribution" "1" \
+	"$(jq '[.notes[] | select(test("all taken"))] | length' "$DF_T/s2.json")"
+slots_batch 0 255 0
+check "slots: cleared again" "0" "$(taken)"
 lrun gc >"$DF_T/gc1.out"
 check "linger: gc leaves them while they linger" "$first" "$(prog_of)"
 sleep 3
