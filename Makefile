@@ -94,7 +94,7 @@ $(BUILD)/tests/test_fuzz_replay: tests/fuzz/replay.c $(FUZZ_SRCS) $(wildcard tes
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) tests/fuzz/replay.c $(FUZZ_SRCS) $(LIB_OBJS) $(LDLIBS) -o $@
 
-$(BUILD)/tests/dfverify: tests/tools/dfverify.c $(SKELS) bpf/fence.h
+$(BUILD)/tests/dfverify: tests/tools/dfverify.c $(SKELS) hook/fence_obj.h bpf/fence.h
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< $(LDLIBS) -o $@
@@ -106,7 +106,7 @@ $(BUILD)/tests/%: tests/tools/%.c
 	$(Q)$(CC) $(filter-out $(SAN_FLAGS),$(CFLAGS)) -static $< -o $@
 
 # The kernel matrix's loader: each program alone, the verifier's verdict and count.
-$(BUILD)/tests/dfkload: tests/kernels/dfkload.c $(SKELS)
+$(BUILD)/tests/dfkload: tests/kernels/dfkload.c $(SKELS) hook/fence_obj.h
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $< $(LDLIBS) -o $@

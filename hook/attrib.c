@@ -193,8 +193,9 @@ fail:
  */
 static int scan_slots(int slots_fd, __u32 *ret_free, __u32 *ret_taken)
 {
-	struct df_slot v[DF_ATTRIB_FENCES];
-	__u32 keys[DF_ATTRIB_FENCES], n = DF_ATTRIB_FENCES, out, taken = 0;
+	/* zeroed: the kernel fills them, which valgrind cannot see */
+	struct df_slot v[DF_ATTRIB_FENCES] = {};
+	__u32 keys[DF_ATTRIB_FENCES] = {}, n = DF_ATTRIB_FENCES, out = 0, taken = 0;
 	int r;
 
 	r = bpf_map_lookup_batch(slots_fd, NULL, &out, keys, v, &n, NULL);

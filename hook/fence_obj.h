@@ -17,17 +17,65 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "fence.skel.h"
 #include "fence_loop.skel.h"
 
-/* Does the kernel have bpf_loop for the fence's program types? */
+/*
+ * Does the kernel take a bpf_loop call with a callback in a program of this
+ * type? Loads one, and the fd says: no verifier log to read (libbpf's helper
+ * probe parses one). A callback needs the program's BTF to name its
+ * functions, so the probe brings two.
+ */
+static inline bool fence_type_has_bpf_loop(enum bpf_prog_type type)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1, .imm = 1 },
+		/* r2 = the callback at insn 8: ld_imm64 of a function, 8 - (1 + 1) ahead */
+		{ .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = BPF_REG_2, .src_reg = BPF_PSEUDO_FUNC,
+		  .imm = 6 },
+		{},
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_3, .imm = 0 },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_4, .imm = 0 },
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_loop },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	struct bpf_func_info funcs[2] = { { .insn_off = 0 }, { .insn_off = 8 } };
+	struct btf *btf = btf__new_empty();
+	int fd = -1, proto;
+
+	if (!btf)
+		return false;
+	proto = btf__add_func_proto(btf, btf__add_int(btf, "int", 4, BTF_INT_SIGNED));
+	funcs[0].type_id = btf__add_func(btf, "probe", BTF_FUNC_STATIC, proto);
+	funcs[1].type_id = btf__add_func(btf, "probe_cb", BTF_FUNC_STATIC, proto);
+	if (proto > 0 && (int)funcs[0].type_id > 0 && (int)funcs[1].type_id > 0 &&
+	    btf__load_into_kernel(btf) == 0) {
+		LIBBPF_OPTS(bpf_prog_load_opts, o, .prog_btf_fd = btf__fd(btf), .func_info = funcs,
+			    .func_info_cnt = 2, .func_info_rec_size = sizeof(funcs[0]));
+
+		fd = bpf_prog_load(type, NULL, "GPL", insns, sizeof(insns) / sizeof(insns[0]), &o);
+	}
+	btf__free(btf);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/* Does the kernel have bpf_loop for the fence's program types that parse names? */
 static inline bool fence_kernel_has_bpf_loop(void)
 {
-	return libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_loop, NULL) > 0 &&
-	       libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_loop, NULL) > 0;
+	return fence_type_has_bpf_loop(BPF_PROG_TYPE_CGROUP_SKB) &&
+	       fence_type_has_bpf_loop(BPF_PROG_TYPE_SK_MSG);
 }
 
 /*

@@ -374,7 +374,7 @@ out=$("$DF_BIN" gc --grace 0 2>&1)
 case $out in "kept $ID: "*"still attached to cgroup id"*) ok "gc: pins still attached to a cgroup are kept" ;;
 *) notok "gc: pins still attached to a cgroup are kept" "expected 'kept $ID: ... still attached', got '$out'" ;; esac
 check "gc: the attached pins stay" "pins" "$(pinned "$ID")"
-kill "$W_PID"; reap "$W_PID"
+kill "$W_PID"; df_reap "$W_PID"
 rm_cgroup "$W_CG" || notok "gc: remove the second cgroup" "rmdir $W_CG failed"
 # the kernel detaches a removed cgroup's links when it frees the cgroup, a
 # moment after rmdir: wait for that, bounded
