@@ -440,8 +440,14 @@ bench_dns() {
 # ---- 4. hook cost on container start ----
 bench_hook() {
 	command -v runc >/dev/null || { note hook "runc is missing"; return 1; }
+	local headers=/var/cache/depfence-bench/kernel-headers src=""
 	log "hook: runc run /bin/true, $HOOK_N runs each (hook_cost.sh)"
-	N=$HOOK_N BUILD=$BUILD HOOK_RAW=$R/hook.tsv "$SRC/tests/bench/hook_cost.sh" >"$T/hook.out" 2>&1 ||
+	# the peer compiles against kernel headers: the running kernel's, else those tests/deps.sh unpacked
+	if [ ! -d "/lib/modules/$(uname -r)/build" ] && [ -f "$headers/.complete" ]; then
+		src=$headers
+		note hook "the peer's BCC compiled its program against $(cat "$headers/.complete")'s headers (BCC_KERNEL_SOURCE, unpacked by tests/deps.sh bench): kernel $(uname -r) ships none, and the peer's BCC (Debian 12's) is of that release; its program reads syscall tracepoints, whose layout the running kernel gives it"
+	fi
+	PEER_KERNEL_SOURCE=$src N=$HOOK_N BUILD=$BUILD HOOK_RAW=$R/hook.tsv "$SRC/tests/bench/hook_cost.sh" >"$T/hook.out" 2>&1 ||
 		{ note hook "hook_cost.sh failed: $(tail -n 3 "$T/hook.out" | tr '\n' ' ')"; return 1; }
 	cat "$T/hook.out" >&2
 	return 0

@@ -8,7 +8,9 @@
 # is tried once when installed; only if that run succeeds is it timed N times
 # in the same interleaving. Its outcome goes to the summary either way.
 #
-# Environment: BUILD (default build/) holds the depfence binary; N; HOOK_RAW,
+# Environment: BUILD (default build/) holds the depfence binary; N;
+# PEER_KERNEL_SOURCE, when set, the kernel headers the peer's BCC compiles
+# against (BCC_KERNEL_SOURCE in its hook's environment); HOOK_RAW,
 # when set, receives the raw times ("plain|hook|peer MICROSECONDS" lines) and
 # HOOK_RAW.peer the peer's outcome ("status ok|failed", "ms N", "exit N",
 # then its last messages).
@@ -77,10 +79,11 @@ peer=none
 if [ -x "$PEER" ]; then
 	mkdir -p "$T/peer"
 	cp -a "$T/plain/rootfs" "$T/peer/"
-	jq --arg bin "$PEER" --arg cg "/$CGP/peer" --arg out "of:$T/peer-profile.json" '
+	jq --arg bin "$PEER" --arg cg "/$CGP/peer" --arg out "of:$T/peer-profile.json" \
+		--argjson env "$(jq -n --arg src "${PEER_KERNEL_SOURCE:-}" 'if $src == "" then [] else ["BCC_KERNEL_SOURCE=" + $src] end')" '
 		.linux.cgroupsPath = $cg |
 		.annotations = {"io.containers.trace-syscall": $out} |
-		.hooks = { prestart: [{path: $bin, args: ["oci-seccomp-bpf-hook", "-s"]}] }' \
+		.hooks = { prestart: [{path: $bin, args: ["oci-seccomp-bpf-hook", "-s"], env: $env}] }' \
 		"$T/plain/config.json" >"$T/peer/config.json"
 	s=$(date +%s%N)
 	rc=0

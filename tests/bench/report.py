@@ -316,8 +316,12 @@ if "hook" in status:
               f"{cnt.get('plain', 0)} runs without hooks, {cnt.get('hook', 0)} with depfence's "
               "createRuntime + poststop hooks (enforce, `203.0.113.0/24, github.com`) and the default "
               "config (`attribution_linger` 300 s: the attribution programs loaded by the first run stay "
-              f"for the next), and {cnt.get('first', 0)} with `attribution_linger` 0 (every start a "
-              "host's first fence, loading them again), interleaved; wall time of `runc run` including "
+              f"for the next), {cnt.get('first', 0)} with `attribution_linger` 0 (every start a "
+              "host's first fence, loading them again)"
+              + (f", and {cnt['peer']} with oci-seccomp-bpf-hook as its hooks.d file registers it "
+                 "(prestart, `-s`: it traces the container's syscalls with a BCC program it compiles at "
+                 "start, and writes them as a seccomp profile)" if cnt.get("peer") else "")
+              + ", interleaved; wall time of `runc run` including "
               "the hooks.\n")
     md.append("| condition | median ms | min - max | spread | added to the start |")
     md.append("|---|---:|---:|---:|---:|")
