@@ -1,14 +1,15 @@
-/* SPDX-License-Identifier: GPL-2.0-only */
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * The fence's BPF object comes in two builds of bpf/fence.bpf.c with one
  * layout (the Makefile stops when their skeletons' maps, programs or rodata
  * differ):
  *  - fence.bpf.o walks a DNS name's bytes in an unrolled loop, which the
  *    verifier checks once per byte: every kernel from 5.10 takes it;
- *  - fence_loop.bpf.o walks them in a bpf_loop callback, checked once:
- *    ~25k fewer instructions to verify in each of the three programs that
- *    parse names, where the kernel has bpf_loop (5.17+). 5.10's verifier
- *    rejects the callback even where it would never run, hence two builds.
+ *  - fence_loop.bpf.o walks them in a bpf_loop callback, which the verifier
+ *    checks a few times: ~20k fewer instructions to verify in each of the
+ *    three programs that parse names, where the kernel has bpf_loop (5.17+).
+ *    5.10's verifier rejects the callback even where it would never run,
+ *    hence two builds.
  * Include this in one file of a binary: it carries both objects.
  */
 #ifndef DEPFENCE_FENCE_OBJ_H
