@@ -247,6 +247,11 @@ int fence_probe_skb_task_helpers(void)
 	return 1;
 }
 
+int fence_probe_bpf_loop(void)
+{
+	return fence_kernel_has_bpf_loop();
+}
+
 /*
  * Open the fence's programs and load them as fence_start would, then let
  * them go: does this kernel's verifier take them?

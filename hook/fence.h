@@ -78,6 +78,8 @@ void fence_data_free(struct fence_data *d);
 
 /* 1 when cgroup_skb programs may ask for the current task (kernel 6.18+). */
 int fence_probe_skb_task_helpers(void);
+/* 1 when the kernel has bpf_loop, so a fence loads the bpf_loop build of its programs (fence_obj.h). */
+int fence_probe_bpf_loop(void);
 
 /* Load the fence's programs and drop them: the verifier takes them on this kernel. */
 int fence_probe_load(struct df_error *e);

@@ -55,6 +55,10 @@ for p in connect4 connect6 sendmsg4 sendmsg6 cgroup_skb; do
 done
 check "json: bpf_link supported" "true" "$(field bpf_link ok)"
 check "json: the fence's programs load" "true" "$(field fence_programs ok)"
+# bpf_loop came in 5.17: the build doctor names follows the kernel's version
+kv=$(uname -r | awk -F'[.-]' '{print $1 * 1000 + $2}')
+check "json: bpf_loop names the build this kernel loads" "$([ "$kv" -ge 5017 ] && echo loop || echo unrolled)" \
+	"$(field bpf_loop detail | grep -oE 'the (loop|unrolled) build' | awk '{print $2}')"
 check "json: installed hooks.d found with both files" "true 2" \
 	"$(field hooks.d ok "$HD") $(field hooks.d detail "$HD" | grep -oE 'depfence-(createruntime|poststop)\.json' | sort -u | wc -l)"
 check "json: a missing hooks.d dir is not a failure" "true" "$(field hooks.d ok "$DF_T/nohooks")"
