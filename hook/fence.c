@@ -43,6 +43,7 @@ struct fence_objs {
 	struct fence_bpf *maps;
 	struct fence_bpf *half[2];
 	bool loop; /* the bpf_loop build (fence_obj.h) */
+	unsigned int want; /* the programs the fence loads, by their order in the object */
 };
 
 static const struct {
@@ -64,9 +65,23 @@ static void fence_objs_free(struct fence_objs *o)
 }
 #define _cleanup_objs_ _cleanup_(fence_objs_free)
 
+/* Does the fence load the program of this name (o->want)? */
+static bool wanted(const struct fence_objs *o, const char *name)
+{
+	struct bpf_program *p;
+	unsigned int k = 0;
+
+	bpf_object__for_each_program(p, o->maps->obj) {
+		if (!strcmp(bpf_program__name(p), name))
+			return k < 32 && (o->want >> k & 1);
+		k++;
+	}
+	return false;
+}
+
 /*
- * Share the programs o->maps is set to load, but FIRST_PROG, between the
- * halves: those verify_cost weighs largest first onto the lighter, the others
+ * Share the programs the fence loads, but FIRST_PROG, between the halves:
+ * those verify_cost weighs largest first onto the lighter, the others
  * (sock_ops: ~0 ms) to half 1.
  */
 static int split_halves(struct fence_objs *o)
@@ -76,20 +91,17 @@ static int split_halves(struct fence_objs *o)
 
 	for (int i = 0; i < 2; i++)
 		bpf_object__for_each_program(p, o->half[i]->obj) {
-			struct bpf_program *q = bpf_object__find_program_by_name(o->maps->obj,
-										 bpf_program__name(p));
+			const char *name = bpf_program__name(p);
 
-			r = bpf_program__set_autoload(p, i == 1 && q && bpf_program__autoload(q) &&
-							      strcmp(bpf_program__name(p), FIRST_PROG));
+			r = bpf_program__set_autoload(p, i == 1 && wanted(o, name) &&
+							      strcmp(name, FIRST_PROG));
 			if (r < 0)
 				return r;
 		}
 	for (size_t i = 0; i < ARRAY_SIZE(verify_cost); i++) {
-		struct bpf_program *q = bpf_object__find_program_by_name(o->maps->obj,
-									 verify_cost[i].name);
 		int h = load[1] < load[0];
 
-		if (!q || !bpf_program__autoload(q))
+		if (!wanted(o, verify_cost[i].name))
 			continue;
 		load[h] += verify_cost[i].ms;
 		r = bpf_program__set_autoload(
@@ -118,40 +130,27 @@ static void *half_load_main(void *arg)
 }
 
 /*
- * Load o->maps as configured (its rodata, map sizes and the programs set to
- * load): the maps and FIRST_PROG in it, the other programs split between
- * the two halves. On success every program set to load is loaded once, found
- * by fence_prog(); 0 or -errno.
+ * Open the halves in the build loop names, give them o->maps's maps (loaded)
+ * and load them, half[0] on a second thread. 0 or -errno.
  */
-static int fence_objs_load(struct fence_objs *o)
+static int load_halves(struct fence_objs *o, bool loop)
 {
 	struct half_load h[2] = {};
-	struct bpf_program *p;
 	struct bpf_map *m;
 	pthread_t th;
 	int r;
 
 	/* the rodata needs no copy: the halves reuse the maps object's, frozen */
 	for (int i = 0; i < 2; i++) {
-		o->half[i] = fence_bpf_open_build(o->loop);
+		o->half[i] = fence_bpf_open_build(loop);
 		if (!o->half[i])
 			return -errno;
 	}
 	r = split_halves(o);
 	if (r < 0)
 		return r;
-	bpf_object__for_each_program(p, o->maps->obj) {
-		if (!strcmp(bpf_program__name(p), FIRST_PROG))
-			continue;
-		r = bpf_program__set_autoload(p, false);
-		if (r < 0)
-			return r;
-	}
-	r = fence_bpf__load(o->maps);
-	if (r < 0)
-		return r;
 	for (int i = 0; i < 2; i++) {
-		/* one ELF opened three times: the same maps in the same order */
+		/* one source, three opens: the same maps in the same order (the Makefile checks the builds agree) */
 		const struct bpf_map *mm = NULL;
 
 		bpf_object__for_each_map(m, o->half[i]->obj) {
@@ -173,6 +172,49 @@ static int fence_objs_load(struct fence_objs *o)
 	if (r == 0)
 		pthread_join(th, NULL);
 	return h[0].r < 0 ? h[0].r : h[1].r;
+}
+
+/*
+ * Load o->maps as configured (its rodata, map sizes and the programs set to
+ * load): the maps and FIRST_PROG in it, the other programs split between
+ * the two halves. Should a kernel with bpf_loop refuse the loop build, the
+ * halves load the unrolled one, which every supported kernel takes (FIRST_PROG
+ * and the maps are the same in both). On success every program set to load
+ * is loaded once, found by fence_prog(); 0 or -errno.
+ */
+static int fence_objs_load(struct fence_objs *o)
+{
+	struct bpf_program *p;
+	unsigned int k = 0;
+	int r;
+
+	bpf_object__for_each_program(p, o->maps->obj) {
+		if (k >= 32)
+			return -E2BIG;
+		if (bpf_program__autoload(p))
+			o->want |= 1u << k;
+		k++;
+		if (!strcmp(bpf_program__name(p), FIRST_PROG))
+			continue;
+		r = bpf_program__set_autoload(p, false);
+		if (r < 0)
+			return r;
+	}
+	r = fence_bpf__load(o->maps);
+	if (r < 0)
+		return r;
+	r = load_halves(o, o->loop);
+	if (r < 0 && o->loop) {
+		df_info("the bpf_loop build of the fence's programs did not load (%s); loading the unrolled build",
+			strerror(-r));
+		for (int i = 0; i < 2; i++) {
+			fence_bpf__destroy(o->half[i]);
+			o->half[i] = NULL;
+		}
+		o->loop = false;
+		r = load_halves(o, false);
+	}
+	return r;
 }
 
 /* The loaded program by its name, from whichever half loaded it. */

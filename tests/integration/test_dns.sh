@@ -65,6 +65,26 @@ while IFS='|' read -r name mode def deny allow how qname want verdict rule; do
 	fi
 done <<<"$CASES"
 
+# --- a kernel with bpf_loop whose verifier refuses the loop build (the shim
+# libdfnoloop.so fails its loads as such a kernel would): the hook loads the
+# unrolled build and the fence judges names the same ---
+NOLOOP=$DF_T/noloop.log
+nl_fenced() {
+	rep=$DF_T/r-$RANDOM.json
+	out=$(DFNOLOOP_LOG=$NOLOOP LD_PRELOAD="$DF_TOOLS/libdfnoloop.so" \
+		nsenter --net="/run/netns/$NS" -- "$DF_BIN" run --report "$rep" "$@" 2>"$DF_T/stderr")
+}
+nl_fenced --mode enforce --deny github.com -- "$Q" -m sendto $R 53 github.com
+check "loop build refused: the question is still refused" "EPERM" "$out"
+check "loop build refused: its event" "blocked github.com" \
+	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name)"')"
+check "loop build refused: the shim refused the loop build's egress" "1" \
+	"$(grep -c '^refused df_egress$' "$NOLOOP" | awk '{print ($1 > 0)}')"
+check "loop build refused: the hook says it loads the unrolled build" "1" \
+	"$(grep -c 'bpf_loop build of the fence.s programs did not load.*loading the unrolled build' "$DF_T/stderr")"
+nl_fenced --mode enforce --deny github.com -- "$Q" -m sendto $R 53 mirror.internal
+check "loop build refused: other names are answered" "ok 198.51.100.10" "$out"
+
 # --- DNS over TCP: the write that carries a refused question fails at once ---
 fenced --mode enforce --deny github.com -- "$Q" -m tcp $R 53 github.com
 check "tcp refusal: counted once (no retransmits into a drop)" "1 1" \
