@@ -298,9 +298,9 @@ int fence_probe_bpf_loop(void)
  * Open the fence's programs and load them as fence_start would, then let
  * them go: does this kernel's verifier take them?
  */
-int fence_probe_load(struct df_error *e)
+static int probe_load_build(bool loop, struct df_error *e)
 {
-	_cleanup_skel_ struct fence_bpf *skel = fence_bpf_open_build(fence_kernel_has_bpf_loop());
+	_cleanup_skel_ struct fence_bpf *skel = fence_bpf_open_build(loop);
 	int r;
 
 	if (!skel)
@@ -311,6 +311,19 @@ int fence_probe_load(struct df_error *e)
 		return df_fail(e, r, "load BPF programs: %s (run with --verbose for the verifier log)",
 			       strerror(-r));
 	return 0;
+}
+
+/* the build fence_start loads, with its fallback (fence_objs_load) */
+int fence_probe_load(struct df_error *e)
+{
+	bool loop = fence_kernel_has_bpf_loop();
+	int r = probe_load_build(loop, e);
+
+	if (r < 0 && loop) {
+		memset(e, 0, sizeof(*e));
+		r = probe_load_build(false, e);
+	}
+	return r;
 }
 
 int fence_bpffs_where(const char *root, char *ret_dir, size_t len, struct df_error *e)

@@ -55,6 +55,11 @@ for p in connect4 connect6 sendmsg4 sendmsg6 cgroup_skb; do
 done
 check "json: bpf_link supported" "true" "$(field bpf_link ok)"
 check "json: the fence's programs load" "true" "$(field fence_programs ok)"
+# a kernel with bpf_loop that refuses the loop build (test_dns's shim):
+# the programs load in the unrolled build, as a fence's would
+LD_PRELOAD="$DF_TOOLS/libdfnoloop.so" "$DF_BIN" doctor --json >"$DF_T/noloop" 2>/dev/null
+check "json: loop build refused: the fence's programs still load" "true" \
+	"$(jq -r '[.checks[] | select(.name == "fence_programs")][0].ok' "$DF_T/noloop")"
 # bpf_loop came in 5.17: the build doctor names follows the kernel's version
 kv=$(uname -r | awk -F'[.-]' '{print $1 * 1000 + $2}')
 check "json: bpf_loop names the build this kernel loads" "$([ "$kv" -ge 5017 ] && echo loop || echo unrolled)" \
