@@ -83,13 +83,13 @@ $(BUILD)/depfence: $(HOOK_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/unit.h $(LIB_OBJS)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(LIB_OBJS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDLIBS) -o $@
 
 # The fuzz targets' entry points over the corpora and regressions, without libFuzzer.
-$(BUILD)/tests/test_fuzz_replay: tests/fuzz/replay.c $(FUZZ_SRCS) $(wildcard tests/fuzz/*.h) tests/unit/pending_table.h $(LIB_OBJS)
+$(BUILD)/tests/test_fuzz_replay: tests/fuzz/replay.c $(FUZZ_SRCS) $(wildcard tests/fuzz/*.h) tests/unit/pending_table.h tests/unit/fence_maps.h $(LIB_OBJS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) tests/fuzz/replay.c $(FUZZ_SRCS) $(LIB_OBJS) $(LDLIBS) -o $@
@@ -154,7 +154,7 @@ $(FUZZ_BUILD)/obj/%.o: %.c $(SKELS) $(wildcard hook/*.h oci/*.h bpf/*.h)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) tests/unit/pending_table.h $(FUZZ_LIB_OBJS)
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) tests/unit/pending_table.h tests/unit/fence_maps.h $(FUZZ_LIB_OBJS)
 	$(call msg,FUZZER,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_LIB_OBJS) $(LDLIBS) -o $@
 

@@ -27,6 +27,7 @@
 #include "../../hook/fence.h"
 #include "../../hook/fence_obj.h"
 #include "fuzz_common.h"
+#include "../unit/fence_maps.h"
 #include "../unit/pending_table.h"
 
 #define B1 1000003u
@@ -51,39 +52,6 @@ static uint8_t outcomes[256] __attribute__((section("__libfuzzer_extra_counters"
 static const uint8_t CLI4[4] = { 198, 51, 100, 2 }, RES4[4] = { 198, 51, 100, 53 };
 static const uint8_t CLI6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 2 };
 static const uint8_t RES6[16] = { 0x20, 0x01, 0x0d, 0xb8, [14] = 0, [15] = 0x53 };
-
-static void clear_map(struct bpf_map *m)
-{
-	uint8_t key[512];
-	int fd = bpf_map__fd(m);
-
-	for (int i = 0; i < 100000 && bpf_map_get_next_key(fd, NULL, key) == 0; i++)
-		if (bpf_map_delete_elem(fd, key) < 0)
-			break;
-}
-
-static size_t map_count(struct bpf_map *m)
-{
-	uint8_t key[512], next[512];
-	size_t n = 0, ks = bpf_map__key_size(m);
-	int fd = bpf_map__fd(m), r;
-
-	for (r = bpf_map_get_next_key(fd, NULL, next); r == 0 && n < 100000;
-	     r = bpf_map_get_next_key(fd, key, next)) {
-		memcpy(key, next, ks);
-		n++;
-	}
-	return n;
-}
-
-static struct df_counters counters(void)
-{
-	struct df_counters c = {};
-	__u32 zero = 0;
-
-	bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &zero, &c);
-	return c;
-}
 
 static uint64_t mono_ns(void)
 {
@@ -260,12 +228,12 @@ static void one_family(int fam, const uint8_t *msg, size_t n)
 	int ret, have_q = 0;
 
 	reset();
-	c0 = counters();
+	c0 = map_counters(skel->maps.counters);
 
 	/* 1. an answer to no question */
 	len = packet(pkt, fam, 1, msg, n);
 	run(skel->progs.df_ingress, pkt, len);
-	c1 = counters();
+	c1 = map_counters(skel->maps.counters);
 	DF_FUZZ_ASSERT(map_count(skel->maps.prov4) == 0 && map_count(skel->maps.prov6) == 0,
 		       "IPv%d: provenance learned from an answer to no question", fam);
 	DF_FUZZ_ASSERT(c1.dns_answers == c0.dns_answers,
@@ -274,7 +242,7 @@ static void one_family(int fam, const uint8_t *msg, size_t n)
 	/* 2. the question */
 	len = packet(pkt, fam, 0, msg, n);
 	ret = run(skel->progs.df_egress, pkt, len);
-	c2 = counters();
+	c2 = map_counters(skel->maps.counters);
 	pend = pending_count(bpf_map__fd(skel->maps.pending));
 	DF_FUZZ_ASSERT(pend <= 1, "IPv%d: %zu questions pending after one", fam, pend);
 	DF_FUZZ_ASSERT(c2.dns_queries - c1.dns_queries <= 1, "IPv%d: one packet, %llu questions",
@@ -308,7 +276,7 @@ static void one_family(int fam, const uint8_t *msg, size_t n)
 	t0 = mono_ns();
 	run(skel->progs.df_ingress, pkt, len);
 	t1 = mono_ns();
-	c3 = counters();
+	c3 = map_counters(skel->maps.counters);
 	if (!have_q) {
 		DF_FUZZ_ASSERT(map_count(skel->maps.prov4) == 0 && map_count(skel->maps.prov6) == 0,
 			       "IPv%d: provenance learned with no question pending", fam);

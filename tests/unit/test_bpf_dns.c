@@ -28,6 +28,7 @@
 #include "../../hook/fence.h"
 #include "../../hook/policy.h"
 #include "../../hook/fence_obj.h"
+#include "fence_maps.h"
 #include "pending_table.h"
 #include "unit.h"
 
@@ -222,39 +223,6 @@ static void packet(struct wire *out, const struct l34 *t, const struct wire *dns
 static int map_fd(struct bpf_map *m)
 {
 	return bpf_map__fd(m);
-}
-
-static void clear_map(struct bpf_map *m)
-{
-	uint8_t key[512];
-	int fd = map_fd(m);
-
-	while (bpf_map_get_next_key(fd, NULL, key) == 0)
-		if (bpf_map_delete_elem(fd, key) < 0)
-			break;
-}
-
-static size_t map_count(struct bpf_map *m)
-{
-	uint8_t key[512], next[512];
-	size_t n = 0, ks = bpf_map__key_size(m);
-	int fd = map_fd(m), r;
-
-	for (r = bpf_map_get_next_key(fd, NULL, next); r == 0 && n < 100000;
-	     r = bpf_map_get_next_key(fd, key, next)) {
-		memcpy(key, next, ks);
-		n++;
-	}
-	return n;
-}
-
-static struct df_counters counters(void)
-{
-	struct df_counters c = {};
-	__u32 zero = 0;
-
-	bpf_map_lookup_elem(map_fd(skel->maps.counters), &zero, &c);
-	return c;
 }
 
 static int run(struct bpf_program *prog, const struct wire *pkt, int *ret)
@@ -641,9 +609,9 @@ static void check_question(const struct qcase *c)
 		have_norm = 1;
 	}
 
-	before = counters();
+	before = map_counters(skel->maps.counters);
 	err = run(skel->progs.df_egress, &pkt, &ret);
-	after = counters();
+	after = map_counters(skel->maps.counters);
 	CHECK_INT(N("test run"), 0, err);
 	CHECK_INT(N("retval"), c->ret, ret);
 	CHECK_INT(N("dns_queries"), c->q, after.dns_queries - before.dns_queries);
@@ -1174,7 +1142,7 @@ static void check_answer(const struct acase *c)
 	}
 	build_answer(&a, &t, aname, (uint16_t)(TXID + c->txid_delta), c->answers);
 
-	before = counters();
+	before = map_counters(skel->maps.counters);
 	t0 = mono_ns();
 	for (int i = 0; i < (c->copies ? c->copies : 1); i++) {
 		err = run(skel->progs.df_ingress, &a, &ret);
@@ -1182,7 +1150,7 @@ static void check_answer(const struct acase *c)
 		CHECK_INT(N("answer %d retval", i + 1), 1, ret);
 	}
 	t1 = mono_ns();
-	after = counters();
+	after = map_counters(skel->maps.counters);
 	CHECK_INT(N("dns_answers"), c->answers_d, after.dns_answers - before.dns_answers);
 	CHECK_INT(N("dns_untrusted"), c->untrusted_d, after.dns_untrusted - before.dns_untrusted);
 	CHECK_INT(N("dns_queries (an answer is no question)"), 0,
@@ -1267,13 +1235,13 @@ static void sequences(void)
 		pipelined(&da, "api.example.com", 1);
 		packet(&q, &tq, &dq);
 		packet(&a, &ta, &da);
-		before = counters();
+		before = map_counters(skel->maps.counters);
 		run(skel->progs.df_egress, &q, &ret);
 		CHECK_INT(N("questions pass"), 1, ret);
 		CHECK_INT(N("first question pending"), 1, pending_count(map_fd(skel->maps.pending)));
 		ret = -1;
 		run(skel->progs.df_ingress, &a, &ret);
-		after = counters();
+		after = map_counters(skel->maps.counters);
 		CHECK_INT(N("answers pass"), 1, ret);
 		CHECK_INT(N("dns_queries"), 1, after.dns_queries - before.dns_queries);
 		CHECK_INT(N("dns_answers"), 1, after.dns_answers - before.dns_answers);
@@ -1372,10 +1340,10 @@ static void sequences(void)
 	desc_now = "ingress: an answer for another name leaves the question pending";
 	apply(&P_MAIN);
 	reset_state();
-	before = counters();
+	before = map_counters(skel->maps.counters);
 	one_exchange("api.example.com", 0x3333, "203.0.113.70", 53, "api.example.org");
 	one_exchange(NULL, 0x3333, "203.0.113.71", 53, "api.example.com");
-	after = counters();
+	after = map_counters(skel->maps.counters);
 	CHECK_INT(N("dns_untrusted"), 1, after.dns_untrusted - before.dns_untrusted);
 	CHECK_INT(N("dns_answers"), 1, after.dns_answers - before.dns_answers);
 	CHECK(N("spoofed address not learned"), lookup_prov("203.0.113.70", &pv) != 0, "learned");
@@ -1400,9 +1368,9 @@ static void sequences(void)
 			sl.val.deny ^= 1;
 			bpf_map_update_elem(map_fd(skel->maps.pending), &i, &sl, BPF_ANY);
 		}
-		before = counters();
+		before = map_counters(skel->maps.counters);
 		one_exchange(NULL, 0x5151, "203.0.113.72", 53, "api.example.com");
-		after = counters();
+		after = map_counters(skel->maps.counters);
 		CHECK_INT(N("dns_untrusted"), 1, after.dns_untrusted - before.dns_untrusted);
 		CHECK(N("nothing learned"), lookup_prov("203.0.113.72", &pv) != 0, "learned");
 	}
@@ -1452,9 +1420,9 @@ static void sequences(void)
 		t.sport = 53;
 		t.dport = CPORT;
 		packet(&a, &t, &d);
-		before = counters();
+		before = map_counters(skel->maps.counters);
 		run(skel->progs.df_egress, &a, &ret);
-		after = counters();
+		after = map_counters(skel->maps.counters);
 		CHECK_INT(N("retval"), 1, ret);
 		CHECK_INT(N("not a question"), 0, after.dns_queries - before.dns_queries);
 		CHECK_INT(N("pending cleared"), 0, pending_count(map_fd(skel->maps.pending)));
@@ -1515,7 +1483,7 @@ static void fuzz(void)
 	desc_now = "mutations";
 	apply(&P_AUDIT);
 	reset_state();
-	before = counters();
+	before = map_counters(skel->maps.counters);
 	for (int it = 0; it < iters; it++) {
 		int b = it % (int)ARRAY_SIZE(bases), fam = bases[b].fam, proto = bases[b].proto;
 		size_t dns_off = 14 + (fam == 6 ? 40 : 20) + (proto == TCP ? 22 : 8);
@@ -1548,7 +1516,7 @@ static void fuzz(void)
 		if (it % 50 == 49)
 			reset_state(); /* keep LRU maps from filling with junk */
 	}
-	after = counters();
+	after = map_counters(skel->maps.counters);
 	CHECK(N("%d runs of mutated questions and answers return 0 or 1", runs), bad == 0,
 	      "%d bad, first: %s", bad, first);
 	/* the mutations reached the parsers, not only the early exits */
