@@ -1083,7 +1083,8 @@ static long byte_steps(__u64 step, void *ctx)
 	for (__u32 j = 0; j < BYTE_STEP; j++) {
 		__u32 k = (__u32)step * BYTE_STEP + j;
 
-		if (k >= len || k >= DF_DNS_NAME_MAX) {
+		/* len <= DF_DNS_NAME_MAX, checked by the caller; name_byte bounds the index for the verifier */
+		if (k >= len) {
 			stop = 1;
 			break;
 		}
@@ -2218,21 +2219,19 @@ __attribute__((noinline)) int df_walk_answers(struct __sk_buff *skb, __u32 start
 	return (int)learned;
 }
 
-static __always_inline int ingress_run(struct __sk_buff *skb)
+/* cfg and sk (the full socket, or NULL) as df_ingress found them */
+static __always_inline int ingress_run(struct __sk_buff *skb, const struct df_config *cfg,
+				       struct bpf_sock *sk)
 {
-	const struct df_config *cfg;
 	struct df_dns_scratch *sc;
 	struct df_counters *c;
 	struct dnshdr h;
 	struct pkt p = {};
-	struct bpf_sock *sk = skb->sk;
 	__u32 zero = 0;
 	int len;
 
-	if (sk)
-		mark_listener(bpf_sk_fullsock(sk));
-	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || parse_pkt(skb, &p) != 0)
+	mark_listener(sk);
+	if (parse_pkt(skb, &p) != 0)
 		return SKB_PASS;
 	if (!is_dns_port(cfg, p.sport))
 		return SKB_PASS;
@@ -2277,12 +2276,14 @@ int df_ingress(struct __sk_buff *skb)
 	 * ingress runs after any NAT was undone.
 	 */
 	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return SKB_PASS;
 	if (sk)
 		sk = bpf_sk_fullsock(sk);
-	if (cfg && tcp_off_dns(cfg, sk) && sk->state != TCP_LISTEN_)
+	if (tcp_off_dns(cfg, sk) && sk->state != TCP_LISTEN_)
 		return SKB_PASS;
 	scratch_enter();
-	r = ingress_run(skb);
+	r = ingress_run(skb, cfg, sk);
 	scratch_leave();
 	return r;
 }

@@ -35,9 +35,10 @@ static void fence_bpf_freep(struct fence_bpf **s)
  * half[0] on a second thread. The maps object loads one program itself,
  * the cheap df_connect4 (FIRST_PROG), so that libbpf's feature probes for
  * loading programs run once, on this thread, before the halves start: the
- * calls each thread makes do not depend on which got there first. The shares are balanced by each program's verification time
- * as make bench measures it (6.18; the same order on 5.10 to 6.18), largest
- * first onto the lighter half, over the programs this fence loads.
+ * calls each thread makes do not depend on which got there first. The
+ * shares are balanced by each program's verification time as make bench
+ * measures it (6.18; the same order on 5.10 to 6.18), largest first onto
+ * the lighter half, over the programs this fence loads.
  */
 struct fence_objs {
 	struct fence_bpf *maps;

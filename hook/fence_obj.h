@@ -28,12 +28,15 @@
 #include "fence_loop.skel.h"
 
 /*
- * Does the kernel take a bpf_loop call with a callback in a program of this
- * type? Loads one, and the fd says: no verifier log to read (libbpf's helper
+ * Does the kernel have bpf_loop? Loads a cgroup_skb program that calls it
+ * with a callback, and the fd says: no verifier log to read (libbpf's helper
  * probe parses one). A callback needs the program's BTF to name its
- * functions, so the probe brings two.
+ * functions, so the probe brings two. One program type answers for the
+ * three that parse names: bpf_loop is a base helper, which every type has
+ * from the kernel that brought it (and fence_objs_load falls back should a
+ * kernel refuse the loop build all the same).
  */
-static inline bool fence_type_has_bpf_loop(enum bpf_prog_type type)
+static inline bool fence_kernel_has_bpf_loop(void)
 {
 	const struct bpf_insn insns[] = {
 		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_1, .imm = 1 },
@@ -63,20 +66,13 @@ static inline bool fence_type_has_bpf_loop(enum bpf_prog_type type)
 		LIBBPF_OPTS(bpf_prog_load_opts, o, .prog_btf_fd = btf__fd(btf), .func_info = funcs,
 			    .func_info_cnt = 2, .func_info_rec_size = sizeof(funcs[0]));
 
-		fd = bpf_prog_load(type, NULL, "GPL", insns, sizeof(insns) / sizeof(insns[0]), &o);
+		fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_SKB, NULL, "GPL", insns, sizeof(insns) / sizeof(insns[0]), &o);
 	}
 	btf__free(btf);
 	if (fd < 0)
 		return false;
 	close(fd);
 	return true;
-}
-
-/* Does the kernel have bpf_loop for the fence's program types that parse names? */
-static inline bool fence_kernel_has_bpf_loop(void)
-{
-	return fence_type_has_bpf_loop(BPF_PROG_TYPE_CGROUP_SKB) &&
-	       fence_type_has_bpf_loop(BPF_PROG_TYPE_SK_MSG);
 }
 
 /*
