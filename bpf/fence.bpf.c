@@ -432,13 +432,16 @@ static __always_inline void mark_dest(struct df_sk_mark *m, __u8 family, __u8 pr
  * marked judged once (its destination only changes through these hooks);
  * any other keeps the last destination judged.
  */
-static __always_inline void mark_sock(struct bpf_sock_addr *ctx, __u8 family, __u32 proto,
-				      const __u32 *addr, __u16 port, int dns)
+static __always_inline void mark_sock(struct bpf_sock_addr *ctx, const struct df_config *cfg,
+				      __u8 family, __u32 proto, const __u32 *addr, __u16 port, int dns)
 {
 	struct bpf_sock *sk = ctx->sk;
 	struct df_sk_mark *m;
 
 	if (!sk)
+		return;
+	/* a fresh fence passes every TCP stream socket: nothing to leave */
+	if ((cfg->flags & DF_CFG_FRESH) && ctx->type == SOCK_STREAM_ && proto == IPPROTO_TCP_)
 		return;
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!m)
@@ -454,13 +457,6 @@ static __always_inline void mark_sock(struct bpf_sock_addr *ctx, __u8 family, __
 		mark_dest(m, family, (__u8)proto, port, addr);
 }
 
-/*
- * A TCP connection connect judged, or one a listener in the fence accepted,
- * with no DNS port at either end (sk a full socket or NULL): the backstop
- * passes its packets and none is a DNS message, so egress lets them go
- * unparsed (one socket-storage lookup instead of two header loads and the
- * backstop's lookup).
- */
 /* A TCP socket (full, or NULL: no) with no DNS port at either end. */
 static __always_inline int tcp_off_dns(const struct df_config *cfg, struct bpf_sock *sk)
 {
@@ -468,12 +464,29 @@ static __always_inline int tcp_off_dns(const struct df_config *cfg, struct bpf_s
 	       !is_dns_port(cfg, bpf_ntohs((__u16)sk->dst_port));
 }
 
+/* A TCP stream socket (not a raw one with protocol TCP) of a fresh fence: see DF_CFG_FRESH. */
+static __always_inline int fresh_stream(const struct df_config *cfg, struct bpf_sock *sk)
+{
+	return (cfg->flags & DF_CFG_FRESH) && sk->type == SOCK_STREAM_ &&
+	       sk->protocol == IPPROTO_TCP_;
+}
+
+/*
+ * A TCP connection connect judged, or one a listener in the fence accepted,
+ * with no DNS port at either end (sk a full socket or NULL): the backstop
+ * passes its packets and none is a DNS message, so egress lets them go
+ * unparsed (in a fresh fence without reading anything but the socket, else
+ * after one socket-storage lookup, instead of two header loads and the
+ * backstop's lookup).
+ */
 static __always_inline int quiet_tcp(const struct df_config *cfg, struct bpf_sock *sk)
 {
 	struct df_sk_mark *m;
 
 	if (!tcp_off_dns(cfg, sk))
 		return 0;
+	if (fresh_stream(cfg, sk))
+		return 1;
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
 	return m && (m->flags & DF_MARK_DNS) == 0 && (m->flags & (DF_MARK_JUDGED | DF_MARK_PASSIVE));
 }
@@ -544,7 +557,7 @@ static __always_inline int finish(struct bpf_sock_addr *ctx, const struct df_con
 	}
 	if (ev == DF_EV_BLOCKED)
 		return SOCK_REFUSE;
-	mark_sock(ctx, family, proto, addr, port, is_dns_port(cfg, port));
+	mark_sock(ctx, cfg, family, proto, addr, port, is_dns_port(cfg, port));
 	return SOCK_PASS;
 }
 
@@ -1560,7 +1573,8 @@ __attribute__((noinline)) int df_pending_drop(void)
  * The egress backstop: packets that no connect or sendmsg program judged
  * (raw sockets, ICMP, sockets connected before the fence) are judged here by
  * destination, against the same rules, and refused in enforce mode. Sockets
- * already judged carry a mark (sk_marks) and pass after one lookup.
+ * already judged carry a mark (sk_marks) and pass after one lookup; in a
+ * fresh fence (DF_CFG_FRESH) TCP stream sockets pass unmarked.
  * ------------------------------------------------------------------------ */
 
 #define TCP_LISTEN_ 10
@@ -1717,22 +1731,28 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 
 /*
  * The fast path. A socket marked with this destination by connect or
- * sendmsg, or a connection accepted by a listener, passes; so do packets of
+ * sendmsg, or a connection accepted by a listener, passes, as does a TCP
+ * stream socket of a fresh fence (DF_CFG_FRESH); so do packets of
  * request and time-wait sockets (SYN-ACKs and closing ACKs of passive opens
  * and finished connections). Everything else is judged, and a socket whose
  * packet was let through is marked so its next packets take the fast path.
  */
 static __always_inline int backstop(struct __sk_buff *skb, struct pkt *p, int portless)
 {
+	const struct df_config *cfg;
 	struct bpf_sock *sk = skb->sk;
 	struct df_sk_mark *m;
 	struct bs_scratch *slot;
+	__u32 zero = 0;
 	int r;
 
 	if (!backstop_on || !sk)
 		return SKB_PASS;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk)
+		return SKB_PASS;
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (cfg && fresh_stream(cfg, sk))
 		return SKB_PASS;
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
 	if (m) {

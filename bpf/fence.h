@@ -88,6 +88,16 @@ struct df_sk_mark {
 	__u64 c_key;
 };
 
+/*
+ * The fence's cgroup was made empty for it and its programs attached before
+ * anything entered it (depfence run): every TCP stream socket of the cgroup was
+ * then made under the fence, so each either went through connect4/6 or was
+ * accepted by a listener in it. egress passes such a socket's packets without
+ * the mark connect would leave (allocating socket storage costs more than the
+ * rest of a connect's judging), exactly as it passes a marked one.
+ */
+#define DF_CFG_FRESH 0x1
+
 /* Rule id 0 is the policy default; rule i of the policy has id i + 1. */
 #define DF_RULE_DEFAULT 0
 /* A DNS question that could not be parsed to a name (judged by the default). */
@@ -156,7 +166,7 @@ struct df_config {
 	__u32 hash_b2;
 	__u32 ttl_floor_s; /* provenance lives max(TTL, floor) */
 	__u16 dns_ports[DF_DNS_PORTS]; /* 53 and the ports named by udp/tcp ...:53-style rules; 0 = unused */
-	__u16 pad;
+	__u16 flags; /* DF_CFG_* */
 	__u16 pad2;
 	/* appended: a live fence of an earlier version has a shorter value */
 	__u64 name_filter[DF_NAME_FILTER_WORDS];

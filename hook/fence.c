@@ -806,6 +806,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	}
 	cfg.default_verdict = (__u32)st->policy.default_verdict;
 	cfg.ttl_floor_s = hc->dns_ttl_floor;
+	cfg.flags = st->fresh ? DF_CFG_FRESH : 0;
 	memcpy(cfg.name_filter, cn.filter, sizeof(cfg.name_filter));
 	for (size_t i = 0; i < DF_DNS_PORTS; i++)
 		cfg.dns_ports[i] = hc->dns_ports[i];

@@ -46,6 +46,12 @@ struct fence_state {
 	 * not killed while attaching (removed without a report).
 	 */
 	int attached;
+	/*
+	 * fence_start only, not in the state file: the cgroup was made empty for
+	 * this fence and nothing enters it before fence_start returns (run), so
+	 * every socket of it is made under the fence (DF_CFG_FRESH).
+	 */
+	int fresh;
 };
 
 struct fence_record {

@@ -326,6 +326,8 @@ int cmd_run(int argc, char **argv)
 		df_err("run: create cgroup %s: %s", cg, strerror(errno));
 		goto fail;
 	}
+	/* made here, empty: the job enters it once the fence holds (spawn_in_cgroup) */
+	st.fresh = 1;
 	r = fence_start(&hc, &st, &e);
 	if (r < 0) {
 		df_err("run: %s", e.msg);

@@ -77,31 +77,63 @@ while IFS='|' read -r name args want ev; do
 	[ "$out" != ok ] && [ "$got" = "$ev" ] && refused=$((refused + 1))
 done <<<"$CASES"
 
-# --- a socket connected before the fence was attached (the OCI hook path:
-# the process is in its cgroup before createRuntime) ---
+# --- the OCI hook path: a process already in its cgroup when createRuntime
+# attaches the fence (a container's init is); its sockets may predate the fence,
+# so judged sockets carry marks. depfence run makes its cgroup empty and
+# attaches first (fresh: TCP stream sockets pass egress unmarked); the cases
+# below run on both paths. ---
 CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
-pre_case() { # ID ADDR
-	local id=$1 addr=$2 cg=$CG2/df$$-$1 pid i
+# hook_attach ID ANNOTATIONS CMD...: CMD in NS and in a cgroup of its own,
+# fenced by createRuntime once it has printed "ready"; then "$DF_T/ID.go" is
+# made (CMD may wait for it). HOOK_PID: its pid.
+hook_attach() {
+	local id=$1 annot=$2 cg=$CG2/df$$-$1 i
+	shift 2
 	mkdir "$cg" && df_track_cgroup "$cg"
 	mkfifo "$DF_T/$id.gate"
-	nsenter --net="/run/netns/$NS" -- sh -c "read go <'$DF_T/$id.gate'; exec '$B' pre $addr $PORT '$DF_T/$id.go'" >"$DF_T/$id.out" 2>&1 &
-	pid=$!
-	df_track_pid $pid
-	echo $pid >"$cg/cgroup.procs"
+	nsenter --net="/run/netns/$NS" -- sh -c 'read go <"$0"; exec "$@"' "$DF_T/$id.gate" "$@" >"$DF_T/$id.out" 2>&1 &
+	HOOK_PID=$!
+	df_track_pid $HOOK_PID
+	echo $HOOK_PID >"$cg/cgroup.procs"
 	timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$id.gate"
 	for i in $(seq 50); do grep -q ready "$DF_T/$id.out" && break; sleep 0.1; done
-	jq -nc --arg id "$id" --argjson pid "$pid" --arg b "$DF_T" \
-		'{ociVersion: "1.0.2", id: $id, status: "creating", bundle: $b, pid: $pid,
-		  annotations: {"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10,[2001:db8::10]"}}' |
+	jq -nc --arg id "$id" --argjson pid "$HOOK_PID" --arg b "$DF_T" --argjson a "$annot" \
+		'{ociVersion: "1.0.2", id: $id, status: "creating", bundle: $b, pid: $pid, annotations: $a}' |
 		"$DF_BIN" hook createRuntime 2>"$DF_T/stderr" || notok "$id: createRuntime" "$(cat "$DF_T/stderr")"
 	touch "$DF_T/$id.go"
-	for i in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-	wait $pid 2>/dev/null
-	rmdir "$cg"
+}
+# hook_detach ID: waits (10 s at most) for the process, removes its cgroup, runs
+# poststop. HOOK_OUT: its output after "ready"; HOOK_REP: the report.
+hook_detach() {
+	local id=$1 i
+	for i in $(seq 100); do kill -0 $HOOK_PID 2>/dev/null || break; sleep 0.1; done
+	wait $HOOK_PID 2>/dev/null
+	rmdir "$CG2/df$$-$id"
 	jq -nc --arg id "$id" --arg b "$DF_T" '{ociVersion: "1.0.2", id: $id, status: "stopped", bundle: $b, pid: 0}' |
 		"$DF_BIN" hook poststop 2>>"$DF_T/stderr"
-	PRE_OUT=$(sed 1d "$DF_T/$id.out" | tr '\n' ' ' | sed 's/ *$//')
-	PRE_REP=$DF_REPORTS/$id.json
+	HOOK_OUT=$(sed '0,/ready/d' "$DF_T/$id.out" | tr '\n' ' ' | sed 's/ *$//')
+	HOOK_REP=$DF_REPORTS/$id.json
+}
+# the fence's config flags (DF_CFG_FRESH = 1), read from its pinned config map
+cfg_flags() { bpftool --json map lookup pinned "$DF_PINS/$1/config" key 0 0 0 0 2>/dev/null | jq -r '.formatted.value.flags // empty'; }
+# hook_job ID ANNOTATIONS CMD...: CMD started once the fence holds, to its end
+hook_job() {
+	local id=$1 annot=$2
+	shift 2
+	# a fifo, not a polled file: a process the wait started would be in the cgroup too
+	mkfifo "$DF_T/$id.run"
+	hook_attach "$id" "$annot" sh -c 'echo ready; read go <"$0"; exec "$@"' "$DF_T/$id.run" "$@"
+	HOOK_FLAGS=$(cfg_flags "$id")
+	timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$id.run"
+	hook_detach "$id"
+}
+DENY_JSON='{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10,[2001:db8::10]"}'
+
+# a socket connected before the fence was attached (hook path only)
+pre_case() { # ID ADDR
+	hook_attach "$1" "$DENY_JSON" "$B" pre "$2" $PORT "$DF_T/$1.go"
+	hook_detach "$1"
+	PRE_OUT=$HOOK_OUT PRE_REP=$HOOK_REP
 }
 total=$((total + 1))
 pre_case pre-denied 203.0.113.10
@@ -113,21 +145,36 @@ pre_case pre-allowed 203.0.113.20
 check "socket connected before the fence: an allowed destination keeps working" "tcp ok udp ok" "$PRE_OUT"
 check "socket connected before the fence: allowed is not recorded in enforce" "0" "$(jqr "$PRE_REP" '.events | length')"
 
+# which path is fresh: run's fence, not the hook's
+hook_job flags-hook "$DENY_JSON" true
+check "hook path: the fence is not fresh (config flags 0)" "0" "$HOOK_FLAGS"
+out=$(in_ns "$NS" "$DF_BIN" run --no-confine --mode enforce --deny "$DENY" --report "$DF_T/flags.json" -- sh -c \
+	"bpftool --json map lookup pinned \"\$(find '$DF_PINS' -name config | head -1)\" key 0 0 0 0" 2>/dev/null | jq -r '.formatted.value.flags // empty')
+check "run: the fence is fresh (config flags 1)" "1" "$out"
+
 # --- what the backstop must not refuse: answers of connections accepted in the fence ---
+serve_check() { # LABEL REPORT: a client outside reaches the fenced server on 7778
+	local res i
+	for i in $(seq 50); do
+		res=$(in_ns "$NS" "$B" tcp 203.0.113.20 7778 2>/dev/null)
+		[ "$res" = ok ] && break
+		sleep 0.1
+	done
+	check "$1: default deny: a server in the fence answers a connection from outside" "ok" "$res"
+}
 rep=$DF_T/server.json
 nsenter --net="/run/netns/$NS" -- "$DF_BIN" run --mode enforce --default deny --report "$rep" -- "$B" serve 7778 >/dev/null 2>&1 &
 srv=$!
 df_track_pid $srv
-res=
-for i in $(seq 50); do
-	res=$(in_ns "$NS" "$B" tcp 203.0.113.20 7778 2>/dev/null)
-	[ "$res" = ok ] && break
-	sleep 0.1
-done
-check "default deny: a server in the fence answers a connection from outside" "ok" "$res"
+serve_check run "$rep"
 kill $srv 2>/dev/null
 wait $srv 2>/dev/null
-check "default deny: answering an accepted connection is no event" "0" "$(jqr "$rep" '[.events[] | select(.hook == "egress")] | length')"
+check "run: default deny: answering an accepted connection is no event" "0" "$(jqr "$rep" '[.events[] | select(.hook == "egress")] | length')"
+hook_attach server-hook '{"depfence.io/mode": "enforce", "depfence.io/default": "deny"}' sh -c 'echo ready; exec "$0" serve 7778' "$B"
+serve_check hook
+kill $HOOK_PID 2>/dev/null
+hook_detach server-hook
+check "hook: default deny: answering an accepted connection is no event" "0" "$(jqr "$HOOK_REP" '[.events[] | select(.hook == "egress")] | length')"
 
 # A destination rewritten after connect judged it (DNAT here; connect-time
 # load balancing such as Cilium's does the same): the judged socket passes
@@ -140,10 +187,13 @@ table ip dfnat {
 NFT
 rep=$DF_T/dnat.json
 out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --default deny --allow "tcp/198.51.100.99:$PORT" --report "$rep" -- "$B" tcp 198.51.100.99 $PORT 2>/dev/null)
-check "rewritten destination: the allowed, judged connection works" "ok" "$out"
-check "rewritten destination: no refusal recorded" "0 0" "$(jqr "$rep" '"\(.summary.blocked) \(.events | length)"')"
+check "run: rewritten destination: the allowed, judged connection works" "ok" "$out"
+check "run: rewritten destination: no refusal recorded" "0 0" "$(jqr "$rep" '"\(.summary.blocked) \(.events | length)"')"
 check "rewritten destination: the DNAT rule did rewrite it" "1" \
 	"$(in_ns "$NS" nft list table ip dfnat | grep -c 'counter packets [1-9]')"
+hook_job dnat-hook "{\"depfence.io/mode\": \"enforce\", \"depfence.io/default\": \"deny\", \"depfence.io/allow\": \"tcp/198.51.100.99:$PORT\"}" "$B" tcp 198.51.100.99 $PORT
+check "hook: rewritten destination: the allowed, judged connection works" "ok" "$HOOK_OUT"
+check "hook: rewritten destination: no refusal recorded" "0 0" "$(jqr "$HOOK_REP" '"\(.summary.blocked) \(.events | length)"')"
 in_ns "$NS" nft delete table ip dfnat
 
 # a raw packet too short to hold its ports is judged by address, portless

@@ -313,6 +313,26 @@ check "dig +tcp: report names the question" "blocked github.com tcp" \
 	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.proto)"')"
 fenced --mode enforce --deny github.com -- $D +tcp +short mirror.internal
 check "dig +tcp: allowed name resolves" "198.51.100.10" "$out"
+# a resolver behind an address rewritten in the client's own namespace (an
+# OUTPUT DNAT rule, as Docker's embedded DNS has): the question leaves for the
+# service address, egress sees the resolver's (the judged socket passes it;
+# over TCP in a fresh fence unmarked), the answer comes back from the service
+# address. Its addresses are not learnt: the answer's source is not the
+# address the question was seen going to (README, "What it cannot see").
+ip -n "$NS" route add local 198.51.100.53/32 dev lo
+nsenter --net="/run/netns/$NS" -- nft -f - <<NFT
+table ip dfdnsnat {
+	chain out { type nat hook output priority -100; ip daddr 198.51.100.53 meta l4proto { tcp, udp } th dport 53 counter dnat to $R; }
+}
+NFT
+for proto in tcp udp; do
+	fenced --mode enforce --default deny --allow "198.51.100.53:53 mirror.internal" -- dig +tries=1 +time=2 @198.51.100.53 "+$([ $proto = tcp ] || echo no)tcp" +short mirror.internal
+	check "dnat'd resolver, $proto: the allowed question is answered" "198.51.100.10" "$out"
+	check "dnat'd resolver, $proto: nothing refused" "1 0 0 0" \
+		"$(ev '"\(.summary.dns_queries) \(.summary.blocked) \(.summary.dns_blocked) \(.events | length)"')"
+done
+nsenter --net="/run/netns/$NS" -- nft delete table ip dfdnsnat
+ip -n "$NS" route del local 198.51.100.53/32 dev lo
 fenced --mode audit --deny github.com -- $D +short github.com AAAA
 check "dig audit: answered" "2001:db8::10" "$out"
 check "dig audit: would-block AAAA" "would-block github.com AAAA" \
