@@ -1809,7 +1809,6 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	struct df_counters *c;
 	struct dnshdr h;
 	struct judged j;
-	struct bpf_sock *sk;
 	__u32 zero = 0;
 	__u16 qtype = 0, flags;
 	int len, refuse = 0;
@@ -1817,9 +1816,6 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
-		return SKB_PASS;
-	sk = skb->sk;
-	if (sk && quiet_tcp(cfg, bpf_sk_fullsock(sk)))
 		return SKB_PASS;
 	len = parse_pkt(skb, p);
 	if (len < 0)
@@ -1896,12 +1892,26 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	return TO_BACKSTOP;
 }
 
+/* A packet of a quiet TCP connection (quiet_tcp): most of a job's packets. */
+static __always_inline int egress_quiet(struct __sk_buff *skb)
+{
+	const struct df_config *cfg;
+	struct bpf_sock *sk = skb->sk;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	return cfg && sk && quiet_tcp(cfg, bpf_sk_fullsock(sk));
+}
+
 SEC("cgroup_skb/egress")
 int df_egress(struct __sk_buff *skb)
 {
 	struct pkt p = {};
 	int r;
 
+	/* passed before the nesting level is taken (and egress_run's set-up) */
+	if (egress_quiet(skb))
+		return SKB_PASS;
 	scratch_enter();
 	r = egress_run(skb, &p);
 	if (r == TO_BACKSTOP || r == TO_BACKSTOP_PORTLESS)
