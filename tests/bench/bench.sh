@@ -224,7 +224,9 @@ stop_agent() {
 # agent_cgid AGENT: the id of the cgroup of AGENT's loop (for depfence run, its fence's)
 agent_cgid() {
 	local child cg
+	# depfence run's child, or the agent itself (a loop the hook fenced)
 	child=$(pgrep -P "${APID[$1]}" | head -n 1)
+	[ -n "$child" ] || child=${APID[$1]}
 	cg=$(awk -F: '$1 == "0" {print $3}' "/proc/$child/cgroup" 2>/dev/null)
 	stat -c %i "$CG2$cg" 2>/dev/null
 }
@@ -260,6 +262,32 @@ prog_cost() {
 	done >>"$R/progcost.tsv"
 }
 
+# hook_agent NAME: a connect loop in a cgroup of its own, fenced by the OCI
+# hook with the 10,000 rules (a host profile: an annotation holds 64 KiB at
+# most) (hook_agent_stop ends it)
+HOOKST=$T/hookst
+hook_agent() {
+	local i state
+	mkdir -p "$CGB/$1" "$HOOKST/reports" "$HOOKST/state" "$HOOKST/profiles" || return 1
+	echo "{ \"report_dir\": \"$HOOKST/reports\", \"state_dir\": \"$HOOKST/state\", \"bpffs_root\": \"$PINS/hook\", \"profiles_dir\": \"$HOOKST/profiles\", \"attribution_linger\": 0 }" >"$HOOKST/config.json"
+	jq -R . "$T/rules.10000" | jq -s '{description: "the bench connect rules", deny: .}' >"$HOOKST/profiles/rules10000.json" || return 1
+	start_agent "$1" "${IN_CG[@]}" "$CGB/$1" nsenter --net="/run/netns/$NS" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" 127.0.0.1 "$PORT" || return 1
+	for i in $(seq 50); do [ "$(cat "$CGB/$1/cgroup.procs" 2>/dev/null)" = "${APID[$1]}" ] && break; sleep 0.1; done
+	state=$(jq -nc --arg id "dfb-$$-$1" --argjson pid "${APID[$1]}" --arg b "$HOOKST" \
+		'{ociVersion: "1.0.2", id: $id, status: "creating", bundle: $b, pid: $pid,
+		  annotations: {"depfence.io/mode": "enforce", "depfence.io/profile": "rules10000"}}')
+	DEPFENCE_CONFIG=$HOOKST/config.json "$BIN" hook createRuntime <<<"$state" 2>"$T/hook.err" && return 0
+	note connect "$1: createRuntime failed: $(head -c 300 "$T/hook.err")"
+	return 1
+}
+# hook_agent_stop NAME: poststop once its loop has ended; its report as report.connect-10000-hook.json
+hook_agent_stop() {
+	DEPFENCE_CONFIG=$HOOKST/config.json "$BIN" hook poststop \
+		<<<"{\"ociVersion\":\"1.0.2\",\"id\":\"dfb-$$-$1\",\"status\":\"stopped\",\"bundle\":\"$HOOKST\"}" 2>"$T/hook.err" ||
+		note connect "$1: poststop failed: $(head -c 300 "$T/hook.err")"
+	cp "$HOOKST/reports/dfb-$$-$1.json" "$T/report.connect-${1#depfence-}.json" 2>/dev/null
+	rmdir "$CGB/$1" 2>/dev/null
+}
 bench_connect() {
 	local conds=() nfts=() n c r k rate nftpath lvl=2 rel rc conns left secs=${CONNECT_SECS:-1} rounds=${CONNECT_ROUNDS:-10}
 	log "connect: rules, nft tables, servers, fences"
@@ -307,6 +335,11 @@ bench_connect() {
 	start_agent depfence-10000-noskb "$BIN" run --mode enforce "${DENY[@]}" --report "$T/report.connect-10000-noskb.json" -- \
 		nsenter --net="/run/netns/$NS" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" 127.0.0.1 "$PORT" || return 1
 	conds+=(depfence-10000-noskb)
+	# the same 10,000 rules on a container's fence: the loop is in its cgroup
+	# before `hook createRuntime` attaches it, as a container's init is, so
+	# the fence is not fresh and marks the TCP sockets connect judges
+	hook_agent depfence-10000-hook || return 1
+	conds+=(depfence-10000-hook)
 	for n in "${nfts[@]}"; do
 		start_agent "nftables-$n" nsenter --net="/run/netns/$NS-n$n" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" -c "$CGB/nft" 127.0.0.1 "$PORT" || return 1
 		conds+=("nftables-$n")
@@ -335,18 +368,20 @@ bench_connect() {
 		done
 	done
 	prog_cost connect depfence-10000
+	prog_cost connect-hook depfence-10000-hook
 	local -A rcs
 	for c in "${!APID[@]}"; do
 		stop_agent "$c"
 		rcs[$c]=$?
 	done
+	hook_agent_stop depfence-10000-hook
 	left=$(df_leftovers)
 	for c in "${conds[@]}"; do
 		[[ $c == depfence-* ]] || continue
 		n=${c#depfence-}
 		conns=$(jq -r '"\(.summary.connections) \(.summary.allowed)"' "$T/report.connect-$n.json" 2>/dev/null)
 		[ -n "$conns" ] && echo "$c $conns" >>"$R/connect_judged.tsv"
-		[ "${rcs[$c]}" = 0 ] || note "connect-$n" "depfence run exited ${rcs[$c]} ($(grep -v 'mode=enforce' "$T/ag.$c.err" | head -n 2 | tr '\n' ' '))"
+		[ "${rcs[$c]}" = 0 ] || note "connect-$n" "$([ "$c" = depfence-10000-hook ] && echo "its loop" || echo "depfence run") exited ${rcs[$c]} ($(grep -v 'mode=enforce' "$T/ag.$c.err" | head -n 2 | tr '\n' ' '))"
 	done
 	[ "$left" = 0 ] || note connect "$left pinned objects of fences that depfence run could not remove were left behind (the bench removed them)"
 	return 0

@@ -158,7 +158,8 @@ def comparison(name, title, unit, rows, conds, base, describe):
     return sec
 
 
-def prog_costs(name, sec, unit, ops_prog=None, ops_fixed=None, ops_text=None, base_ns=None, base_text=None):
+def prog_costs(name, sec, unit, ops_prog=None, ops_fixed=None, ops_text=None, base_ns=None, base_text=None,
+               what="the fenced condition", key="program_costs"):
     """the fence's programs in the extra round bench.sh's prog_cost ran with kernel.bpf_stats_enabled"""
     rows = [p for p in lines("progcost.tsv") if p[0] == name and len(p) >= 6 and p[3].isdigit()]
     if not rows:
@@ -171,7 +172,7 @@ def prog_costs(name, sec, unit, ops_prog=None, ops_fixed=None, ops_text=None, ba
         return
     total = sum(t for n, r, t in progs)
     md.append("")
-    md.append(f"The fence's programs in one more round of the fenced condition (not counted above), with "
+    md.append(f"The fence's programs in one more round of {what} (not counted above), with "
               f"`kernel.bpf_stats_enabled` on: the kernel's own count and time of their runs, which the noise "
               f"that moves the rates above does not reach (the stats add two clock reads to each run). "
               f"Operations: {'the runs of ' + ops_prog if ops_prog else ops_text}.")
@@ -190,7 +191,7 @@ def prog_costs(name, sec, unit, ops_prog=None, ops_fixed=None, ops_text=None, ba
         line += f", {100.0 * total / ops / base_ns:.1f}% " + (
             base_text or f"of an unfenced {unit} ({base_ns / 1000:.1f} us at its median rate)")
     md.append(line)
-    sec["program_costs"] = {"unit": unit, "operations": ops, "programs": out,
+    sec[key] = {"unit": unit, "operations": ops, "programs": out,
                             "ns_per_op": round(total / ops, 1),
                             "share_of_unfenced": round(total / ops / base_ns, 4) if base_ns else None}
 
@@ -212,7 +213,7 @@ def get(sec, name):
 rows = [(p[0], int(p[1]), float(p[2])) for p in lines("connect.tsv")]
 if "connect" in status:
     conds = ["unfenced"] + [f"depfence-{n}" for n in (10, 1000, 10000, 100000)] + \
-            [f"nftables-{n}" for n in (10, 1000, 10000, 100000)] + ["depfence-10000-noskb"]
+            [f"nftables-{n}" for n in (10, 1000, 10000, 100000)] + ["depfence-10000-noskb", "depfence-10000-hook"]
     judged = {p[0]: (int(p[1]), int(p[2])) for p in lines("connect_judged.tsv") if len(p) > 2 and p[1].isdigit()}
     sec = comparison("connect", "1. Connect cost", "connects/s", rows, conds, "unfenced", [
         f"Loopback TCP connect + close (SO_LINGER 0) to a listener on 127.0.0.1 in a private network "
@@ -229,7 +230,11 @@ if "connect" in status:
         "depfence-10000-noskb is a diagnostic, not a product configuration: the 10,000-rule fence "
         "with its cgroup_skb egress and ingress links detached by the bench (`bpftool link detach`), "
         "so only the connect/sendmsg programs remain: the difference to depfence-10000 is what the "
-        "skb programs cost on every packet of a connection.",
+        "skb programs cost on every packet of a connection. depfence-10000-hook: the same rules on a "
+        "container's fence (`depfence hook createRuntime` on the loop's own cgroup, the loop already in "
+        "it, as a container's init is), which marks every TCP socket connect judges (socket storage); "
+        "`depfence run` makes its cgroup empty and attaches first, so its fences are fresh and pass TCP "
+        "stream sockets unmarked (README, \"The egress backstop\").",
     ])
     sec["judged_connections"] = {c: {"connections": v[0], "allowed": v[1]} for c, v in judged.items()}
     md.append("")
@@ -249,7 +254,15 @@ if "connect" in status:
         md.append(f"- where the cost is: with only the connect/sendmsg programs the 10,000-rule fence keeps "
                   f"{pct(ns_['ratio'])} of the unfenced rate (per-round median {pct(ns_['paired_ratio_median'])}), "
                   f"with the skb programs too {pct(full['ratio'])} ({pct(full['paired_ratio_median'])})")
-    prog_costs("connect", sec, "connect", ops_prog="df_connect4", base_ns=unfenced_ns(sec))
+    hk = get(sec, "depfence-10000-hook")
+    if hk and full:
+        md.append(f"- a container's fence, which marks the sockets it judges: {pct(hk['ratio'])} of the unfenced rate "
+                  f"(per-round median {pct(hk['paired_ratio_median'])}), against {pct(full['ratio'])} "
+                  f"({pct(full['paired_ratio_median'])}) for `depfence run`'s fresh fence")
+    prog_costs("connect", sec, "connect", ops_prog="df_connect4", base_ns=unfenced_ns(sec),
+               what="depfence-10000")
+    prog_costs("connect-hook", sec, "connect", ops_prog="df_connect4", base_ns=unfenced_ns(sec),
+               what="depfence-10000-hook", key="program_costs_hook")
     md.extend(section_notes("connect"))
     md.append("")
     results["sections"]["connect"] = sec
