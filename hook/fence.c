@@ -912,6 +912,43 @@ int fence_load_state(const struct df_host_config *hc, const char *id, struct fen
 	return 1;
 }
 
+int fence_read_counters(int fd, struct df_counters *ret)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), zero = 0;
+	struct df_counters *v = NULL;
+	int n, r = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		return -errno;
+	if (info.value_size != sizeof(*ret))
+		return -EINVAL;
+	if (info.type != BPF_MAP_TYPE_PERCPU_ARRAY)
+		return bpf_map_lookup_elem(fd, &zero, ret) < 0 ? -errno : 0;
+	n = libbpf_num_possible_cpus();
+	if (n <= 0)
+		return n < 0 ? n : -EINVAL;
+	/* per CPU: one value each, rounded up to 8 bytes (all its fields are __u64) */
+	_Static_assert(sizeof(struct df_counters) % sizeof(__u64) == 0, "counters are __u64 only");
+	v = calloc((size_t)n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &zero, v) < 0) {
+		r = -errno;
+	} else {
+		for (int i = 0; i < n; i++) {
+			const __u64 *src = (const __u64 *)&v[i];
+			__u64 *dst = (__u64 *)ret;
+
+			for (size_t k = 0; k < sizeof(*ret) / sizeof(__u64); k++)
+				dst[k] += src[k];
+		}
+	}
+	free(v);
+	return r;
+}
+
 int fence_collect(const struct df_host_config *hc, const char *id, struct fence_data *ret,
 		  struct df_error *e)
 {
@@ -920,7 +957,6 @@ int fence_collect(const struct df_host_config *hc, const char *id, struct fence_
 	struct fence_data d = {};
 	struct df_rec_key key, next;
 	size_t cap = 0;
-	__u32 zero = 0;
 	int r;
 
 	/*
@@ -935,8 +971,8 @@ int fence_collect(const struct df_host_config *hc, const char *id, struct fence_
 		return df_fail(e, -errno, "open pinned %s: %s", path, strerror(errno));
 	if (cfd < 0)
 		d.lost[d.n_lost++] = "counters";
-	else if (bpf_map_lookup_elem(cfd, &zero, &d.counters) < 0)
-		return df_fail(e, -errno, "read %s: %s", path, strerror(errno));
+	else if ((r = fence_read_counters(cfd, &d.counters)) < 0)
+		return df_fail(e, r, "read %s: %s", path, strerror(-r));
 	join(path, sizeof(path), hc->bpffs_root, id, "records");
 	rfd = bpf_obj_get(path);
 	if (rfd < 0 && errno != ENOENT)

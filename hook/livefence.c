@@ -115,14 +115,14 @@ int live_read_counters(const struct df_host_config *hc, const char *id, struct d
 	struct df_counters c;
 	char path[PATH_MAX];
 	long long n = 0;
-	__u32 zero = 0;
 	int r;
 
 	cfd = map_get_ro(hc, id, "counters", path, sizeof(path));
 	if (cfd < 0)
 		return df_fail(e, cfd, "open pinned %s: %s", path, strerror(-cfd));
-	if (bpf_map_lookup_elem(cfd, &zero, &c) < 0)
-		return df_fail(e, -errno, "read %s: %s", path, strerror(errno));
+	r = fence_read_counters(cfd, &c);
+	if (r < 0)
+		return df_fail(e, r, "read %s: %s", path, strerror(-r));
 	rfd = map_get_ro(hc, id, "records", path, sizeof(path));
 	if (rfd >= 0) {
 		/* bounded: a hash map yields at most max_entries keys */

@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 
 #include "../../bpf/fence.h"
+#include "../../hook/fence.h"
 
 #define FENCE_MAPS_BOUND 100000
 
@@ -41,13 +42,13 @@ static inline size_t map_count(struct bpf_map *m)
 	return n;
 }
 
-/* The fence's counters map (one entry), zero when it cannot be read. */
+/* The fence's counters (summed over the CPUs, as the hook reads them), zero when they cannot be read. */
 static inline struct df_counters map_counters(struct bpf_map *counters_map)
 {
 	struct df_counters c = {};
-	__u32 zero = 0;
 
-	bpf_map_lookup_elem(bpf_map__fd(counters_map), &zero, &c);
+	if (fence_read_counters(bpf_map__fd(counters_map), &c) < 0)
+		memset(&c, 0, sizeof(c));
 	return c;
 }
 

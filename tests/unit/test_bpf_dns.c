@@ -1653,6 +1653,54 @@ static void run_build(bool loop)
 	unit_prefix = "";
 }
 
+/*
+ * fence_read_counters: a fence's per-CPU counters summed over the CPUs; the
+ * one value of a fence made before they were per CPU (a plain array); any
+ * other value size refused.
+ */
+static void check_read_counters(void)
+{
+	int n = libbpf_num_possible_cpus(), fd;
+	struct df_counters *v, one = { .connections = 7, .dns_unparsable = 3 }, got;
+	__u32 zero = 0;
+
+	CHECK("counters: possible CPUs known", n > 0, "%d", n);
+	if (n <= 0)
+		return;
+	v = calloc((size_t)n, sizeof(*v));
+	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "t_counters", 4, sizeof(*v), 1, NULL);
+	CHECK("counters: per-CPU map made", fd >= 0 && v, "%s", strerror(errno));
+	if (fd >= 0 && v) {
+		for (int i = 0; i < n; i++) {
+			v[i].connections = (__u64)i + 1;
+			v[i].dns_unparsable = 10;
+		}
+		bpf_map_update_elem(fd, &zero, v, BPF_ANY);
+		CHECK_INT("counters: per CPU, read back", 0, fence_read_counters(fd, &got));
+		CHECK_INT("counters: connections summed over the CPUs", (long long)n * (n + 1) / 2,
+			  (long long)got.connections);
+		CHECK_INT("counters: last field summed too", 10LL * n, (long long)got.dns_unparsable);
+		CHECK_INT("counters: an untouched field stays 0", 0, (long long)got.blocked);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(v);
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "t_counters", 4, sizeof(one), 1, NULL);
+	if (fd >= 0) {
+		bpf_map_update_elem(fd, &zero, &one, BPF_ANY);
+		CHECK_INT("counters: a fence made before they were per CPU (one value)", 0,
+			  fence_read_counters(fd, &got));
+		CHECK_INT("counters: its value as it is", 7, (long long)got.connections);
+		CHECK_INT("counters: its last field", 3, (long long)got.dns_unparsable);
+		close(fd);
+	}
+	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "t_counters", 4, 8, 1, NULL);
+	if (fd >= 0) {
+		CHECK_INT("counters: another value size refused", -EINVAL, fence_read_counters(fd, &got));
+		close(fd);
+	}
+}
+
 int main(void)
 {
 	bool loop;
@@ -1665,6 +1713,7 @@ int main(void)
 	inet_pton(AF_INET6, "2001:db8::53", RES6);
 	inet_pton(AF_INET6, "2001:db8::54", OTH6);
 	make_names();
+	check_read_counters();
 
 	task_helpers = fence_probe_skb_task_helpers() > 0;
 	printf("# cgroup_skb task helpers: %s\n", task_helpers ? "yes" : "no");
