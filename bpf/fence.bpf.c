@@ -433,6 +433,13 @@ static __always_inline void mark_dest(struct df_sk_mark *m, __u8 family, __u8 pr
 	}
 }
 
+/* A TCP stream socket (not a raw one with protocol TCP) of a fresh fence: see DF_CFG_FRESH. */
+static __always_inline int fresh_stream(const struct df_config *cfg, struct bpf_sock *sk)
+{
+	return (cfg->flags & DF_CFG_FRESH) && sk->type == SOCK_STREAM_ &&
+	       sk->protocol == IPPROTO_TCP_;
+}
+
 /*
  * Leave on the socket what was just judged, so the egress backstop lets its
  * packets through after one lookup. A TCP stream or UDP datagram socket is
@@ -448,7 +455,7 @@ static __always_inline void mark_sock(struct bpf_sock_addr *ctx, const struct df
 	if (!sk)
 		return;
 	/* a fresh fence passes every TCP stream socket: nothing to leave */
-	if ((cfg->flags & DF_CFG_FRESH) && ctx->type == SOCK_STREAM_ && proto == IPPROTO_TCP_)
+	if (fresh_stream(cfg, sk))
 		return;
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!m)
@@ -469,13 +476,6 @@ static __always_inline int tcp_off_dns(const struct df_config *cfg, struct bpf_s
 {
 	return sk && sk->protocol == IPPROTO_TCP_ && !is_dns_port(cfg, (__u16)sk->src_port) &&
 	       !is_dns_port(cfg, bpf_ntohs((__u16)sk->dst_port));
-}
-
-/* A TCP stream socket (not a raw one with protocol TCP) of a fresh fence: see DF_CFG_FRESH. */
-static __always_inline int fresh_stream(const struct df_config *cfg, struct bpf_sock *sk)
-{
-	return (cfg->flags & DF_CFG_FRESH) && sk->type == SOCK_STREAM_ &&
-	       sk->protocol == IPPROTO_TCP_;
 }
 
 /*

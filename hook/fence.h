@@ -119,13 +119,13 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st,
 int fence_load_state(const struct df_host_config *hc, const char *id, struct fence_state *ret,
 		     struct df_error *e);
 
-/* Read counters and records from the pins without changing them. */
 /*
  * A fence's counters map (fd), summed over the CPUs; a map of a fence made
  * before they were per CPU holds one value. 0, or -errno.
  */
 int fence_read_counters(int fd, struct df_counters *ret);
 
+/* Read counters and records from the pins without changing them. */
 int fence_collect(const struct df_host_config *hc, const char *id, struct fence_data *ret,
 		  struct df_error *e);
 
