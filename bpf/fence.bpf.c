@@ -16,6 +16,8 @@
 #define IPPROTO_UDP_ 17
 #define SOCK_STREAM_ 1
 #define SOCK_DGRAM_ 2
+#define AF_INET_ 2
+#define AF_INET6_ 10
 
 /* sock_addr verdicts */
 #define SOCK_REFUSE 0
@@ -433,6 +435,20 @@ static __always_inline void mark_dest(struct df_sk_mark *m, __u8 family, __u8 pr
 	}
 }
 
+/* The UDP socket's last destination let through (struct df_sk_mark, s_*). */
+static __always_inline void mark_sent(struct df_sk_mark *m, __u8 family, __u16 port,
+				      const __u32 *addr)
+{
+	m->s_family = family;
+	m->s_port = port;
+	m->s_addr[0] = addr[0];
+	if (family == 6) {
+		m->s_addr[1] = addr[1];
+		m->s_addr[2] = addr[2];
+		m->s_addr[3] = addr[3];
+	}
+}
+
 /* A TCP stream socket (not a raw one with protocol TCP) of a fresh fence: see DF_CFG_FRESH. */
 static __always_inline int fresh_stream(const struct df_config *cfg, struct bpf_sock *sk)
 {
@@ -462,6 +478,8 @@ static __always_inline void mark_sock(struct bpf_sock_addr *ctx, const struct df
 		return;
 	if (dns && !(m->flags & DF_MARK_DNS))
 		m->flags |= DF_MARK_DNS;
+	if (ctx->type == SOCK_DGRAM_ && proto == IPPROTO_UDP_)
+		mark_sent(m, family, port, addr);
 	if (m->flags & DF_MARK_JUDGED)
 		return;
 	if ((ctx->type == SOCK_STREAM_ && proto == IPPROTO_TCP_) ||
@@ -690,6 +708,8 @@ static __always_inline int cached_allow(struct bpf_sock_addr *ctx, __u8 family, 
 	if (m->c_key != key)
 		return 0;
 	count_verdict(cfg, DF_ALLOW);
+	if (ctx->type == SOCK_DGRAM_)
+		mark_sent(m, family, port, addr);
 	return 1;
 }
 
@@ -1800,6 +1820,70 @@ static __always_inline void mark_listener(struct bpf_sock *sk)
 		m->flags |= DF_MARK_PASSIVE;
 }
 
+/*
+ * Where the socket sending p meant it to go, into sc->to_addr and to_port:
+ * a connected socket's peer, or what connect or sendmsg last let an
+ * unconnected UDP socket send to. sc->to_moved is 1 when that is not where p
+ * is addressed: a NAT rule in the job's own network namespace rewrote the
+ * packet after the hooks judged its destination (Docker's embedded DNS turns
+ * 127.0.0.11:53 into another port), and the answer comes back from the
+ * destination the socket knows, the rule undone. Only TCP stream and UDP
+ * datagram sockets, whose headers the kernel writes from the socket: a raw
+ * socket's packet says where it goes.
+ */
+static __always_inline void sent_to(struct __sk_buff *skb, const struct pkt *p,
+				    struct df_dns_scratch *sc)
+{
+	struct bpf_sock *sk = skb->sk;
+	struct df_sk_mark *m;
+	__u16 port;
+
+	sc->to_moved = 0;
+	sc->to_port = p->dport;
+	__builtin_memcpy(sc->to_addr, p->daddr, sizeof(sc->to_addr));
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != p->proto ||
+	    sk->type != (p->proto == IPPROTO_TCP_ ? SOCK_STREAM_ : SOCK_DGRAM_))
+		return;
+	port = bpf_ntohs((__u16)sk->dst_port);
+	if (port && p->family == 4 && sk->family == AF_INET_) {
+		sc->to_addr[0] = sk->dst_ip4;
+	} else if (port && sk->family == AF_INET6_) {
+		sc->to_addr[0] = sk->dst_ip6[0];
+		sc->to_addr[1] = sk->dst_ip6[1];
+		sc->to_addr[2] = sk->dst_ip6[2];
+		sc->to_addr[3] = sk->dst_ip6[3];
+		if (p->family == 4) {
+			/* a dual-stack socket's IPv4 peer, ::ffff:a.b.c.d */
+			if (!v4_mapped(sc->to_addr)) {
+				__builtin_memcpy(sc->to_addr, p->daddr, sizeof(sc->to_addr));
+				return;
+			}
+			sc->to_addr[0] = sc->to_addr[3];
+			sc->to_addr[1] = sc->to_addr[2] = sc->to_addr[3] = 0;
+		}
+	} else if (!port && p->proto == IPPROTO_UDP_) {
+		m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
+		if (!m || m->s_family != p->family || !m->s_port)
+			return;
+		port = m->s_port;
+		sc->to_addr[0] = m->s_addr[0];
+		if (p->family == 6) {
+			sc->to_addr[1] = m->s_addr[1];
+			sc->to_addr[2] = m->s_addr[2];
+			sc->to_addr[3] = m->s_addr[3];
+		}
+	} else {
+		return;
+	}
+	sc->to_port = port;
+	sc->to_moved = port != p->dport || sc->to_addr[0] != p->daddr[0] ||
+		       (p->family == 6 && (sc->to_addr[1] != p->daddr[1] ||
+					   sc->to_addr[2] != p->daddr[2] ||
+					   sc->to_addr[3] != p->daddr[3]));
+}
+
 /* what egress_run leaves to the backstop, besides SKB_PASS and SKB_DROP */
 #define TO_BACKSTOP 2
 #define TO_BACKSTOP_PORTLESS 3
@@ -1844,7 +1928,11 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 		}
 		return TO_BACKSTOP;
 	}
-	if (!is_dns_port(cfg, p->dport))
+	/* a question: to a DNS port, as the packet or its socket says */
+	sc = scratch_here();
+	if (sc)
+		sent_to(skb, p, sc);
+	if (!is_dns_port(cfg, p->dport) && !(sc && sc->to_moved && is_dns_port(cfg, sc->to_port)))
 		return TO_BACKSTOP;
 	if (dns_start(skb, p) < 0 || bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
 		return TO_BACKSTOP;
@@ -1852,7 +1940,6 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	if (flags & 0x8000)
 		return TO_BACKSTOP; /* an answer going to a port 53 client: not a question */
 
-	sc = scratch_here();
 	c = bpf_map_lookup_elem(&counters, &zero);
 	/* no scratch (nested deeper than DF_SCRATCH_LEVELS): not judged, so not let through */
 	if (!sc || !c) {
@@ -1887,14 +1974,27 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 			if (o)
 				t = *o;
 		}
-		record(ev, DF_HOOK_DNS, p->proto, p->family, p->daddr, p->dport, j.rule_id, &sc->q.name,
-		       qtype, &t);
+		/* the resolver the job asked, which its rules name */
+		record(ev, DF_HOOK_DNS, p->proto, p->family, sc->to_addr, sc->to_port, j.rule_id,
+		       &sc->q.name, qtype, &t);
 	}
 	if (refuse)
 		return SKB_DROP;
 	if (len > 0) {
+		__u64 now = bpf_ktime_get_ns();
+
 		pending_key(&sc->qk, p, h.id, 0);
-		df_pending_put(bpf_ktime_get_ns());
+		df_pending_put(now);
+		/*
+		 * Moved by a NAT rule, the answer comes from the socket's destination;
+		 * moved by another cgroup's sendmsg program (a socket load balancer),
+		 * from the packet's: the question waits under both.
+		 */
+		if (sc->to_moved) {
+			__builtin_memcpy(sc->qk.resolver, sc->to_addr, sizeof(sc->qk.resolver));
+			sc->qk.resolver_port = sc->to_port;
+			df_pending_put(now);
+		}
 	}
 	return TO_BACKSTOP;
 }
@@ -1943,8 +2043,6 @@ int df_egress(struct __sk_buff *skb)
  * fence in audit.
  * ------------------------------------------------------------------------ */
 
-#define AF_INET_ 2
-#define AF_INET6_ 10
 /* the DNS header and the most of a question judging needs: name and type */
 #define TCP_Q_JUDGE (2 + sizeof(struct dnshdr) + DF_DNS_NAME_MAX + 2)
 

@@ -226,27 +226,35 @@ df_check_clean() {
 	check "$name: no pins or state left" "" "$left"
 }
 
-# df_dns NS: dnsmasq on 203.0.113.53:53 in NS answering the test zones:
+# df_dns NS [ADDR PORT]: dnsmasq in NS answering the test zones, on
+# 203.0.113.53 and 2001:db8::53 port 53, or (a second one) on ADDR PORT alone:
 #   github.com and below -> 203.0.113.10 / 2001:db8::10
 #   pkg.example.com and below -> 203.0.113.20 / 2001:db8::20
 #   api.example.com CNAME x.cdn.example.net -> 203.0.113.30
 #   mirror.internal -> 198.51.100.10
 df_dns() {
-	local ns=$1 i
-	ip -n "$ns" addr add 203.0.113.53/32 dev lo
-	ip -n "$ns" addr add 203.0.113.30/32 dev lo
-	ip -n "$ns" addr add 2001:db8::53/128 dev lo nodad
+	local ns=$1 addr=${2:-} port=${3:-53} i
+	local -a listen
+	if [ -n "$addr" ]; then
+		listen=(--listen-address="$addr")
+	else
+		addr=203.0.113.53
+		ip -n "$ns" addr add 203.0.113.53/32 dev lo
+		ip -n "$ns" addr add 203.0.113.30/32 dev lo
+		ip -n "$ns" addr add 2001:db8::53/128 dev lo nodad
+		listen=(--listen-address=203.0.113.53 --listen-address=2001:db8::53)
+	fi
 	nsenter --net="/run/netns/$ns" -- timeout 300 /usr/sbin/dnsmasq --keep-in-foreground \
 		--conf-file=/dev/null --no-resolv --no-hosts --no-dhcp-interface=lo \
-		--listen-address=203.0.113.53 --listen-address=2001:db8::53 --bind-interfaces --port=53 --user=root \
-		--pid-file="$DF_T/dnsmasq.pid" \
+		"${listen[@]}" --bind-interfaces --port="$port" --user=root \
+		--pid-file="$DF_T/dnsmasq-$addr-$port.pid" \
 		--address=/github.com/203.0.113.10 --address=/github.com/2001:db8::10 \
 		--address=/pkg.example.com/203.0.113.20 --address=/pkg.example.com/2001:db8::20 \
 		--host-record=x.cdn.example.net,203.0.113.30 --cname=api.example.com,x.cdn.example.net \
 		--host-record=mirror.internal,198.51.100.10 --local-ttl=300 >/dev/null 2>&1 &
 	df_track_pid $!
 	for i in $(seq 50); do
-		[ "$(in_ns "$ns" "$DF_TOOLS/dfdns" 203.0.113.53 53 mirror.internal 2>/dev/null)" = "ok 198.51.100.10" ] && return 0
+		[ "$(in_ns "$ns" "$DF_TOOLS/dfdns" "$addr" "$port" mirror.internal 2>/dev/null)" = "ok 198.51.100.10" ] && return 0
 		sleep 0.1
 	done
 	return 1

@@ -313,26 +313,81 @@ check "dig +tcp: report names the question" "blocked github.com tcp" \
 	"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.proto)"')"
 fenced --mode enforce --deny github.com -- $D +tcp +short mirror.internal
 check "dig +tcp: allowed name resolves" "198.51.100.10" "$out"
-# a resolver behind an address rewritten in the client's own namespace (an
-# OUTPUT DNAT rule, as Docker's embedded DNS has): the question leaves for the
-# service address, egress sees the resolver's (the judged socket passes it;
-# over TCP in a fresh fence unmarked), the answer comes back from the service
-# address. Its addresses are not learnt: the answer's source is not the
-# address the question was seen going to (README, "What it cannot see").
+# --- a resolver behind a NAT rule in the client's own namespace: the
+# question leaves for the service address, a DNAT rule sends it elsewhere
+# after connect or sendmsg judged it, and the answer comes back from the
+# service address, the rule undone. Two: the service address rewritten
+# (198.51.100.53:53 -> 203.0.113.53:53), and the port as Docker's embedded DNS
+# has it (127.0.0.11:53 -> 127.0.0.11:5353, where the port is no DNS port).
+# The fence reads the question where the socket meant it to go, records that
+# resolver, and learns from the answer ---
 ip -n "$NS" route add local 198.51.100.53/32 dev lo
+df_dns "$NS" 127.0.0.11 5353 || notok "dnsmasq on 127.0.0.11:5353" "did not answer"
 nsenter --net="/run/netns/$NS" -- nft -f - <<NFT
 table ip dfdnsnat {
-	chain out { type nat hook output priority -100; ip daddr 198.51.100.53 meta l4proto { tcp, udp } th dport 53 counter dnat to $R; }
+	chain out {
+		type nat hook output priority -100;
+		ip daddr 198.51.100.53 meta l4proto { tcp, udp } th dport 53 counter dnat to $R
+		ip daddr 127.0.0.11 meta l4proto { tcp, udp } th dport 53 counter dnat to 127.0.0.11:5353
+	}
 }
 NFT
-for proto in tcp udp; do
-	fenced --mode enforce --default deny --allow "198.51.100.53:53 mirror.internal" -- dig +tries=1 +time=2 @198.51.100.53 "+$([ $proto = tcp ] || echo no)tcp" +short mirror.internal
-	check "dnat'd resolver, $proto: the allowed question is answered" "198.51.100.10" "$out"
-	check "dnat'd resolver, $proto: nothing refused" "1 0 0 0" \
-		"$(ev '"\(.summary.dns_queries) \(.summary.blocked) \(.summary.dns_blocked) \(.events | length)"')"
+for svc in 198.51.100.53 127.0.0.11; do
+	for how in sendto connect tcp; do
+		refused=EPERM
+		[ $how = tcp ] && refused=EACCES
+		fenced --mode enforce --deny github.com -- "$Q" -m $how $svc 53 mirror.internal
+		check "nat'd resolver $svc, $how: an allowed name is answered" "ok 198.51.100.10" "$out"
+		fenced --mode enforce --deny github.com -- "$Q" -m $how $svc 53 github.com
+		check "nat'd resolver $svc, $how: a denied name is refused" "$refused" "$out"
+		check "nat'd resolver $svc, $how: its event names the resolver asked" "blocked github.com $svc 53" \
+			"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.daddr) \(.dport)"')"
+		fenced --mode enforce --default deny --allow "$svc:53 **.pkg.example.com" -- \
+			sh -c "$Q -m $how $svc 53 a.pkg.example.com >/dev/null; $C tcp 203.0.113.20 80"
+		check "nat'd resolver $svc, $how: an allowed name's address is learnt" "ok" "$out"
+		check "nat'd resolver $svc, $how: the answer trusted" "1 0" \
+			"$(ev '"\(.summary.dns_answers) \(.summary.dns_untrusted)"')"
+	done
+	for proto in tcp udp; do
+		fenced --mode enforce --default deny --allow "$svc:53 mirror.internal" -- \
+			dig +tries=1 +time=2 @$svc "+$([ $proto = tcp ] || echo no)tcp" +short mirror.internal
+		check "nat'd resolver $svc, dig $proto: the allowed question is answered" "198.51.100.10" "$out"
+		check "nat'd resolver $svc, dig $proto: judged, nothing refused, the answer trusted" "1 0 0 0 1" \
+			"$(ev '"\(.summary.dns_queries) \(.summary.blocked) \(.summary.dns_blocked) \(.events | length) \(.summary.dns_answers)"')"
+	done
 done
+# IPv6: 2001:db8::99 rewritten to the resolver's 2001:db8::53
+ip -n "$NS" route add local 2001:db8::99/128 dev lo
+nsenter --net="/run/netns/$NS" -- nft -f - <<NFT
+table ip6 dfdnsnat6 {
+	chain out {
+		type nat hook output priority -100;
+		ip6 daddr 2001:db8::99 meta l4proto { tcp, udp } th dport 53 counter dnat to [2001:db8::53]:53
+	}
+}
+NFT
+for how in sendto connect tcp; do
+	refused=EPERM
+	[ $how = tcp ] && refused=EACCES
+	fenced --mode enforce --deny github.com -- "$Q" -t AAAA -m $how 2001:db8::99 53 github.com
+	check "nat'd resolver 2001:db8::99, $how: a denied name is refused" "$refused" "$out"
+	check "nat'd resolver 2001:db8::99, $how: its event names the resolver asked" "blocked github.com 2001:db8::99 53" \
+		"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.daddr) \(.dport)"')"
+	fenced --mode enforce --default deny --allow "[2001:db8::99]:53 **.pkg.example.com" -- \
+		sh -c "$Q -t AAAA -m $how 2001:db8::99 53 b.pkg.example.com >/dev/null; $C tcp 2001:db8::20 80"
+	check "nat'd resolver 2001:db8::99, $how: an allowed name's address is learnt" "ok" "$out"
+	check "nat'd resolver 2001:db8::99, $how: the answer trusted" "1 0" \
+		"$(ev '"\(.summary.dns_answers) \(.summary.dns_untrusted)"')"
+done
+nat_hits() {
+	nsenter --net="/run/netns/$NS" -- nft -j list table "$1" |
+		jq -r '[.nftables[] | .rule? | select(.) | .expr[] | .counter? | select(.) | (.packets > 0 | if . then 1 else 0 end)] | join(" ")'
+}
+check "nat'd resolvers: the NAT rules rewrote the questions" "1 1 1" "$(nat_hits "ip dfdnsnat") $(nat_hits "ip6 dfdnsnat6")"
 nsenter --net="/run/netns/$NS" -- nft delete table ip dfdnsnat
+nsenter --net="/run/netns/$NS" -- nft delete table ip6 dfdnsnat6
 ip -n "$NS" route del local 198.51.100.53/32 dev lo
+ip -n "$NS" route del local 2001:db8::99/128 dev lo
 fenced --mode audit --deny github.com -- $D +short github.com AAAA
 check "dig audit: answered" "2001:db8::10" "$out"
 check "dig audit: would-block AAAA" "would-block github.com AAAA" \
