@@ -1820,22 +1820,28 @@ static __always_inline void mark_listener(struct bpf_sock *sk)
 		m->flags |= DF_MARK_PASSIVE;
 }
 
+static __always_inline int same_addr(__u8 family, const __u32 *a, const __u32 *b)
+{
+	return a[0] == b[0] && (family == 4 || (a[1] == b[1] && a[2] == b[2] && a[3] == b[3]));
+}
+
 /*
- * Where the socket sending p meant it to go, into sc->to_addr and to_port:
- * a connected socket's peer, or what connect or sendmsg last let an
- * unconnected UDP socket send to. sc->to_moved is 1 when that is not where p
- * is addressed: a NAT rule in the job's own network namespace rewrote the
- * packet after the hooks judged its destination (Docker's embedded DNS turns
- * 127.0.0.11:53 into another port), and the answer comes back from the
- * destination the socket knows, the rule undone. Only TCP stream and UDP
- * datagram sockets, whose headers the kernel writes from the socket: a raw
- * socket's packet says where it goes.
+ * Where the socket sending p meant it to go, into sc->to_addr and to_port,
+ * and sc->to_moved: 1 when that is not where p is addressed. A NAT rule in
+ * the job's own network namespace rewrites a packet after connect or sendmsg
+ * judged its destination (Docker's embedded DNS turns 127.0.0.11:53 into
+ * another port), and the answer comes back from the destination judged, the
+ * rule undone. Only TCP stream and UDP datagram sockets, whose headers the
+ * kernel writes from the socket or the send: a raw socket's packet says where
+ * it goes. A UDP packet addressed where connect or sendmsg last let its socket
+ * send was not moved (a connected socket may sendto elsewhere); otherwise an
+ * unconnected socket meant that destination and a connected one its peer.
  */
 static __always_inline void sent_to(struct __sk_buff *skb, const struct pkt *p,
 				    struct df_dns_scratch *sc)
 {
 	struct bpf_sock *sk = skb->sk;
-	struct df_sk_mark *m;
+	struct df_sk_mark *m = NULL;
 	__u16 port;
 
 	sc->to_moved = 0;
@@ -1846,6 +1852,13 @@ static __always_inline void sent_to(struct __sk_buff *skb, const struct pkt *p,
 	if (!sk || sk->protocol != p->proto ||
 	    sk->type != (p->proto == IPPROTO_TCP_ ? SOCK_STREAM_ : SOCK_DGRAM_))
 		return;
+	if (p->proto == IPPROTO_UDP_) {
+		m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
+		if (m && (m->s_family != p->family || !m->s_port))
+			m = NULL;
+		if (m && m->s_port == p->dport && same_addr(p->family, m->s_addr, p->daddr))
+			return;
+	}
 	port = bpf_ntohs((__u16)sk->dst_port);
 	if (port && p->family == 4 && sk->family == AF_INET_) {
 		sc->to_addr[0] = sk->dst_ip4;
@@ -1863,10 +1876,7 @@ static __always_inline void sent_to(struct __sk_buff *skb, const struct pkt *p,
 			sc->to_addr[0] = sc->to_addr[3];
 			sc->to_addr[1] = sc->to_addr[2] = sc->to_addr[3] = 0;
 		}
-	} else if (!port && p->proto == IPPROTO_UDP_) {
-		m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
-		if (!m || m->s_family != p->family || !m->s_port)
-			return;
+	} else if (!port && m) {
 		port = m->s_port;
 		sc->to_addr[0] = m->s_addr[0];
 		if (p->family == 6) {
@@ -1878,10 +1888,7 @@ static __always_inline void sent_to(struct __sk_buff *skb, const struct pkt *p,
 		return;
 	}
 	sc->to_port = port;
-	sc->to_moved = port != p->dport || sc->to_addr[0] != p->daddr[0] ||
-		       (p->family == 6 && (sc->to_addr[1] != p->daddr[1] ||
-					   sc->to_addr[2] != p->daddr[2] ||
-					   sc->to_addr[3] != p->daddr[3]));
+	sc->to_moved = port != p->dport || !same_addr(p->family, sc->to_addr, p->daddr);
 }
 
 /* what egress_run leaves to the backstop, besides SKB_PASS and SKB_DROP */

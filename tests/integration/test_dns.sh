@@ -356,6 +356,25 @@ for svc in 198.51.100.53 127.0.0.11; do
 			"$(ev '"\(.summary.dns_queries) \(.summary.blocked) \(.summary.dns_blocked) \(.events | length) \(.summary.dns_answers)"')"
 	done
 done
+# a UDP socket connected to the resolver that sends elsewhere with sendto:
+# that datagram goes where sendto says, and is no question to the resolver
+# (sixteen zero bytes read as a DNS header: a question without a name, which
+# default deny would refuse)
+cat >"$DF_T/connsendto.py" <<'PY'
+import errno, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((sys.argv[1], 53))
+try:
+    s.sendto(b"\0" * 16, ("203.0.113.20", 9999))
+    print("ok")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+PY
+fenced --mode enforce --default deny --allow "udp/$R:53 udp/203.0.113.20:9999" -- python3 "$DF_T/connsendto.py" $R
+check "connected to the resolver, sendto elsewhere: sent, no question" "ok 0" "$out $(ev .summary.dns_queries)"
+fenced --mode enforce --default deny --allow "udp/198.51.100.53:53 udp/203.0.113.20:9999" -- python3 "$DF_T/connsendto.py" 198.51.100.53
+check "connected to a nat'd resolver, sendto elsewhere: sent, no question" "ok 0" "$out $(ev .summary.dns_queries)"
+
 # IPv6: 2001:db8::99 rewritten to the resolver's 2001:db8::53
 ip -n "$NS" route add local 2001:db8::99/128 dev lo
 nsenter --net="/run/netns/$NS" -- nft -f - <<NFT
