@@ -478,8 +478,6 @@ static __always_inline void mark_sock(struct bpf_sock_addr *ctx, const struct df
 		return;
 	if (dns && !(m->flags & DF_MARK_DNS))
 		m->flags |= DF_MARK_DNS;
-	if (ctx->type == SOCK_DGRAM_ && proto == IPPROTO_UDP_)
-		mark_sent(m, family, port, addr);
 	if (m->flags & DF_MARK_JUDGED)
 		return;
 	if ((ctx->type == SOCK_STREAM_ && proto == IPPROTO_TCP_) ||
@@ -714,8 +712,10 @@ static __always_inline int cached_allow(struct bpf_sock_addr *ctx, __u8 family, 
 }
 
 /*
- * A send judged with this verdict at provenance generation gen (read before
- * the provenance was): cached if allowed and the address has no provenance,
+ * A UDP datagram send judged with this verdict at provenance generation gen
+ * (read before the provenance was). Let through (allowed, or refused outside
+ * enforce), its destination is the socket's last (mark_sent, for df_sent_to);
+ * with send_cache_on, cached if allowed and the address has no provenance,
  * live or expired. (Provenance is added, changed or evicted only by learning,
  * which counts the generation up after: a send this one raced sees another.)
  */
@@ -726,14 +726,21 @@ static __always_inline void cache_allow(struct bpf_sock_addr *ctx, __u8 family, 
 	struct bpf_sock *sk = ctx->sk;
 	struct df_sk_mark *m;
 	__u32 zero = 0;
+	int cache;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || !sk || verdict != DF_ALLOW || !cacheable(ctx, cfg, port) || gen == ~0ULL)
+	/* a send let through: allowed, or refused outside enforce */
+	if (!cfg || !sk || (verdict != DF_ALLOW && cfg->mode == DF_MODE_ENFORCE) ||
+	    ctx->type != SOCK_DGRAM_ || ctx->protocol != IPPROTO_UDP_)
 		return;
-	if (bpf_map_lookup_elem(family == 4 ? (void *)&prov4 : (void *)&prov6, addr))
-		return;
+	cache = send_cache_on && verdict == DF_ALLOW && cacheable(ctx, cfg, port) && gen != ~0ULL &&
+		!bpf_map_lookup_elem(family == 4 ? (void *)&prov4 : (void *)&prov6, addr);
+	/* (finish() makes the mark for a datagram socket it lets through anyway) */
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!m)
+		return;
+	mark_sent(m, family, port, addr);
+	if (!cache)
 		return;
 	m->c_key = 0;
 	asm volatile("" ::: "memory");
@@ -803,7 +810,7 @@ __attribute__((noinline)) int df_send_cache6(struct bpf_sock_addr *ctx, __u64 ge
 
 static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 {
-	const int cache = hook == DF_HOOK_SENDMSG4 && send_cache_on;
+	const int send = hook == DF_HOOK_SENDMSG4, cache = send && send_cache_on;
 	const struct df_config *cfg;
 	struct df_name_id name = {};
 	struct judged j;
@@ -823,14 +830,14 @@ static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 	gen = cache ? prov_generation() : 0;
 	judge4(cfg, addr, proto_bit(proto), port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov4, &addr), proto_bit(proto), port, &j, &name);
-	if (cache)
+	if (send)
 		df_send_cache4(ctx, addr, port, gen, j.verdict);
 	return finish(ctx, cfg, &j, hook, proto, 4, &addr, port, &name);
 }
 
 static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 {
-	const int cache = hook == DF_HOOK_SENDMSG6 && send_cache_on;
+	const int send = hook == DF_HOOK_SENDMSG6, cache = send && send_cache_on;
 	const struct df_config *cfg;
 	struct df_name_id name = {};
 	struct judged j;
@@ -856,7 +863,7 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 		gen = cache ? prov_generation() : 0;
 		judge4(cfg, a4, pbit, port, &j);
 		judge_provenance(bpf_map_lookup_elem(&prov4, &a4), pbit, port, &j, &name);
-		if (cache)
+		if (send)
 			df_send_cache4(ctx, a4, port, gen, j.verdict);
 		return finish(ctx, cfg, &j, hook, proto, 4, &ip6[3], port, &name);
 	}
@@ -865,7 +872,7 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 	gen = cache ? prov_generation() : 0;
 	judge6(cfg, ip6, pbit, port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov6, ip6), pbit, port, &j, &name);
-	if (cache)
+	if (send)
 		df_send_cache6(ctx, gen, j.verdict);
 	return finish(ctx, cfg, &j, hook, proto, 6, ip6, port, &name);
 }
@@ -1826,69 +1833,88 @@ static __always_inline int same_addr(__u8 family, const __u32 *a, const __u32 *b
 }
 
 /*
- * Where the socket sending p meant it to go, into sc->to_addr and to_port,
- * and sc->to_moved: 1 when that is not where p is addressed. A NAT rule in
- * the job's own network namespace rewrites a packet after connect or sendmsg
- * judged its destination (Docker's embedded DNS turns 127.0.0.11:53 into
- * another port), and the answer comes back from the destination judged, the
- * rule undone. Only TCP stream and UDP datagram sockets, whose headers the
- * kernel writes from the socket or the send: a raw socket's packet says where
- * it goes. A UDP packet addressed where connect or sendmsg last let its socket
- * send was not moved (a connected socket may sendto elsewhere); otherwise an
- * unconnected socket meant that destination and a connected one its peer.
+ * Where the socket sending a packet meant it to go. A NAT rule in the job's
+ * own network namespace rewrites a packet after connect or sendmsg judged its
+ * destination (Docker's embedded DNS turns 127.0.0.11:53 into another port),
+ * and the answer comes back from the destination judged, the rule undone.
+ * Only TCP stream and UDP datagram sockets, whose headers the kernel writes
+ * from the socket or the send: a raw socket's packet says where it goes. A
+ * UDP packet addressed where sendmsg last let its socket send was not moved
+ * (a connected socket may sendto elsewhere); otherwise an unconnected socket
+ * meant that destination and a connected one its peer.
+ *
+ * Into scratch's to_addr and to_port: the socket's destination, and to_moved
+ * 1, when it is not the packet's (dport, and the address in its IP header);
+ * else the packet's, and to_moved 0. 1 when either port is a DNS port.
+ * Global, so the verifier walks it once, not once per path of egress around
+ * it (and egress holds nothing across it).
  */
-static __always_inline void sent_to(struct __sk_buff *skb, const struct pkt *p,
-				    struct df_dns_scratch *sc)
+__attribute__((noinline)) int df_sent_to(struct __sk_buff *skb, __u32 family, __u32 proto,
+					 __u32 dport)
 {
-	struct bpf_sock *sk = skb->sk;
+	struct df_dns_scratch *sc = scratch_here();
+	const struct df_config *cfg;
 	struct df_sk_mark *m = NULL;
+	struct bpf_sock *sk;
+	__u32 zero = 0, a[4] = {};
 	__u16 port;
 
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!skb || !cfg)
+		return 0;
+	if (!sc)
+		return is_dns_port(cfg, (__u16)dport);
 	sc->to_moved = 0;
-	sc->to_port = p->dport;
-	__builtin_memcpy(sc->to_addr, p->daddr, sizeof(sc->to_addr));
+	sc->to_port = (__u16)dport;
+	__builtin_memset(sc->to_addr, 0, sizeof(sc->to_addr));
+	/* the packet's destination: its IP header is at the start */
+	if (bpf_skb_load_bytes(skb, family == 4 ? 16 : 24, sc->to_addr, family == 4 ? 4 : 16))
+		return is_dns_port(cfg, (__u16)dport);
+	sk = skb->sk;
 	if (sk)
 		sk = bpf_sk_fullsock(sk);
-	if (!sk || sk->protocol != p->proto ||
-	    sk->type != (p->proto == IPPROTO_TCP_ ? SOCK_STREAM_ : SOCK_DGRAM_))
-		return;
-	if (p->proto == IPPROTO_UDP_) {
+	if (!sk || sk->protocol != proto ||
+	    sk->type != (proto == IPPROTO_TCP_ ? SOCK_STREAM_ : SOCK_DGRAM_))
+		return is_dns_port(cfg, (__u16)dport);
+	if (proto == IPPROTO_UDP_) {
 		m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
-		if (m && (m->s_family != p->family || !m->s_port))
+		if (m && (m->s_family != family || !m->s_port))
 			m = NULL;
-		if (m && m->s_port == p->dport && same_addr(p->family, m->s_addr, p->daddr))
-			return;
+		if (m && m->s_port == (__u16)dport && same_addr(family, m->s_addr, sc->to_addr))
+			return is_dns_port(cfg, (__u16)dport);
 	}
 	port = bpf_ntohs((__u16)sk->dst_port);
-	if (port && p->family == 4 && sk->family == AF_INET_) {
-		sc->to_addr[0] = sk->dst_ip4;
+	if (port && family == 4 && sk->family == AF_INET_) {
+		a[0] = sk->dst_ip4;
 	} else if (port && sk->family == AF_INET6_) {
-		sc->to_addr[0] = sk->dst_ip6[0];
-		sc->to_addr[1] = sk->dst_ip6[1];
-		sc->to_addr[2] = sk->dst_ip6[2];
-		sc->to_addr[3] = sk->dst_ip6[3];
-		if (p->family == 4) {
+		a[0] = sk->dst_ip6[0];
+		a[1] = sk->dst_ip6[1];
+		a[2] = sk->dst_ip6[2];
+		a[3] = sk->dst_ip6[3];
+		if (family == 4) {
 			/* a dual-stack socket's IPv4 peer, ::ffff:a.b.c.d */
-			if (!v4_mapped(sc->to_addr)) {
-				__builtin_memcpy(sc->to_addr, p->daddr, sizeof(sc->to_addr));
-				return;
-			}
-			sc->to_addr[0] = sc->to_addr[3];
-			sc->to_addr[1] = sc->to_addr[2] = sc->to_addr[3] = 0;
+			if (!v4_mapped(a))
+				return is_dns_port(cfg, (__u16)dport);
+			a[0] = a[3];
+			a[1] = a[2] = a[3] = 0;
 		}
 	} else if (!port && m) {
 		port = m->s_port;
-		sc->to_addr[0] = m->s_addr[0];
-		if (p->family == 6) {
-			sc->to_addr[1] = m->s_addr[1];
-			sc->to_addr[2] = m->s_addr[2];
-			sc->to_addr[3] = m->s_addr[3];
+		a[0] = m->s_addr[0];
+		if (family == 6) {
+			a[1] = m->s_addr[1];
+			a[2] = m->s_addr[2];
+			a[3] = m->s_addr[3];
 		}
 	} else {
-		return;
+		return is_dns_port(cfg, (__u16)dport);
 	}
-	sc->to_port = port;
-	sc->to_moved = port != p->dport || !same_addr(p->family, sc->to_addr, p->daddr);
+	if (port != (__u16)dport || !same_addr(family, a, sc->to_addr)) {
+		__builtin_memcpy(sc->to_addr, a, sizeof(a));
+		sc->to_port = port;
+		sc->to_moved = 1;
+	}
+	return is_dns_port(cfg, (__u16)dport) || is_dns_port(cfg, port);
 }
 
 /* what egress_run leaves to the backstop, besides SKB_PASS and SKB_DROP */
@@ -1936,10 +1962,7 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 		return TO_BACKSTOP;
 	}
 	/* a question: to a DNS port, as the packet or its socket says */
-	sc = scratch_here();
-	if (sc)
-		sent_to(skb, p, sc);
-	if (!is_dns_port(cfg, p->dport) && !(sc && sc->to_moved && is_dns_port(cfg, sc->to_port)))
+	if (!df_sent_to(skb, p->family, p->proto, p->dport))
 		return TO_BACKSTOP;
 	if (dns_start(skb, p) < 0 || bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
 		return TO_BACKSTOP;
@@ -1947,6 +1970,7 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	if (flags & 0x8000)
 		return TO_BACKSTOP; /* an answer going to a port 53 client: not a question */
 
+	sc = scratch_here();
 	c = bpf_map_lookup_elem(&counters, &zero);
 	/* no scratch (nested deeper than DF_SCRATCH_LEVELS): not judged, so not let through */
 	if (!sc || !c) {

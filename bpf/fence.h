@@ -89,7 +89,7 @@ struct df_sk_mark {
 	/*
 	 * A UDP datagram socket: the last destination connect or sendmsg let it
 	 * send to (s_family 0: none yet), where egress finds what an unconnected
-	 * socket's packet was meant for once a NAT rule rewrote it (see sent_to()
+	 * socket's packet was meant for once a NAT rule rewrote it (see df_sent_to()
 	 * in fence.bpf.c).
 	 */
 	__u32 s_addr[4];
@@ -299,7 +299,7 @@ struct df_dns_scratch {
 	struct df_name_id named; /* the last name this CPU found or put in the names map */
 	__u32 q_rule; /* a question's verdict, passed through memory: see judge_question */
 	__u32 q_verdict;
-	/* where the sending socket meant the packet to go (sent_to) */
+	/* where the sending socket meant the packet to go (df_sent_to) */
 	__u32 to_addr[4];
 	__u16 to_port;
 	__u16 to_moved; /* 1: not where the packet is addressed (a NAT rule rewrote it) */
