@@ -87,10 +87,10 @@ struct df_sk_mark {
 	__u64 c_gen;
 	__u64 c_key;
 	/*
-	 * A UDP datagram socket: the last destination connect or sendmsg let it
-	 * send to (s_family 0: none yet), where egress finds what an unconnected
-	 * socket's packet was meant for once a NAT rule rewrote it (see df_sent_to()
-	 * in fence.bpf.c).
+	 * A UDP datagram socket: the last destination sendmsg let it send to
+	 * (s_family 0: none yet), where egress finds what an unconnected
+	 * socket's packet was meant for once a NAT rule rewrote it (see
+	 * df_sent_to() in fence.bpf.c).
 	 */
 	__u32 s_addr[4];
 	__u16 s_port;

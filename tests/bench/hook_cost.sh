@@ -26,10 +26,10 @@ CGP=depfence-bench-$$
 ID=dfb$$
 cleanup() {
 	local c d
-	for c in plain hook peer; do runc delete -f "$ID-$c" >/dev/null 2>&1 || true; done
+	for c in plain hook first noop peer; do runc delete -f "$ID-$c" >/dev/null 2>&1 || true; done
 	for d in /sys/fs/cgroup/*/"$CGP" /sys/fs/cgroup/"$CGP"; do
 		[ -d "$d" ] || continue
-		for c in plain hook peer; do rmdir "$d/$c" 2>/dev/null || true; done
+		for c in plain hook first noop peer; do rmdir "$d/$c" 2>/dev/null || true; done
 		rmdir "$d" 2>/dev/null || true
 	done
 	[ -d "$PINS" ] && find "$PINS" -mindepth 1 -depth -delete 2>/dev/null
@@ -64,6 +64,15 @@ jq --arg bin "$BIN" --arg cfg "DEPFENCE_CONFIG=$T/config.json" --arg cg "/$CGP/h
 		createRuntime: [{path: $bin, args: ["depfence", "hook", "createRuntime"], env: [$cfg]}],
 		poststop: [{path: $bin, args: ["depfence", "hook", "poststop"], env: [$cfg]}]
 	}' "$T/plain/config.json" >"$T/hook/config.json"
+# the floor of any OCI hook: runc runs a process at createRuntime and one at
+# poststop that do nothing (/bin/true), in the same places as depfence's
+mkdir -p "$T/noop"
+cp -a "$T/plain/rootfs" "$T/noop/"
+jq --arg cg "/$CGP/noop" '
+	.linux.cgroupsPath = $cg |
+	.hooks.createRuntime = [{path: "/bin/true", args: ["true"]}] |
+	.hooks.poststop = [{path: "/bin/true", args: ["true"]}]' \
+	"$T/hook/config.json" >"$T/noop/config.json"
 mkdir -p "$T/first"
 cp -a "$T/plain/rootfs" "$T/first/"
 jq --arg cfg "DEPFENCE_CONFIG=$T/config-first.json" --arg cg "/$CGP/first" '
@@ -104,26 +113,30 @@ if [ -x "$PEER" ]; then
 	} >"$T/peer.log"
 fi
 
-for _ in $(seq "$N"); do
-	s=$(date +%s%N); runc run --bundle "$T/plain" "$ID-plain" >/dev/null; echo "plain $(ms "$s")"
-	s=$(date +%s%N); runc run --bundle "$T/hook" "$ID-hook" >/dev/null; echo "hook $(ms "$s")"
-	s=$(date +%s%N); runc run --bundle "$T/first" "$ID-first" >/dev/null; echo "first $(ms "$s")"
-	if [ "$peer" = ok ]; then
-		s=$(date +%s%N); runc run --bundle "$T/peer" "$ID-peer" >/dev/null; echo "peer $(ms "$s")"
-	fi
+# one run of each condition a round, the order rotated every round so that
+# no condition always follows the same one (the peer's compile leaves the
+# machine busy for whatever runs next)
+conds=(plain hook first noop)
+[ "$peer" = ok ] && conds+=(peer)
+for i in $(seq "$N"); do
+	for k in $(seq 0 $((${#conds[@]} - 1))); do
+		c=${conds[$(((i + k) % ${#conds[@]}))]}
+		s=$(date +%s%N); runc run --bundle "$T/$c" "$ID-$c" >/dev/null; echo "$c $(ms "$s")"
+	done
 done >"$T/times"
 if [ -n "${HOOK_RAW:-}" ]; then
 	cp "$T/times" "$HOOK_RAW"
 	if [ -f "$T/peer.log" ]; then cp "$T/peer.log" "$HOOK_RAW.peer"; else echo "status not-installed" >"$HOOK_RAW.peer"; fi
 fi
 median() { grep "^$1 " "$T/times" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-p=$(median plain); h=$(median hook); f=$(median first)
-awk -v p="$p" -v h="$h" -v f="$f" -v n="$N" 'BEGIN {
+p=$(median plain); h=$(median hook); f=$(median first); z=$(median noop)
+awk -v p="$p" -v h="$h" -v f="$f" -v z="$z" -v n="$N" 'BEGIN {
 	printf "runc run of /bin/true, %d runs each, interleaved, medians:\n", n
 	printf "  without hooks:                %8.1f ms\n", p / 1000
 	printf "  with depfence (create+stop):  %8.1f ms\n", h / 1000
 	printf "  added by the hook:            %8.1f ms (%+.0f%%)\n", (h - p) / 1000, (h - p) * 100 / p
 	printf "  each start a first fence:     %8.1f ms (%+.0f%%)\n", (f - p) / 1000, (f - p) * 100 / p
+	printf "  hooks that do nothing:        %8.1f ms (%+.0f%%)\n", (z - p) / 1000, (z - p) * 100 / p
 }'
 case $peer in
 ok)

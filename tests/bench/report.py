@@ -314,6 +314,12 @@ if "dns" in status:
     md.append("")
     results["sections"]["dns"] = sec
 
+def signed(v, unit, digits=None):
+    """+1.5 ms, -6 ms: the sign always shown (fmt's rounding otherwise)."""
+    body = fmt(abs(v)) if digits is None else f"{abs(v):.{digits}f}"
+    return ("-" if v < 0 else "+") + body + unit
+
+
 # ---- 4. hook ----
 if "hook" in status:
     rows = [(p[0], i, int(p[1]) / 1000.0) for i, p in enumerate(lines("hook.tsv"))]
@@ -331,16 +337,19 @@ if "hook" in status:
               "config (`attribution_linger` 300 s: the attribution programs loaded by the first run stay "
               f"for the next), {cnt.get('first', 0)} with `attribution_linger` 0 (every start a "
               "host's first fence, loading them again)"
+              + (f", {cnt['noop']} with `/bin/true` as both hooks (what runc's running two hook "
+                 "processes costs here, whatever they do)" if cnt.get("noop") else "")
               + (f", and {cnt['peer']} with oci-seccomp-bpf-hook as its hooks.d file registers it "
                  "(prestart, `-s`: it traces the container's syscalls with a BCC program it compiles at "
                  "start, and writes them as a seccomp profile)" if cnt.get("peer") else "")
-              + ", interleaved; wall time of `runc run` including "
+              + ", interleaved, one run of each a round in an order rotated every round; wall time of `runc run` including "
               "the hooks.\n")
     md.append("| condition | median ms | min - max | spread | added to the start |")
     md.append("|---|---:|---:|---:|---:|")
     base = stats([v for c, _, v in rr if c == "plain"])
     for c, label in (("plain", "no hooks"), ("hook", "depfence"),
                      ("first", "depfence, every start a first fence"),
+                     ("noop", "hooks that do nothing (`/bin/true`)"),
                      ("peer", "oci-seccomp-bpf-hook")):
         st = stats([v for cc, _, v in rr if cc == c])
         if not st:
@@ -349,7 +358,7 @@ if "hook" in status:
         sec["conditions"].append(dict(name=c, unit="ms", **st, added_pct=None if added is None else round(added * 100, 1),
                                       added_ms=None if added is None else st["median"] - base["median"]))
         md.append(f"| {label} | {fmt(st['median'])} | {fmt(st['min'])} - {fmt(st['max'])} | {st['spread_pct']}% | "
-                  f"{'' if added is None else '+' + fmt(st['median'] - base['median']) + ' ms (+' + f'{added * 100:.0f}' + '%)'} |")
+                  f"{'' if added is None else signed(st['median'] - base['median'], ' ms') + ' (' + signed(added * 100, '%', 0) + ')'} |")
     peer = kv("hook.tsv.peer")
     sec["peer"] = peer
     md.append("")
@@ -360,6 +369,12 @@ if "hook" in status:
               + target("hook", "depfence adds <= 5% to runc run", None if added is None else added <= 0.05)
               + (" - most of it is the kernel verifying the fence's programs, once per fence "
                  "(see 6.)" if added is not None and added > 0.05 else ""))
+    z = [c for c in sec["conditions"] if c["name"] == "noop"]
+    if z and h:
+        md.append(f"- of depfence's {signed(h[0]['added_ms'], ' ms', 0)}, {signed(z[0]['added_ms'], ' ms', 0)} "
+                  f"({signed(z[0]['added_pct'], '%', 0)} of the start) is what two hooks that do nothing add: runc "
+                  "starting a hook process at createRuntime and one at poststop on this machine; depfence's own "
+                  f"work is the other {h[0]['added_ms'] - z[0]['added_ms']:.0f} ms")
     st = peer.get("status", "not-installed")
     if st == "ok":
         p = [c for c in sec["conditions"] if c["name"] == "peer"]
