@@ -259,3 +259,51 @@ df_dns() {
 	done
 	return 1
 }
+
+# --- the OCI hook path by hand: a process already in its cgroup when
+# createRuntime attaches the fence, as a container's init is ---
+# df_hook_attach ID ANNOTATIONS CMD...: CMD in the network namespace $NS and in a cgroup of its own,
+# fenced by createRuntime once it has printed "ready"; then "$DF_T/ID.go" is
+# made (CMD may wait for it). HOOK_PID: its pid.
+df_hook_attach() {
+	local id=$1 annot=$2 cg i
+	cg=$(df_cg2root)/df$$-$1
+	shift 2
+	mkdir "$cg" && df_track_cgroup "$cg"
+	mkfifo "$DF_T/$id.gate"
+	nsenter --net="/run/netns/$NS" -- sh -c 'read go <"$0"; exec "$@"' "$DF_T/$id.gate" "$@" >"$DF_T/$id.out" 2>&1 &
+	HOOK_PID=$!
+	df_track_pid $HOOK_PID
+	echo $HOOK_PID >"$cg/cgroup.procs"
+	timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$id.gate"
+	for i in $(seq 50); do grep -q ready "$DF_T/$id.out" && break; sleep 0.1; done
+	jq -nc --arg id "$id" --argjson pid "$HOOK_PID" --arg b "$DF_T" --argjson a "$annot" \
+		'{ociVersion: "1.0.2", id: $id, status: "creating", bundle: $b, pid: $pid, annotations: $a}' |
+		"$DF_BIN" hook createRuntime 2>"$DF_T/stderr" || notok "$id: createRuntime" "$(cat "$DF_T/stderr")"
+	touch "$DF_T/$id.go"
+}
+# df_hook_detach ID: waits (10 s at most) for the process, removes its cgroup, runs
+# poststop. HOOK_OUT: its output after "ready"; HOOK_REP: the report.
+df_hook_detach() {
+	local id=$1 i
+	for i in $(seq 100); do kill -0 $HOOK_PID 2>/dev/null || break; sleep 0.1; done
+	wait $HOOK_PID 2>/dev/null
+	rmdir "$(df_cg2root)/df$$-$id"
+	jq -nc --arg id "$id" --arg b "$DF_T" '{ociVersion: "1.0.2", id: $id, status: "stopped", bundle: $b, pid: 0}' |
+		"$DF_BIN" hook poststop 2>>"$DF_T/stderr"
+	HOOK_OUT=$(sed '0,/ready/d' "$DF_T/$id.out" | tr '\n' ' ' | sed 's/ *$//')
+	HOOK_REP=$DF_REPORTS/$id.json
+}
+# the fence's config flags (DF_CFG_FRESH = 1), read from its pinned config map
+df_cfg_flags() { bpftool --json map lookup pinned "$DF_PINS/$1/config" key 0 0 0 0 2>/dev/null | jq -r '.formatted.value.flags // empty'; }
+# df_hook_job ID ANNOTATIONS CMD...: CMD started once the fence holds, to its end
+df_hook_job() {
+	local id=$1 annot=$2
+	shift 2
+	# a fifo, not a polled file: a process the wait started would be in the cgroup too
+	mkfifo "$DF_T/$id.run"
+	df_hook_attach "$id" "$annot" sh -c 'echo ready; read go <"$0"; exec "$@"' "$DF_T/$id.run" "$@"
+	HOOK_FLAGS=$(df_cfg_flags "$id")
+	timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$id.run"
+	df_hook_detach "$id"
+}

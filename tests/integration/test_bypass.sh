@@ -82,57 +82,13 @@ done <<<"$CASES"
 # so judged sockets carry marks. depfence run makes its cgroup empty and
 # attaches first (fresh: TCP stream sockets pass egress unmarked); the cases
 # below run on both paths. ---
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
-# hook_attach ID ANNOTATIONS CMD...: CMD in NS and in a cgroup of its own,
-# fenced by createRuntime once it has printed "ready"; then "$DF_T/ID.go" is
-# made (CMD may wait for it). HOOK_PID: its pid.
-hook_attach() {
-	local id=$1 annot=$2 cg=$CG2/df$$-$1 i
-	shift 2
-	mkdir "$cg" && df_track_cgroup "$cg"
-	mkfifo "$DF_T/$id.gate"
-	nsenter --net="/run/netns/$NS" -- sh -c 'read go <"$0"; exec "$@"' "$DF_T/$id.gate" "$@" >"$DF_T/$id.out" 2>&1 &
-	HOOK_PID=$!
-	df_track_pid $HOOK_PID
-	echo $HOOK_PID >"$cg/cgroup.procs"
-	timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$id.gate"
-	for i in $(seq 50); do grep -q ready "$DF_T/$id.out" && break; sleep 0.1; done
-	jq -nc --arg id "$id" --argjson pid "$HOOK_PID" --arg b "$DF_T" --argjson a "$annot" \
-		'{ociVersion: "1.0.2", id: $id, status: "creating", bundle: $b, pid: $pid, annotations: $a}' |
-		"$DF_BIN" hook createRuntime 2>"$DF_T/stderr" || notok "$id: createRuntime" "$(cat "$DF_T/stderr")"
-	touch "$DF_T/$id.go"
-}
-# hook_detach ID: waits (10 s at most) for the process, removes its cgroup, runs
-# poststop. HOOK_OUT: its output after "ready"; HOOK_REP: the report.
-hook_detach() {
-	local id=$1 i
-	for i in $(seq 100); do kill -0 $HOOK_PID 2>/dev/null || break; sleep 0.1; done
-	wait $HOOK_PID 2>/dev/null
-	rmdir "$CG2/df$$-$id"
-	jq -nc --arg id "$id" --arg b "$DF_T" '{ociVersion: "1.0.2", id: $id, status: "stopped", bundle: $b, pid: 0}' |
-		"$DF_BIN" hook poststop 2>>"$DF_T/stderr"
-	HOOK_OUT=$(sed '0,/ready/d' "$DF_T/$id.out" | tr '\n' ' ' | sed 's/ *$//')
-	HOOK_REP=$DF_REPORTS/$id.json
-}
-# the fence's config flags (DF_CFG_FRESH = 1), read from its pinned config map
-cfg_flags() { bpftool --json map lookup pinned "$DF_PINS/$1/config" key 0 0 0 0 2>/dev/null | jq -r '.formatted.value.flags // empty'; }
-# hook_job ID ANNOTATIONS CMD...: CMD started once the fence holds, to its end
-hook_job() {
-	local id=$1 annot=$2
-	shift 2
-	# a fifo, not a polled file: a process the wait started would be in the cgroup too
-	mkfifo "$DF_T/$id.run"
-	hook_attach "$id" "$annot" sh -c 'echo ready; read go <"$0"; exec "$@"' "$DF_T/$id.run" "$@"
-	HOOK_FLAGS=$(cfg_flags "$id")
-	timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$id.run"
-	hook_detach "$id"
-}
+CG2=$(df_cg2root)
 DENY_JSON='{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10,[2001:db8::10]"}'
 
 # a socket connected before the fence was attached (hook path only)
 pre_case() { # ID ADDR
-	hook_attach "$1" "$DENY_JSON" "$B" pre "$2" $PORT "$DF_T/$1.go"
-	hook_detach "$1"
+	df_hook_attach "$1" "$DENY_JSON" "$B" pre "$2" $PORT "$DF_T/$1.go"
+	df_hook_detach "$1"
 	PRE_OUT=$HOOK_OUT PRE_REP=$HOOK_REP
 }
 total=$((total + 1))
@@ -146,7 +102,7 @@ check "socket connected before the fence: an allowed destination keeps working" 
 check "socket connected before the fence: allowed is not recorded in enforce" "0" "$(jqr "$PRE_REP" '.events | length')"
 
 # which path is fresh: run's fence, not the hook's
-hook_job flags-hook "$DENY_JSON" true
+df_hook_job flags-hook "$DENY_JSON" true
 check "hook path: the fence is not fresh (config flags 0)" "0" "$HOOK_FLAGS"
 out=$(in_ns "$NS" "$DF_BIN" run --no-confine --mode enforce --deny "$DENY" --report "$DF_T/flags.json" -- sh -c \
 	"bpftool --json map lookup pinned \"\$(find '$DF_PINS' -name config | head -1)\" key 0 0 0 0" 2>/dev/null | jq -r '.formatted.value.flags // empty')
@@ -170,10 +126,10 @@ serve_check run "$rep"
 kill $srv 2>/dev/null
 wait $srv 2>/dev/null
 check "run: default deny: answering an accepted connection is no event" "0" "$(jqr "$rep" '[.events[] | select(.hook == "egress")] | length')"
-hook_attach server-hook '{"depfence.io/mode": "enforce", "depfence.io/default": "deny"}' sh -c 'echo ready; exec "$0" serve 7778' "$B"
+df_hook_attach server-hook '{"depfence.io/mode": "enforce", "depfence.io/default": "deny"}' sh -c 'echo ready; exec "$0" serve 7778' "$B"
 serve_check hook
 kill $HOOK_PID 2>/dev/null
-hook_detach server-hook
+df_hook_detach server-hook
 check "hook: default deny: answering an accepted connection is no event" "0" "$(jqr "$HOOK_REP" '[.events[] | select(.hook == "egress")] | length')"
 
 # A destination rewritten after connect judged it (DNAT here; connect-time
@@ -191,7 +147,7 @@ check "run: rewritten destination: the allowed, judged connection works" "ok" "$
 check "run: rewritten destination: no refusal recorded" "0 0" "$(jqr "$rep" '"\(.summary.blocked) \(.events | length)"')"
 check "rewritten destination: the DNAT rule did rewrite it" "1" \
 	"$(in_ns "$NS" nft list table ip dfnat | grep -c 'counter packets [1-9]')"
-hook_job dnat-hook "{\"depfence.io/mode\": \"enforce\", \"depfence.io/default\": \"deny\", \"depfence.io/allow\": \"tcp/198.51.100.99:$PORT\"}" "$B" tcp 198.51.100.99 $PORT
+df_hook_job dnat-hook "{\"depfence.io/mode\": \"enforce\", \"depfence.io/default\": \"deny\", \"depfence.io/allow\": \"tcp/198.51.100.99:$PORT\"}" "$B" tcp 198.51.100.99 $PORT
 check "hook: rewritten destination: the allowed, judged connection works" "ok" "$HOOK_OUT"
 check "hook: rewritten destination: no refusal recorded" "0 0" "$(jqr "$HOOK_REP" '"\(.summary.blocked) \(.events | length)"')"
 in_ns "$NS" nft delete table ip dfnat

@@ -356,6 +356,25 @@ for svc in 198.51.100.53 127.0.0.11; do
 			"$(ev '"\(.summary.dns_queries) \(.summary.blocked) \(.summary.dns_blocked) \(.events | length) \(.summary.dns_answers)"')"
 	done
 done
+# the same on a container's fence (hook createRuntime on a process already in
+# its cgroup: its sockets are marked), Docker's rule, musl's way and TCP
+for how in sendto tcp; do
+	refused=EPERM
+	[ $how = tcp ] && refused=EACCES
+	df_hook_job "natdns-deny-$how" '{"depfence.io/mode": "enforce", "depfence.io/deny": "github.com"}' \
+		"$Q" -m $how 127.0.0.11 53 github.com
+	check "nat'd resolver 127.0.0.11, $how, container's fence: a denied name is refused" "$refused" "$HOOK_OUT"
+	check "nat'd resolver 127.0.0.11, $how, container's fence: its event names the resolver asked" \
+		"blocked github.com 127.0.0.11 53" \
+		"$(jqr "$HOOK_REP" '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.daddr) \(.dport)"')"
+	df_hook_job "natdns-prov-$how" \
+		'{"depfence.io/mode": "enforce", "depfence.io/default": "deny", "depfence.io/allow": "127.0.0.11:53, **.pkg.example.com"}' \
+		sh -c "$Q -m $how 127.0.0.11 53 a.pkg.example.com >/dev/null; $C tcp 203.0.113.20 80"
+	check "nat'd resolver 127.0.0.11, $how, container's fence: an allowed name's address is learnt" "ok" "$HOOK_OUT"
+	check "nat'd resolver 127.0.0.11, $how, container's fence: the answer trusted" "1 0" \
+		"$(jqr "$HOOK_REP" '"\(.summary.dns_answers) \(.summary.dns_untrusted)"')"
+done
+
 # a UDP socket connected to the resolver that sends elsewhere with sendto:
 # that datagram goes where sendto says, and is no question to the resolver
 # (sixteen zero bytes read as a DNS header: a question without a name, which

@@ -12,7 +12,7 @@ command -v strace >/dev/null || { notok "strace" "not installed (tests/deps.sh i
 # no servers: a refused call is EPERM at connect, an allowed one a UDP datagram
 NS=$(df_netns faults) || { notok "create netns" "ip netns add failed"; exit 1; }
 SCHEMA=$DF_ROOT/tests/fixtures/report.schema.json
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
+CG2=$(df_cg2root)
 [ -d "$CG2" ] || { notok "cgroup2 mount" "not found in /proc/self/mountinfo"; exit 1; }
 CG=$CG2/df$$-faults
 ID=faults-$$

@@ -10,7 +10,7 @@ df_setup
 
 NS=$(df_netns vg) || { notok "create netns" "ip netns add failed"; exit 1; }
 df_servers "$NS" 80 443 || { notok "test servers" "did not come up"; exit 1; }
-CG2=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") { print $5; exit } break } }' /proc/self/mountinfo)
+CG2=$(df_cg2root)
 [ -d "$CG2" ] || { notok "cgroup2 mount" "not found in /proc/self/mountinfo"; exit 1; }
 
 VG_RC=99
