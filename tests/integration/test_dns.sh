@@ -332,22 +332,30 @@ table ip dfdnsnat {
 	}
 }
 NFT
-for svc in 198.51.100.53 127.0.0.11; do
+# nat_case SVC ALLOW QTYPE NAME ADDR: through the resolver at SVC port 53, over
+# musl's sendto, glibc's connect and TCP: an allowed name is answered, a denied
+# one refused with SVC in its event, and NAME's QTYPE answer teaches ADDR
+# (reached on port 80 under default deny allowing ALLOW and NAME)
+nat_case() {
+	local svc=$1 allow=$2 qt=$3 name=$4 addr=$5 how refused
 	for how in sendto connect tcp; do
 		refused=EPERM
 		[ $how = tcp ] && refused=EACCES
 		fenced --mode enforce --deny github.com -- "$Q" -m $how $svc 53 mirror.internal
 		check "nat'd resolver $svc, $how: an allowed name is answered" "ok 198.51.100.10" "$out"
-		fenced --mode enforce --deny github.com -- "$Q" -m $how $svc 53 github.com
+		fenced --mode enforce --deny github.com -- "$Q" -t $qt -m $how $svc 53 github.com
 		check "nat'd resolver $svc, $how: a denied name is refused" "$refused" "$out"
 		check "nat'd resolver $svc, $how: its event names the resolver asked" "blocked github.com $svc 53" \
 			"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.daddr) \(.dport)"')"
-		fenced --mode enforce --default deny --allow "$svc:53 **.pkg.example.com" -- \
-			sh -c "$Q -m $how $svc 53 a.pkg.example.com >/dev/null; $C tcp 203.0.113.20 80"
+		fenced --mode enforce --default deny --allow "$allow $name" -- \
+			sh -c "$Q -t $qt -m $how $svc 53 $name >/dev/null; $C tcp $addr 80"
 		check "nat'd resolver $svc, $how: an allowed name's address is learnt" "ok" "$out"
 		check "nat'd resolver $svc, $how: the answer trusted" "1 0" \
 			"$(ev '"\(.summary.dns_answers) \(.summary.dns_untrusted)"')"
 	done
+}
+for svc in 198.51.100.53 127.0.0.11; do
+	nat_case $svc "$svc:53" A a.pkg.example.com 203.0.113.20
 	for proto in tcp udp; do
 		fenced --mode enforce --default deny --allow "$svc:53 mirror.internal" -- \
 			dig +tries=1 +time=2 @$svc "+$([ $proto = tcp ] || echo no)tcp" +short mirror.internal
@@ -404,19 +412,7 @@ table ip6 dfdnsnat6 {
 	}
 }
 NFT
-for how in sendto connect tcp; do
-	refused=EPERM
-	[ $how = tcp ] && refused=EACCES
-	fenced --mode enforce --deny github.com -- "$Q" -t AAAA -m $how 2001:db8::99 53 github.com
-	check "nat'd resolver 2001:db8::99, $how: a denied name is refused" "$refused" "$out"
-	check "nat'd resolver 2001:db8::99, $how: its event names the resolver asked" "blocked github.com 2001:db8::99 53" \
-		"$(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.daddr) \(.dport)"')"
-	fenced --mode enforce --default deny --allow "[2001:db8::99]:53 **.pkg.example.com" -- \
-		sh -c "$Q -t AAAA -m $how 2001:db8::99 53 b.pkg.example.com >/dev/null; $C tcp 2001:db8::20 80"
-	check "nat'd resolver 2001:db8::99, $how: an allowed name's address is learnt" "ok" "$out"
-	check "nat'd resolver 2001:db8::99, $how: the answer trusted" "1 0" \
-		"$(ev '"\(.summary.dns_answers) \(.summary.dns_untrusted)"')"
-done
+nat_case 2001:db8::99 "[2001:db8::99]:53" AAAA b.pkg.example.com 2001:db8::20
 nat_hits() {
 	nsenter --net="/run/netns/$NS" -- nft -j list table "$1" |
 		jq -r '[.nftables[] | .rule? | select(.) | .expr[] | .counter? | select(.) | (.packets > 0 | if . then 1 else 0 end)] | join(" ")'
