@@ -39,7 +39,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS)) $(BUILD)/t
 FUZZ_TARGETS := state bundle config rules profile dns
 FUZZ_SRCS := $(patsubst %,tests/fuzz/fuzz_%.c,$(FUZZ_TARGETS))
 TOOLS := $(BUILD)/tests/dfclient $(BUILD)/tests/dfserver $(BUILD)/tests/dfdns \
-	$(BUILD)/tests/dfconnloop $(BUILD)/tests/dfbypass $(BUILD)/tests/libdfnoloop.so
+	$(BUILD)/tests/dfconnloop $(BUILD)/tests/dfbypass $(BUILD)/tests/dflb $(BUILD)/tests/libdfnoloop.so
 # bench tools that load the skeleton: linked with libbpf, not static
 BENCH_TOOLS := $(BUILD)/tests/dfverify
 

@@ -383,6 +383,31 @@ for how in sendto tcp; do
 		"$(jqr "$HOOK_REP" '"\(.summary.dns_answers) \(.summary.dns_untrusted)"')"
 done
 
+# a socket load balancer in an ancestor cgroup (dflb, as Cilium's kube-proxy
+# replacement): its connect4/sendmsg4 programs run after the fence's and send
+# the service address 198.51.100.77:53 to the resolver; no NAT rule undoes it,
+# so the answer's packet comes from the resolver's own address. The fence
+# judges and records the address asked, and learns from the answer.
+LBCG=$(df_cg2root)/df$$-lb
+mkdir "$LBCG" && df_track_cgroup "$LBCG"
+lb_fenced() {
+	rep=$DF_T/r-$RANDOM.json
+	out=$(nsenter --net="/run/netns/$NS" -- "$DF_TOOLS/dflb" "$LBCG" 198.51.100.77 $R 53 \
+		"$DF_BIN" run --report "$rep" "$@" 2>"$DF_T/stderr")
+}
+for how in sendto connect; do
+	lb_fenced --mode enforce --default deny --allow "198.51.100.77:53 **.pkg.example.com" -- \
+		sh -c "$Q -m $how 198.51.100.77 53 a.pkg.example.com; $C tcp 203.0.113.20 80"
+	check "load-balanced resolver, $how: answered, the address learnt" "ok 203.0.113.20
+ok" "$out"
+	check "load-balanced resolver, $how: the answer trusted" "1 1 0" \
+		"$(ev '"\(.summary.dns_queries) \(.summary.dns_answers) \(.summary.dns_untrusted)"')"
+done
+lb_fenced --mode enforce --deny github.com -- "$Q" -m sendto 198.51.100.77 53 github.com
+check "load-balanced resolver, sendto: a denied name is refused, the service address recorded" \
+	"EPERM blocked github.com 198.51.100.77 53" \
+	"$out $(ev '[.events[] | select(.hook == "dns")][0] | "\(.verdict) \(.name) \(.daddr) \(.dport)"')"
+
 # a UDP socket connected to the resolver that sends elsewhere with sendto:
 # that datagram goes where sendto says, and is no question to the resolver
 # (sixteen zero bytes read as a DNS header: a question without a name, which
