@@ -460,10 +460,13 @@ static __always_inline int fresh_stream(const struct df_config *cfg, struct bpf_
  * Leave on the socket what was just judged, so the egress backstop lets its
  * packets through after one lookup. A TCP stream or UDP datagram socket is
  * marked judged once (its destination only changes through these hooks);
- * any other keeps the last destination judged.
+ * any other keeps the last destination judged. A UDP datagram socket's send
+ * also leaves its destination as the last sendmsg let through (mark_sent, for
+ * df_sent_to; a send the cache lets through leaves it in cached_allow).
  */
 static __always_inline void mark_sock(struct bpf_sock_addr *ctx, const struct df_config *cfg,
-				      __u8 family, __u32 proto, const __u32 *addr, __u16 port, int dns)
+				      __u8 hook, __u8 family, __u32 proto, const __u32 *addr,
+				      __u16 port, int dns)
 {
 	struct bpf_sock *sk = ctx->sk;
 	struct df_sk_mark *m;
@@ -478,6 +481,10 @@ static __always_inline void mark_sock(struct bpf_sock_addr *ctx, const struct df
 		return;
 	if (dns && !(m->flags & DF_MARK_DNS))
 		m->flags |= DF_MARK_DNS;
+	/* (hook is a constant in each program: connect's leave this out) */
+	if ((hook == DF_HOOK_SENDMSG4 || hook == DF_HOOK_SENDMSG6) && ctx->type == SOCK_DGRAM_ &&
+	    proto == IPPROTO_UDP_)
+		mark_sent(m, family, port, addr);
 	if (m->flags & DF_MARK_JUDGED)
 		return;
 	if ((ctx->type == SOCK_STREAM_ && proto == IPPROTO_TCP_) ||
@@ -580,7 +587,7 @@ static __always_inline int finish(struct bpf_sock_addr *ctx, const struct df_con
 	}
 	if (ev == DF_EV_BLOCKED)
 		return SOCK_REFUSE;
-	mark_sock(ctx, cfg, family, proto, addr, port, is_dns_port(cfg, port));
+	mark_sock(ctx, cfg, hook, family, proto, addr, port, is_dns_port(cfg, port));
 	return SOCK_PASS;
 }
 
@@ -712,10 +719,8 @@ static __always_inline int cached_allow(struct bpf_sock_addr *ctx, __u8 family, 
 }
 
 /*
- * A UDP datagram send judged with this verdict at provenance generation gen
- * (read before the provenance was). Let through (allowed, or refused outside
- * enforce), its destination is the socket's last (mark_sent, for df_sent_to);
- * with send_cache_on, cached if allowed and the address has no provenance,
+ * A send judged with this verdict at provenance generation gen (read before
+ * the provenance was): cached if allowed and the address has no provenance,
  * live or expired. (Provenance is added, changed or evicted only by learning,
  * which counts the generation up after: a send this one raced sees another.)
  */
@@ -726,21 +731,14 @@ static __always_inline void cache_allow(struct bpf_sock_addr *ctx, __u8 family, 
 	struct bpf_sock *sk = ctx->sk;
 	struct df_sk_mark *m;
 	__u32 zero = 0;
-	int cache;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	/* a send let through: allowed, or refused outside enforce */
-	if (!cfg || !sk || (verdict != DF_ALLOW && cfg->mode == DF_MODE_ENFORCE) ||
-	    ctx->type != SOCK_DGRAM_ || ctx->protocol != IPPROTO_UDP_)
+	if (!cfg || !sk || verdict != DF_ALLOW || !cacheable(ctx, cfg, port) || gen == ~0ULL)
 		return;
-	cache = send_cache_on && verdict == DF_ALLOW && cacheable(ctx, cfg, port) && gen != ~0ULL &&
-		!bpf_map_lookup_elem(family == 4 ? (void *)&prov4 : (void *)&prov6, addr);
-	/* (finish() makes the mark for a datagram socket it lets through anyway) */
+	if (bpf_map_lookup_elem(family == 4 ? (void *)&prov4 : (void *)&prov6, addr))
+		return;
 	m = bpf_sk_storage_get(&sk_marks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!m)
-		return;
-	mark_sent(m, family, port, addr);
-	if (!cache)
 		return;
 	m->c_key = 0;
 	asm volatile("" ::: "memory");
@@ -810,7 +808,7 @@ __attribute__((noinline)) int df_send_cache6(struct bpf_sock_addr *ctx, __u64 ge
 
 static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 {
-	const int send = hook == DF_HOOK_SENDMSG4, cache = send && send_cache_on;
+	const int cache = hook == DF_HOOK_SENDMSG4 && send_cache_on;
 	const struct df_config *cfg;
 	struct df_name_id name = {};
 	struct judged j;
@@ -830,14 +828,14 @@ static __always_inline int fence4(struct bpf_sock_addr *ctx, __u8 hook)
 	gen = cache ? prov_generation() : 0;
 	judge4(cfg, addr, proto_bit(proto), port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov4, &addr), proto_bit(proto), port, &j, &name);
-	if (send)
+	if (cache)
 		df_send_cache4(ctx, addr, port, gen, j.verdict);
 	return finish(ctx, cfg, &j, hook, proto, 4, &addr, port, &name);
 }
 
 static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 {
-	const int send = hook == DF_HOOK_SENDMSG6, cache = send && send_cache_on;
+	const int cache = hook == DF_HOOK_SENDMSG6 && send_cache_on;
 	const struct df_config *cfg;
 	struct df_name_id name = {};
 	struct judged j;
@@ -863,7 +861,7 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 		gen = cache ? prov_generation() : 0;
 		judge4(cfg, a4, pbit, port, &j);
 		judge_provenance(bpf_map_lookup_elem(&prov4, &a4), pbit, port, &j, &name);
-		if (send)
+		if (cache)
 			df_send_cache4(ctx, a4, port, gen, j.verdict);
 		return finish(ctx, cfg, &j, hook, proto, 4, &ip6[3], port, &name);
 	}
@@ -872,7 +870,7 @@ static __always_inline int fence6(struct bpf_sock_addr *ctx, __u8 hook)
 	gen = cache ? prov_generation() : 0;
 	judge6(cfg, ip6, pbit, port, &j);
 	judge_provenance(bpf_map_lookup_elem(&prov6, ip6), pbit, port, &j, &name);
-	if (send)
+	if (cache)
 		df_send_cache6(ctx, gen, j.verdict);
 	return finish(ctx, cfg, &j, hook, proto, 6, ip6, port, &name);
 }
@@ -1843,73 +1841,84 @@ static __always_inline int same_addr(__u8 family, const __u32 *a, const __u32 *b
  * (a connected socket may sendto elsewhere); otherwise an unconnected socket
  * meant that destination and a connected one its peer.
  *
- * Into scratch's to_addr and to_port: the socket's destination, and to_moved
- * 1, when it is not the packet's (dport, and the address in its IP header);
- * else the packet's, and to_moved 0. 1 when either port is a DNS port.
- * Global, so the verifier walks it once, not once per path of egress around
- * it (and egress holds nothing across it).
+ * 1 when either port is a DNS port, and then into scratch's to_addr and
+ * to_port: the socket's destination, and to_moved 1, when it is not the
+ * packet's (dport, and the address in its IP header); else the packet's, and
+ * to_moved 0. A packet whose socket and header name no DNS port costs no more
+ * than the socket's fields (and a storage lookup for an unconnected UDP
+ * socket). Global, so the verifier walks it once, not once per path of egress
+ * around it (and egress holds nothing across it).
  */
 __attribute__((noinline)) int df_sent_to(struct __sk_buff *skb, __u32 family, __u32 proto,
 					 __u32 dport)
 {
-	struct df_dns_scratch *sc = scratch_here();
 	const struct df_config *cfg;
+	struct df_dns_scratch *sc;
 	struct df_sk_mark *m = NULL;
 	struct bpf_sock *sk;
-	__u32 zero = 0, a[4] = {};
-	__u16 port;
+	__u32 zero = 0, a[4] = {}, pkt[4] = {};
+	__u16 port = 0; /* the socket's destination port; 0: none known */
+	int connected = 0;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!skb || !cfg)
 		return 0;
-	if (!sc)
-		return is_dns_port(cfg, (__u16)dport);
-	sc->to_moved = 0;
-	sc->to_port = (__u16)dport;
-	__builtin_memset(sc->to_addr, 0, sizeof(sc->to_addr));
-	/* the packet's destination: its IP header is at the start */
-	if (bpf_skb_load_bytes(skb, family == 4 ? 16 : 24, sc->to_addr, family == 4 ? 4 : 16))
-		return is_dns_port(cfg, (__u16)dport);
 	sk = skb->sk;
 	if (sk)
 		sk = bpf_sk_fullsock(sk);
-	if (!sk || sk->protocol != proto ||
-	    sk->type != (proto == IPPROTO_TCP_ ? SOCK_STREAM_ : SOCK_DGRAM_))
-		return is_dns_port(cfg, (__u16)dport);
-	if (proto == IPPROTO_UDP_) {
+	if (sk && sk->protocol == proto &&
+	    sk->type == (proto == IPPROTO_TCP_ ? SOCK_STREAM_ : SOCK_DGRAM_)) {
+		port = bpf_ntohs((__u16)sk->dst_port);
+		connected = port != 0;
+		if (port && family == 4 && sk->family == AF_INET_) {
+			a[0] = sk->dst_ip4;
+		} else if (port && sk->family == AF_INET6_) {
+			a[0] = sk->dst_ip6[0];
+			a[1] = sk->dst_ip6[1];
+			a[2] = sk->dst_ip6[2];
+			a[3] = sk->dst_ip6[3];
+			if (family == 4) {
+				/* a dual-stack socket's IPv4 peer, ::ffff:a.b.c.d */
+				port = v4_mapped(a) ? port : 0;
+				a[0] = a[3];
+				a[1] = a[2] = a[3] = 0;
+			}
+		} else if (!port && proto == IPPROTO_UDP_) {
+			m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
+			if (m && m->s_family == family && m->s_port) {
+				port = m->s_port;
+				a[0] = m->s_addr[0];
+				if (family == 6) {
+					a[1] = m->s_addr[1];
+					a[2] = m->s_addr[2];
+					a[3] = m->s_addr[3];
+				}
+			}
+		} else {
+			port = 0;
+		}
+	}
+	/* most packets: neither the packet nor its socket names a DNS port */
+	if (!is_dns_port(cfg, (__u16)dport) && !(port && is_dns_port(cfg, port)))
+		return 0;
+	sc = scratch_here();
+	if (!sc)
+		return 1;
+	/* the packet's destination: its IP header is at the start */
+	bpf_skb_load_bytes(skb, family == 4 ? 16 : 24, pkt, family == 4 ? 4 : 16);
+	sc->to_moved = 0;
+	sc->to_port = (__u16)dport;
+	__builtin_memcpy(sc->to_addr, pkt, sizeof(pkt));
+	if (!port)
+		return 1;
+	if (connected && proto == IPPROTO_UDP_) {
 		m = bpf_sk_storage_get(&sk_marks, sk, 0, 0);
-		if (m && (m->s_family != family || !m->s_port))
-			m = NULL;
-		if (m && m->s_port == (__u16)dport && same_addr(family, m->s_addr, sc->to_addr))
+		/* sent where sendmsg last let it: a sendto past the connected peer */
+		if (m && m->s_family == family && m->s_port == (__u16)dport &&
+		    same_addr(family, m->s_addr, pkt))
 			return is_dns_port(cfg, (__u16)dport);
 	}
-	port = bpf_ntohs((__u16)sk->dst_port);
-	if (port && family == 4 && sk->family == AF_INET_) {
-		a[0] = sk->dst_ip4;
-	} else if (port && sk->family == AF_INET6_) {
-		a[0] = sk->dst_ip6[0];
-		a[1] = sk->dst_ip6[1];
-		a[2] = sk->dst_ip6[2];
-		a[3] = sk->dst_ip6[3];
-		if (family == 4) {
-			/* a dual-stack socket's IPv4 peer, ::ffff:a.b.c.d */
-			if (!v4_mapped(a))
-				return is_dns_port(cfg, (__u16)dport);
-			a[0] = a[3];
-			a[1] = a[2] = a[3] = 0;
-		}
-	} else if (!port && m) {
-		port = m->s_port;
-		a[0] = m->s_addr[0];
-		if (family == 6) {
-			a[1] = m->s_addr[1];
-			a[2] = m->s_addr[2];
-			a[3] = m->s_addr[3];
-		}
-	} else {
-		return is_dns_port(cfg, (__u16)dport);
-	}
-	if (port != (__u16)dport || !same_addr(family, a, sc->to_addr)) {
+	if (port != (__u16)dport || !same_addr(family, a, pkt)) {
 		__builtin_memcpy(sc->to_addr, a, sizeof(a));
 		sc->to_port = port;
 		sc->to_moved = 1;
