@@ -296,14 +296,18 @@ df_hook_detach() {
 }
 # the fence's config flags (DF_CFG_FRESH = 1), read from its pinned config map
 df_cfg_flags() { bpftool --json map lookup pinned "$DF_PINS/$1/config" key 0 0 0 0 2>/dev/null | jq -r '.formatted.value.flags // empty'; }
-# df_hook_job ID ANNOTATIONS CMD...: CMD started once the fence holds, to its end
-df_hook_job() {
+# df_hook_hold ID ANNOTATIONS CMD...: the fence holds and CMD waits to start
+# until df_release ID (then df_hook_detach ID)
+df_hook_hold() {
 	local id=$1 annot=$2
 	shift 2
 	# a fifo, not a polled file: a process the wait started would be in the cgroup too
-	mkfifo "$DF_T/$id.run"
-	df_hook_attach "$id" "$annot" sh -c 'echo ready; read go <"$0"; exec "$@"' "$DF_T/$id.run" "$@"
-	HOOK_FLAGS=$(df_cfg_flags "$id")
-	timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$id.run"
-	df_hook_detach "$id"
+	mkfifo "$DF_T/$id.fifo"
+	df_hook_attach "$id" "$annot" sh -c 'echo ready; read go <"$0"; exec "$@"' "$DF_T/$id.fifo" "$@"
+}
+# df_hook_job ID ANNOTATIONS CMD...: CMD started once the fence holds, to its end
+df_hook_job() {
+	df_hook_hold "$@"
+	df_release "$1"
+	df_hook_detach "$1"
 }

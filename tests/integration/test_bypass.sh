@@ -102,8 +102,10 @@ check "socket connected before the fence: an allowed destination keeps working" 
 check "socket connected before the fence: allowed is not recorded in enforce" "0" "$(jqr "$PRE_REP" '.events | length')"
 
 # which path is fresh: run's fence, not the hook's
-df_hook_job flags-hook "$DENY_JSON" true
-check "hook path: the fence is not fresh (config flags 0)" "0" "$HOOK_FLAGS"
+df_hook_hold flags-hook "$DENY_JSON" true
+check "hook path: the fence is not fresh (config flags 0)" "0" "$(df_cfg_flags flags-hook)"
+df_release flags-hook
+df_hook_detach flags-hook
 out=$(in_ns "$NS" "$DF_BIN" run --no-confine --mode enforce --deny "$DENY" --report "$DF_T/flags.json" -- sh -c \
 	"bpftool --json map lookup pinned \"\$(find '$DF_PINS' -name config | head -1)\" key 0 0 0 0" 2>/dev/null | jq -r '.formatted.value.flags // empty')
 check "run: the fence is fresh (config flags 1)" "1" "$out"

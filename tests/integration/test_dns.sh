@@ -332,6 +332,8 @@ table ip dfdnsnat {
 	}
 }
 NFT
+# refusal HOW: what dfdns says when its question is refused (EACCES: sk_msg's SK_DROP)
+refusal() { [ "$1" = tcp ] && echo EACCES || echo EPERM; }
 # nat_case SVC ALLOW QTYPE NAME ADDR: through the resolver at SVC port 53, over
 # musl's sendto, glibc's connect and TCP: an allowed name is answered, a denied
 # one refused with SVC in its event, and NAME's QTYPE answer teaches ADDR
@@ -339,8 +341,7 @@ NFT
 nat_case() {
 	local svc=$1 allow=$2 qt=$3 name=$4 addr=$5 how refused
 	for how in sendto connect tcp; do
-		refused=EPERM
-		[ $how = tcp ] && refused=EACCES
+		refused=$(refusal $how)
 		fenced --mode enforce --deny github.com -- "$Q" -m $how $svc 53 mirror.internal
 		check "nat'd resolver $svc, $how: an allowed name is answered" "ok 198.51.100.10" "$out"
 		fenced --mode enforce --deny github.com -- "$Q" -t $qt -m $how $svc 53 github.com
@@ -367,8 +368,7 @@ done
 # the same on a container's fence (hook createRuntime on a process already in
 # its cgroup: its sockets are marked), Docker's rule, musl's way and TCP
 for how in sendto tcp; do
-	refused=EPERM
-	[ $how = tcp ] && refused=EACCES
+	refused=$(refusal $how)
 	df_hook_job "natdns-deny-$how" '{"depfence.io/mode": "enforce", "depfence.io/deny": "github.com"}' \
 		"$Q" -m $how 127.0.0.11 53 github.com
 	check "nat'd resolver 127.0.0.11, $how, container's fence: a denied name is refused" "$refused" "$HOOK_OUT"
