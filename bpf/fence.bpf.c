@@ -278,11 +278,30 @@ static __always_inline void judge_default(const struct df_config *cfg, struct ju
 	j->rule_id = DF_RULE_DEFAULT;
 }
 
+/*
+ * The address filter (fence.h), filled by user space before load and frozen
+ * with the rest of the rodata. A clear bit saves a connect or send to an
+ * address no rule covers the LPM lookup: ~170 ns with 10,000 prefixes spread
+ * over the address space, ~320 with 100,000 (bpf_stats, 6.18).
+ */
+const volatile __u64 addr_filter[2][DF_ADDR_FILTER_WORDS];
+
+/* May an address rule cover this address? first: its first 32 bits, network order. */
+static __always_inline int addr_may_match(int v6, __u32 first)
+{
+	__u32 top = bpf_ntohl(first) >> 16;
+
+	return (addr_filter[v6 ? 1 : 0][top / 64] >> (top % 64)) & 1;
+}
+
 static __always_inline void judge4(const struct df_config *cfg, __u32 addr, __u8 pbit, __u16 port,
 				   struct judged *j)
 {
 	struct df_key4 key = { .prefixlen = 32, .addr = addr };
-	const struct df_prefix_val *v = bpf_map_lookup_elem(&rules4, &key);
+	const struct df_prefix_val *v = NULL;
+
+	if (addr_may_match(0, addr))
+		v = bpf_map_lookup_elem(&rules4, &key);
 
 	if (!v || !scan_entries(v, pbit, port, j))
 		judge_default(cfg, j);
@@ -292,10 +311,11 @@ static __always_inline void judge6(const struct df_config *cfg, const __u32 ip6[
 				   __u16 port, struct judged *j)
 {
 	struct df_key6 key = { .prefixlen = 128 };
-	const struct df_prefix_val *v;
+	const struct df_prefix_val *v = NULL;
 
 	__builtin_memcpy(key.addr, ip6, 16);
-	v = bpf_map_lookup_elem(&rules6, &key);
+	if (addr_may_match(1, ip6[0]))
+		v = bpf_map_lookup_elem(&rules6, &key);
 	if (!v || !scan_entries(v, pbit, port, j))
 		judge_default(cfg, j);
 }
@@ -1730,13 +1750,13 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 	if (p->family == 4) {
 		bs->k4.prefixlen = 32;
 		bs->k4.addr = p->daddr[0];
-		rule = bpf_map_lookup_elem(&rules4, &bs->k4);
+		rule = addr_may_match(0, p->daddr[0]) ? bpf_map_lookup_elem(&rules4, &bs->k4) : NULL;
 		pv = bpf_map_lookup_elem(&prov4, &p->daddr[0]);
 	} else {
 		bs->k6.prefixlen = 128;
 		__builtin_memcpy(bs->k6.addr, p->daddr, 16);
 		__builtin_memcpy(bs->a6.a, p->daddr, 16);
-		rule = bpf_map_lookup_elem(&rules6, &bs->k6);
+		rule = addr_may_match(1, p->daddr[0]) ? bpf_map_lookup_elem(&rules6, &bs->k6) : NULL;
 		pv = bpf_map_lookup_elem(&prov6, &bs->a6);
 	}
 	if (!bs_scan(rule, pbit, port, portless, &j))

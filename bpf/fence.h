@@ -162,6 +162,15 @@ struct df_key6 {
 };
 
 /*
+ * The address filter: one bit for each value of an address's first 16 bits
+ * (an IPv4 /16; for IPv6 the first group), set where some address rule's
+ * prefix covers addresses that start so (df_compiled_filter). An address
+ * whose bit is clear matches no address rule: it is judged by the default
+ * without the LPM lookup. Set bits only say "look". [0] IPv4, [1] IPv6.
+ */
+#define DF_ADDR_FILTER_WORDS (65536 / 64)
+
+/*
  * The name rule filter: one bit per name rule target, by DF_NAME_FILTER_BIT of
  * its key. A question's suffix whose bit is clear has no rule, so most of
  * them are ruled out without a hash lookup (there are one to three lookups

@@ -801,6 +801,24 @@ void df_compiled_judge(const struct df_compiled *c, int family, const uint8_t *a
 	*ret_rule_id = DF_RULE_DEFAULT;
 }
 
+void df_compiled_filter(const struct df_compiled *c, uint64_t *ret_words)
+{
+	memset(ret_words, 0, DF_ADDR_FILTER_WORDS * sizeof(*ret_words));
+	for (size_t i = 0; i < c->n; i++) {
+		/* the 2^(16 - len) values of the first 16 bits that a /len prefix covers */
+		uint32_t len = c->keys[i].prefixlen < 16 ? c->keys[i].prefixlen : 16;
+		uint32_t span = 1u << (16 - len);
+		uint32_t first = ((uint32_t)c->keys[i].addr[0] << 8 | c->keys[i].addr[1]) & ~(span - 1);
+
+		if (span < 64) {
+			ret_words[first / 64] |= ((1ULL << span) - 1) << (first % 64);
+			continue;
+		}
+		for (uint32_t w = first / 64; w < (first + span) / 64; w++)
+			ret_words[w] = ~0ULL;
+	}
+}
+
 /* ---- names ---- */
 
 void df_name_hash(const char *dotted, uint32_t b1, uint32_t b2, uint32_t *ret_h1,

@@ -175,6 +175,14 @@ check "portless packet: a port rule of its address refuses it" "EPERM 203.0.113.
 rep=$DF_T/allowall.json
 out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny 203.0.113.0/24 --allow 203.0.113.10 --report "$rep" -- "$B" ping 203.0.113.10 2>/dev/null)
 check "portless packet: a more specific rule for every port allows it" "ok 0" "$out $(jqr "$rep" '.events | length')"
+# the address filter (a bit for each first 16 bits a rule covers) before the backstop's lookup
+for c in "202.0.0.0/7 203.0.113.10" "[2000::/3] 2001:db8::10"; do
+	set -- $c
+	rep=$DF_T/wide-$RANDOM.json
+	out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$1" --report "$rep" -- "$B" raw-udp "$2" $PORT 2>/dev/null)
+	check "raw udp to $2: a prefix shorter than 16 bits refuses it" "EPERM egress $2 $1" \
+		"$out $(jqr "$rep" '.events[0] | "\(.hook) \(.daddr) \(.rule)"')"
+done
 
 # --- what no cgroup program sees: flagged, not refused ---
 # AF_PACKET: the frame never meets the IP stack's cgroup hooks. Flagged with CAP_NET_RAW.

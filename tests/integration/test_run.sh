@@ -48,6 +48,19 @@ longest prefix denies        |enforce|allow|203.0.113.0/24|203.0.113.20|tcp|203.
 port rule beats bare rule    |enforce|allow|203.0.113.10|203.0.113.10:80|tcp|203.0.113.10|80|ok|-|-|-
 bare rule holds elsewhere    |enforce|allow|203.0.113.10|203.0.113.10:80|tcp|203.0.113.10|443|EPERM|blocked|connect4|203.0.113.10
 deny wins a tie              |enforce|allow|203.0.113.10:80|203.0.113.10:80|tcp|203.0.113.10|80|EPERM|blocked|connect4|203.0.113.10:80
+prefix over many /16s        |enforce|allow|202.0.0.0/7|-|tcp|203.0.113.10|443|EPERM|blocked|connect4|202.0.0.0/7
+a /8, not its first /16      |enforce|allow|198.0.0.0/8|-|tcp|198.51.100.7|443|EPERM|blocked|connect4|198.0.0.0/8
+v6 /12, not its first group  |enforce|allow|[2000::/12]|-|tcp|2001:db8::10|443|EPERM|blocked|connect6|[2000::/12]
+half the addresses           |enforce|allow|128.0.0.0/1|-|udp-sendto|203.0.113.10|53|EPERM|blocked|sendmsg4|128.0.0.0/1
+every address                |enforce|allow|0.0.0.0/0|-|tcp|203.0.113.20|80|EPERM|blocked|connect4|0.0.0.0/0
+one /16                      |enforce|allow|203.0.0.0/16|-|tcp|203.0.113.20|80|EPERM|blocked|connect4|203.0.0.0/16
+the next /16 spared          |enforce|allow|203.1.0.0/16|-|tcp|203.0.113.20|80|ok|-|-|-
+v4-mapped, prefix over /16s  |enforce|allow|202.0.0.0/7|-|tcp|::ffff:203.0.113.10|443|EPERM|blocked|connect6|202.0.0.0/7
+v6 prefix over many groups   |enforce|allow|[2000::/3]|-|tcp|2001:db8::10|443|EPERM|blocked|connect6|[2000::/3]
+v6 every address             |enforce|allow|[::/0]|-|udp-sendmsg|2001:db8::10|5353|EPERM|blocked|sendmsg6|[::/0]
+v6 prefix past 16 bits       |enforce|allow|[2001:d00::/24]|-|tcp|2001:db8::20|80|EPERM|blocked|connect6|[2001:d00::/24]
+default deny, wide allow     |enforce|deny|-|200.0.0.0/5|tcp|203.0.113.10|80|ok|-|-|-
+default deny, wide v6 allow  |enforce|deny|-|[2000::/3]|tcp|2001:db8::10|80|ok|-|-|-
 '
 
 while IFS='|' read -r name mode def deny allow client addr port want verdict hook rule; do

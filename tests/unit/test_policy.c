@@ -920,13 +920,45 @@ static void random_dest(const struct df_policy *p, int family, uint8_t *addr)
 	}
 }
 
+/* The address filter's bit for an address (fence.h): its first 16 bits. */
+static int filter_bit(const uint64_t *words, const uint8_t *addr)
+{
+	uint32_t top = (uint32_t)addr[0] << 8 | addr[1];
+
+	return (words[top / 64] >> (top % 64)) & 1;
+}
+
+/* Is every bit set that a rule's prefix covers, and no other? Value by value. */
+static int filter_exact(const struct df_compiled *c, const uint64_t *words)
+{
+	static uint8_t want[65536];
+
+	memset(want, 0, sizeof(want));
+	for (size_t i = 0; i < c->n; i++) {
+		uint32_t len = c->keys[i].prefixlen, top = (uint32_t)c->keys[i].addr[0] << 8 |
+							     c->keys[i].addr[1];
+
+		for (uint32_t v = 0; v < 65536; v++)
+			if (len >= 16 ? v == top : (v >> (16 - len)) == (top >> (16 - len)))
+				want[v] = 1;
+	}
+	for (uint32_t v = 0; v < 65536; v++) {
+		uint8_t a[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+
+		if (filter_bit(words, a) != want[v])
+			return 0;
+	}
+	return 1;
+}
+
 static void test_random_cross_check(void)
 {
+	static uint64_t filter[2][DF_ADDR_FILTER_WORDS];
 	static const uint8_t proto_bits[] = { DF_PROTO_TCP, DF_PROTO_UDP, DF_PROTO_OTHER };
 	const int policies = 500, dests = 20;
 	int compared_policies = 0, skipped = 0, judged = 0, mismatches = 0, setup_errors = 0;
-	int matched_rule = 0;
-	char first[2048] = "", first_setup[600] = "";
+	int matched_rule = 0, filtered = 0, filter_misses = 0, filter_inexact = 0;
+	char first[2048] = "", first_setup[600] = "", first_filter[200] = "";
 
 	srand(1);
 	for (int pi = 0; pi < policies; pi++) {
@@ -972,6 +1004,13 @@ static void test_random_cross_check(void)
 			continue;
 		}
 		compared_policies++;
+		for (int f = 0; f < 2; f++) {
+			df_compiled_filter(&comp[f], filter[f]);
+			/* against a bit-by-bit reading of the same rules, for some of them */
+			if (pi < 100 && !filter_exact(&comp[f], filter[f]) && filter_inexact++ == 0)
+				snprintf(first_filter, sizeof(first_filter), "policy %d, IPv%d", pi,
+					 f ? 6 : 4);
+		}
 		for (int di = 0; di < dests; di++) {
 			int family = rnd(2) ? 4 : 6;
 			uint8_t proto = proto_bits[rnd(3)], addr[16], rv, cv;
@@ -984,6 +1023,11 @@ static void test_random_cross_check(void)
 					  p.default_verdict, &cv, &cid);
 			judged++;
 			matched_rule += rid != DF_RULE_DEFAULT;
+			/* a clear bit must mean no rule: the kernel then judges by the default */
+			if (!filter_bit(filter[family == 6], addr)) {
+				filtered++;
+				filter_misses += cid != DF_RULE_DEFAULT;
+			}
 			if (rv == cv && rid == cid)
 				continue;
 			if (mismatches++ == 0) {
@@ -1018,6 +1062,11 @@ static void test_random_cross_check(void)
 	      "%d of %d destinations matched a rule", matched_rule, judged);
 	CHECK("random policies: compiled judge agrees with the reference", mismatches == 0,
 	      "%d of %d destinations differ; first: %s", mismatches, judged, first);
+	CHECK("random policies: the address filter rules out no destination a rule covers",
+	      filter_misses == 0 && filtered > 0, "%d of %d filtered out had a rule",
+	      filter_misses, filtered);
+	CHECK("random policies: the address filter has the bits of the rules' prefixes and no other",
+	      filter_inexact == 0, "%d filters differ; first: %s", filter_inexact, first_filter);
 	printf("# random cross-check: %d policies compared, %d skipped (E2BIG), %d destinations, %d matched a rule\n",
 	       compared_policies, skipped, judged, matched_rule);
 }
@@ -1260,9 +1309,70 @@ static void test_name_filter(void)
 	df_policy_free(&p);
 }
 
+static void test_addr_filter(void)
+{
+	static const struct {
+		const char *spec;
+		int family, bits;
+		const char *in, *out; /* an address whose bit is set, one whose is not */
+	} cases[] = {
+		{ "-0.0.0.0/0", 4, 65536, "255.255.255.255", NULL },
+		{ "-128.0.0.0/1", 4, 32768, "203.0.113.10", "127.255.255.255" },
+		{ "-202.0.0.0/7", 4, 512, "203.255.0.1", "204.0.0.0" },
+		{ "-202.0.0.0/7 +203.0.113.0/24", 4, 512, "202.0.0.0", "201.255.255.255" },
+		{ "-10.2.0.0/15", 4, 2, "10.3.255.255", "10.4.0.0" },
+		{ "-198.51.0.0/16", 4, 1, "198.51.255.255", "198.52.0.0" },
+		{ "-198.51.100.128/25", 4, 1, "198.51.0.1", "198.50.100.128" },
+		{ "+tcp/203.0.113.10:443 -udp/203.0.113.0/24", 4, 1, "203.0.0.0", "203.1.113.10" },
+		{ "-[::/0]", 6, 65536, "ffff::", NULL },
+		{ "-[2000::/3]", 6, 8192, "3fff::1", "4000::" },
+		{ "-[2001:db8::/32]:80", 6, 1, "2001:1::", "2002:db8::" },
+		{ "-[2001:d00::/24]", 6, 1, "2001:db8::10", "2000:db8::10" },
+		{ "-[::ffff:203.0.113.0/120]", 4, 1, "203.0.1.1", "203.1.0.0" },
+		{ "-github.com", 4, 0, NULL, "203.0.113.10" },
+	};
+	static uint64_t words[DF_ADDR_FILTER_WORDS];
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct df_error e = { "" };
+		struct df_compiled c = {};
+		struct df_policy p;
+		uint8_t a[16];
+		char name[160];
+		int err, bits = 0, f = cases[i].family;
+
+		err = policy_from_spec(&p, cases[i].spec, DF_ALLOW, &e);
+		if (!err)
+			err = df_policy_compile(&p, f, &c, &e);
+		memset(words, 0xa5, sizeof(words));
+		df_compiled_filter(&c, words);
+		for (int w = 0; w < DF_ADDR_FILTER_WORDS; w++)
+			bits += __builtin_popcountll(words[w]);
+		snprintf(name, sizeof(name), "address filter %s (IPv%d): %d bits", cases[i].spec, f,
+			 cases[i].bits);
+		CHECK(name, err == 0 && bits == cases[i].bits, "err %d (%s), %d bits", err, e.msg,
+		      bits);
+		if (cases[i].in) {
+			snprintf(name, sizeof(name), "address filter %s: looks for %s", cases[i].spec,
+				 cases[i].in);
+			CHECK(name, parse_dest(f, cases[i].in, a) == 0 && filter_bit(words, a),
+			      "bit clear");
+		}
+		if (cases[i].out) {
+			snprintf(name, sizeof(name), "address filter %s: rules out %s", cases[i].spec,
+				 cases[i].out);
+			CHECK(name, parse_dest(f, cases[i].out, a) == 0 && !filter_bit(words, a),
+			      "bit set");
+		}
+		df_compiled_free(&c);
+		df_policy_free(&p);
+	}
+}
+
 int main(void)
 {
 	test_name_filter();
+	test_addr_filter();
 	test_valid_rules();
 	test_name_limits();
 	test_invalid_rules();
