@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <signal.h>
+#include <sys/xattr.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cgroup.h"
 #include "util.h"
@@ -222,6 +225,156 @@ int cg2_kill_all(const char *dir)
 		nanosleep(&ts, NULL);
 	}
 	return -EBUSY;
+}
+
+/* at most this many processes are looked at; more and the answer is "might" */
+#define SCAN_PIDS 64
+#define SCAN_TASKS 256
+#define SCAN_FDS 4096
+
+/* The cgroup's processes, sorted as listed; -E2BIG past SCAN_PIDS. */
+static int read_pids(int dfd, int *pids, int *ret_n)
+{
+	_cleanup_free_ char *buf = NULL;
+	char *save = NULL;
+	int r, n = 0;
+
+	r = read_file_capped(dfd, "cgroup.procs", 1 << 20, &buf, NULL);
+	if (r < 0)
+		return r;
+	for (char *t = strtok_r(buf, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+		unsigned int v;
+
+		if (parse_u32(t, 0x7fffffff, &v) < 0)
+			return -EINVAL;
+		if (n == SCAN_PIDS)
+			return -E2BIG;
+		pids[n++] = (int)v;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+/* "nr_descendants N" of cgroup.stat */
+static int descendants(int dfd)
+{
+	_cleanup_free_ char *buf = NULL;
+	const char *p;
+	unsigned int v;
+	char num[16];
+	size_t l;
+
+	if (read_file_capped(dfd, "cgroup.stat", 1 << 16, &buf, NULL) < 0)
+		return -1;
+	p = strstr(buf, "nr_descendants ");
+	if (!p)
+		return -1;
+	p += strlen("nr_descendants ");
+	l = strcspn(p, "\n");
+	if (l == 0 || l >= sizeof(num))
+		return -1;
+	memcpy(num, p, l);
+	num[l] = '\0';
+	return parse_u32(num, 0x7fffffff, &v) < 0 ? -1 : (int)v;
+}
+
+/*
+ * Kinds of socket that are no IPv4 or IPv6 stream, by the protocol name
+ * sockfs gives (the "system.sockprotoname" attribute of a socket's inode).
+ * Any other name, TCP, TCPv6, MPTCP and SCTP among them, might be one.
+ */
+static const char *const not_stream[] = {
+	"UNIX-STREAM", "UNIX-DGRAM", "UNIX", "NETLINK", "UDP",	  "UDPv6",
+	"UDP-Lite",    "UDPLITEv6",  "RAW",  "RAWv6",   "PING", "PINGv6", "PACKET",
+};
+
+/* 1 when an fd in a task's fd directory (/proc/PID/task/TID/fd) might be such a socket */
+static int fds_may_hold(const char *fddir)
+{
+	DIR *d = opendir(fddir);
+	struct dirent *de;
+	int r = 0, n = 0;
+
+	if (!d)
+		return 1;
+	while (!r && (de = readdir(d))) {
+		char path[128], link[64], proto[32];
+		ssize_t l;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (++n > SCAN_FDS) {
+			r = 1;
+			break;
+		}
+		snprintf(path, sizeof(path), "%s/%.16s", fddir, de->d_name);
+		l = readlink(path, link, sizeof(link) - 1);
+		if (l < 0) {
+			r = 1; /* closed while we looked: it might have moved */
+			break;
+		}
+		link[l] = '\0';
+		if (strncmp(link, "socket:[", 8))
+			continue;
+		/* follows the link to the socket's inode */
+		l = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
+		if (l <= 0) {
+			r = 1;
+			break;
+		}
+		proto[l] = '\0';
+		r = 1;
+		for (size_t i = 0; i < sizeof(not_stream) / sizeof(not_stream[0]) && r; i++)
+			r = strcmp(proto, not_stream[i]) != 0;
+	}
+	closedir(d);
+	return r;
+}
+
+/* 1 when one of pid's threads might hold such a socket (each thread: one may have unshared its fd table) */
+static int pid_may_hold(int pid)
+{
+	char path[64];
+	DIR *tasks;
+	struct dirent *de;
+	int r = 0, n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	tasks = opendir(path);
+	if (!tasks)
+		return 1;
+	while (!r && (de = readdir(tasks))) {
+		char fddir[96];
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (++n > SCAN_TASKS) {
+			r = 1;
+			break;
+		}
+		snprintf(fddir, sizeof(fddir), "/proc/%d/task/%.16s/fd", pid, de->d_name);
+		r = fds_may_hold(fddir);
+	}
+	closedir(tasks);
+	return r || n == 0;
+}
+
+int cg2_may_hold_inet_stream(const char *dir)
+{
+	_cleanup_close_ int dfd = -1;
+	int before[SCAN_PIDS], after[SCAN_PIDS], nb = 0, na = 0;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || descendants(dfd) != 0 || read_pids(dfd, before, &nb) < 0)
+		return 1;
+	for (int i = 0; i < nb; i++)
+		if (pid_may_hold(before[i]))
+			return 1;
+	/* a process that forked or entered meanwhile was not looked at */
+	if (descendants(dfd) != 0 || read_pids(dfd, after, &na) < 0 || na != nb ||
+	    memcmp(before, after, (size_t)nb * sizeof(*before)))
+		return 1;
+	return 0;
 }
 
 int cg2_nsdelegate(void)

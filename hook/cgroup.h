@@ -24,5 +24,14 @@ int cg2_populated(const char *dir);
 /* The cgroup2 mount has nsdelegate: cgroup namespaces are delegation boundaries. */
 int cg2_nsdelegate(void);
 int cg2_kill_all(const char *dir);
+/*
+ * Might a process in the cgroup at dir hold an IPv4 or IPv6 stream socket
+ * (TCP, MPTCP, SCTP)? 0 when not: no fd table of its processes' threads
+ * holds a socket of those protocols (by the name sockfs gives each socket),
+ * it has no child cgroups, and its processes stayed the same while they were
+ * looked at. 1 when one does, or when that cannot be ruled
+ * out (too many processes, one that ended meanwhile, any error).
+ */
+int cg2_may_hold_inet_stream(const char *dir);
 
 #endif

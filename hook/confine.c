@@ -33,6 +33,8 @@ static const char *const hook_syscalls[] = {
 	"nanosleep", "clock_nanosleep", "futex", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn",
 	"sched_getaffinity", "sched_yield", "exit", "exit_group", "ioctl", "connect", "sendto",
 	"sendmsg", "kill", "tgkill", "restart_syscall", "set_robust_list", "rseq", "sysinfo",
+	/* cg2_may_hold_inet_stream: the kinds of socket a container's process holds */
+	"getxattr",
 };
 
 /*

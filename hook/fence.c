@@ -14,6 +14,7 @@
 #include "../oci/json.h"
 #include "fence.h"
 #include "breakglass.h"
+#include "cgroup.h"
 #include "fence_obj.h"
 #include "cli.h"
 #include "livefence.h"
@@ -235,7 +236,8 @@ static struct bpf_program *fence_prog(const struct fence_objs *o, const char *na
 /* run takes up to a million rules: the state file must hold them all */
 #define STATE_MAX (256 * 1024 * 1024)
 
-static const char *const pin_maps[] = { "config", "counters", "records", "names" };
+/* the config last: pinned once its flags are final (fence_start) */
+static const char *const pin_maps[] = { "counters", "records", "names", "config" };
 static const char *const pin_links[] = { "connect4", "connect6", "sendmsg4", "sendmsg6",
 					 "egress", "ingress" };
 /* enforce fences only; see attach_dns_tcp() */
@@ -404,6 +406,16 @@ static int fill_rules(struct bpf_map *map, int family, const struct df_compiled 
 			return df_fail(e, -errno, "fill rules%d: %s", family, strerror(errno));
 	}
 	return 0;
+}
+
+static int pin_map(struct bpf_map *map, const char *dir, const char *name, struct df_error *e)
+{
+	char path[PATH_MAX];
+	int r;
+
+	join(path, sizeof(path), dir, name, NULL);
+	r = bpf_map__pin(map, path);
+	return r < 0 ? df_fail(e, r, "pin %s: %s", path, strerror(-r)) : 0;
 }
 
 int fence_remove(const struct df_host_config *hc, const char *id)
@@ -660,7 +672,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	struct df_compiled c4 = {}, c6 = {};
 	struct df_compiled_names cn = {};
 	struct df_config cfg = {};
-	char dir[PATH_MAX], path[PATH_MAX], name[160];
+	char dir[PATH_MAX], name[160];
 	struct fence_state stw = *st; /* what the state file says: st and the attribution slot */
 	struct state_writer sw = { .hc = hc, .stw = &stw, .name = name };
 	struct df_error ae = {};
@@ -835,18 +847,14 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		goto out;
 	}
 
-	{
-		struct bpf_map *maps[] = { skel->maps.config, skel->maps.counters,
-					   skel->maps.records, skel->maps.names };
+	struct bpf_map *maps[] = { skel->maps.counters, skel->maps.records, skel->maps.names,
+				   skel->maps.config };
 
-		for (size_t i = 0; i < ARRAY_SIZE(maps); i++) {
-			join(path, sizeof(path), dir, pin_maps[i], NULL);
-			r = bpf_map__pin(maps[i], path);
-			if (r < 0) {
-				df_fail(e, r, "pin %s: %s", path, strerror(-r));
-				goto out;
-			}
-		}
+	_Static_assert(ARRAY_SIZE(maps) == ARRAY_SIZE(pin_maps), "a pin name for each map");
+	for (size_t i = 0; i < ARRAY_SIZE(maps) - 1; i++) {
+		r = pin_map(maps[i], dir, pin_maps[i], e);
+		if (r < 0)
+			goto out;
 	}
 
 	for (size_t i = 0; i < ARRAY_SIZE(pin_links); i++) {
@@ -868,6 +876,25 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		if (r < 0)
 			goto out;
 	}
+	/*
+	 * A container's fence is fresh too when, with its programs attached (so
+	 * every socket made from now on is judged), none of its cgroup's
+	 * processes holds an IPv4 or IPv6 stream socket made before: at
+	 * createRuntime its one process is the runtime's init, waiting to exec
+	 * the container's command. The config is not pinned yet, so nothing
+	 * else (break-glass) writes it meanwhile.
+	 */
+	if (!st->fresh && cg2_may_hold_inet_stream(st->cgroup) == 0) {
+		cfg.flags |= DF_CFG_FRESH;
+		if (bpf_map__update_elem(skel->maps.config, &zero, sizeof(zero), &cfg, sizeof(cfg),
+					 BPF_ANY) < 0) {
+			r = df_fail(e, -errno, "fill config: %s", strerror(errno));
+			goto out;
+		}
+	}
+	r = pin_map(maps[ARRAY_SIZE(maps) - 1], dir, pin_maps[ARRAY_SIZE(maps) - 1], e);
+	if (r < 0)
+		goto out;
 	/* from here on, missing link pins mean someone removed them */
 	stw.attached = 1;
 	r = write_state(&sw);

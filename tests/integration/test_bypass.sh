@@ -88,11 +88,13 @@ DENY_JSON='{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10,[20
 # a socket connected before the fence was attached (hook path only)
 pre_case() { # ID ADDR
 	df_hook_attach "$1" "$DENY_JSON" "$B" pre "$2" $PORT "$DF_T/$1.go"
+	PRE_FLAGS=$(df_cfg_flags "$1")
 	df_hook_detach "$1"
 	PRE_OUT=$HOOK_OUT PRE_REP=$HOOK_REP
 }
 total=$((total + 1))
 pre_case pre-denied 203.0.113.10
+check "socket connected before the fence: the fence is not fresh (config flags 0)" "0" "$PRE_FLAGS"
 check "socket connected before the fence: tcp data and connected udp refused" "tcp timeout udp EPERM" "$PRE_OUT"
 got=$(jqr "$PRE_REP" '[.events[] | select(.verdict == "blocked") | "\(.hook) \(.proto) \(.daddr) \(.dport)"] | unique | join(",")')
 check "socket connected before the fence: blocked by the backstop" "egress tcp 203.0.113.10 $PORT,egress udp 203.0.113.10 $PORT" "$got"
@@ -101,11 +103,26 @@ pre_case pre-allowed 203.0.113.20
 check "socket connected before the fence: an allowed destination keeps working" "tcp ok udp ok" "$PRE_OUT"
 check "socket connected before the fence: allowed is not recorded in enforce" "0" "$(jqr "$PRE_REP" '.events | length')"
 
-# which path is fresh: run's fence, not the hook's
+# which fence is fresh: run's always; a container's when, its programs
+# attached, no process in its cgroup holds an IPv4 or IPv6 stream socket
 df_hook_hold flags-hook "$DENY_JSON" true
-check "hook path: the fence is not fresh (config flags 0)" "0" "$(df_cfg_flags flags-hook)"
+check "hook path, no socket held: the fence is fresh (config flags 1)" "1" "$(df_cfg_flags flags-hook)"
 df_release flags-hook
 df_hook_detach flags-hook
+for k in "udp 1" "unix 1" "tcp 0" "tcp6-listen 0" "thread-tcp 0"; do
+	set -- $k
+	df_hook_attach "hold-$1" "$DENY_JSON" "$B" hold "$1" "$DF_T/hold-$1.go"
+	flags=$(df_cfg_flags "hold-$1")
+	df_hook_detach "hold-$1"
+	check "hook path, a $1 socket held: config flags $2" "$2 ok" "$flags $HOOK_OUT"
+done
+# a child cgroup (its processes are not looked at): not fresh
+sub=$(df_cg2root)/df$$-hold-sub
+df_hook_attach hold-sub "$DENY_JSON" sh -c 'mkdir "$0/sub" && exec "$1" hold udp "$2"' "$sub" "$B" "$DF_T/hold-sub.go"
+flags=$(df_cfg_flags hold-sub)
+rmdir "$sub/sub"
+df_hook_detach hold-sub
+check "hook path, a child cgroup: config flags 0" "0 ok" "$flags $HOOK_OUT"
 out=$(in_ns "$NS" "$DF_BIN" run --no-confine --mode enforce --deny "$DENY" --report "$DF_T/flags.json" -- sh -c \
 	"bpftool --json map lookup pinned \"\$(find '$DF_PINS' -name config | head -1)\" key 0 0 0 0" 2>/dev/null | jq -r '.formatted.value.flags // empty')
 check "run: the fence is fresh (config flags 1)" "1" "$out"

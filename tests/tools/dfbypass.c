@@ -16,6 +16,10 @@
  *   dfbypass packet SRC4 ADDR4 PORT       IPv4 UDP frame on lo through AF_PACKET
  *   dfbypass pre ADDR PORT GO-FILE        connect TCP and UDP, say "ready", wait
  *                                         until GO-FILE exists, then use both
+ *   dfbypass hold KIND GO-FILE            hold one socket (udp, unix, tcp, tcp6-listen;
+ *                                         thread-tcp: a thread with a fd table of its
+ *                                         own holds it), say "ready", wait until
+ *                                         GO-FILE exists, then say "ok"
  *   dfbypass give-fd UNIX-PATH            (outside) hand a fresh UDP socket to
  *                                         the first client of UNIX-PATH
  *   dfbypass take-fd UNIX-PATH ADDR PORT  send through the socket handed in
@@ -514,6 +518,76 @@ static int do_pre(const char *a, const char *p, const char *go)
 	return 0;
 }
 
+/* hold: the one socket of each kind, made before the fence (see usage) */
+struct hold_arg {
+	const char *kind;
+	int fd, ready;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+static int hold_socket(const char *kind)
+{
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int fd;
+
+	if (!strcmp(kind, "udp"))
+		return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (!strcmp(kind, "unix"))
+		return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (!strcmp(kind, "tcp") || !strcmp(kind, "thread-tcp"))
+		return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (strcmp(kind, "tcp6-listen"))
+		return -1;
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && (bind(fd, (struct sockaddr *)&a6, sizeof(a6)) < 0 || listen(fd, 1) < 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* thread-tcp: a thread with a fd table of its own holds the socket */
+static void *hold_thread(void *p)
+{
+	struct hold_arg *h = p;
+
+	pthread_mutex_lock(&h->mu);
+	h->fd = unshare(CLONE_FILES) < 0 ? -1 : hold_socket(h->kind);
+	h->ready = 1;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	for (int i = 0; i < 300; i++)
+		usleep(100 * 1000);
+	return NULL;
+}
+
+static int do_hold(const char *kind, const char *go)
+{
+	struct hold_arg h = { kind, -1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER };
+	pthread_t th;
+	int i;
+
+	if (!strcmp(kind, "thread-tcp")) {
+		if (pthread_create(&th, NULL, hold_thread, &h))
+			return say("EUNKNOWN");
+		pthread_mutex_lock(&h.mu);
+		while (!h.ready)
+			pthread_cond_wait(&h.cv, &h.mu);
+		pthread_mutex_unlock(&h.mu);
+	} else {
+		h.fd = hold_socket(kind);
+	}
+	if (h.fd < 0) {
+		printf("setup %s\n", errname(errno));
+		return 2;
+	}
+	say("ready");
+	for (i = 0; i < 300 && access(go, F_OK) < 0; i++)
+		usleep(100 * 1000);
+	return say("ok");
+}
+
 static int unix_addr(const char *path, struct sockaddr_un *un)
 {
 	memset(un, 0, sizeof(*un));
@@ -740,6 +814,8 @@ int main(int argc, char **argv)
 		return do_packet(argv[2], argv[3], argv[4]);
 	if (!strcmp(m, "pre") && argc == 5)
 		return do_pre(argv[2], argv[3], argv[4]);
+	if (!strcmp(m, "hold") && argc == 4)
+		return do_hold(argv[2], argv[3]);
 	if (!strcmp(m, "give-fd") && argc == 3)
 		return do_give_fd(argv[2]);
 	if (!strcmp(m, "take-fd") && argc == 5)
