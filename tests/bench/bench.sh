@@ -262,16 +262,16 @@ prog_cost() {
 	done >>"$R/progcost.tsv"
 }
 
-# hook_agent NAME: a connect loop in a cgroup of its own, fenced by the OCI
-# hook with the 10,000 rules (a host profile: an annotation holds 64 KiB at
-# most) (hook_agent_stop ends it)
+# hook_agent NAME [LOOP-OPTION]: a connect loop in a cgroup of its own, fenced
+# by the OCI hook with the 10,000 rules (a host profile: an annotation holds
+# 64 KiB at most) (hook_agent_stop ends it)
 HOOKST=$T/hookst
 hook_agent() {
-	local i state
+	local i state opt=(${2:+"$2"})
 	mkdir -p "$CGB/$1" "$HOOKST/reports" "$HOOKST/state" "$HOOKST/profiles" || return 1
 	echo "{ \"report_dir\": \"$HOOKST/reports\", \"state_dir\": \"$HOOKST/state\", \"bpffs_root\": \"$PINS/hook\", \"profiles_dir\": \"$HOOKST/profiles\", \"attribution_linger\": 0 }" >"$HOOKST/config.json"
 	jq -R . "$T/rules.10000" | jq -s '{description: "the bench connect rules", deny: .}' >"$HOOKST/profiles/rules10000.json" || return 1
-	start_agent "$1" "${IN_CG[@]}" "$CGB/$1" nsenter --net="/run/netns/$NS" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" 127.0.0.1 "$PORT" || return 1
+	start_agent "$1" "${IN_CG[@]}" "$CGB/$1" nsenter --net="/run/netns/$NS" -- "$TOOLS/dfconnloop" -r "${opt[@]}" -w 0.1 -t "$secs" 127.0.0.1 "$PORT" || return 1
 	for i in $(seq 50); do [ "$(cat "$CGB/$1/cgroup.procs" 2>/dev/null)" = "${APID[$1]}" ] && break; sleep 0.1; done
 	state=$(jq -nc --arg id "dfb-$$-$1" --argjson pid "${APID[$1]}" --arg b "$HOOKST" \
 		'{ociVersion: "1.0.2", id: $id, status: "creating", bundle: $b, pid: $pid,
@@ -280,7 +280,7 @@ hook_agent() {
 	note connect "$1: createRuntime failed: $(head -c 300 "$T/hook.err") (row dropped)"
 	return 1
 }
-# hook_agent_stop NAME: poststop once its loop has ended; its report as report.connect-10000-hook.json
+# hook_agent_stop NAME: poststop once its loop has ended; its report as report.connect-10000-hook.json (-marked.json)
 hook_agent_stop() {
 	DEPFENCE_CONFIG=$HOOKST/config.json "$BIN" hook poststop \
 		<<<"{\"ociVersion\":\"1.0.2\",\"id\":\"dfb-$$-$1\",\"status\":\"stopped\",\"bundle\":\"$HOOKST\"}" 2>"$T/hook.err" ||
@@ -336,9 +336,11 @@ bench_connect() {
 		nsenter --net="/run/netns/$NS" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" 127.0.0.1 "$PORT" || return 1
 	conds+=(depfence-10000-noskb)
 	# the same 10,000 rules on a container's fence: the loop is in its cgroup
-	# before `hook createRuntime` attaches it, as a container's init is, so
-	# the fence is not fresh and marks the TCP sockets connect judges
+	# before `hook createRuntime` attaches it, as a container's init is; it
+	# holds no TCP socket then, so the fence is fresh too. -marked: the loop
+	# holds one (-k), so the fence marks the TCP sockets connect judges
 	hook_agent depfence-10000-hook && conds+=(depfence-10000-hook)
+	hook_agent depfence-10000-marked -k && conds+=(depfence-10000-marked)
 	for n in "${nfts[@]}"; do
 		start_agent "nftables-$n" nsenter --net="/run/netns/$NS-n$n" -- "$TOOLS/dfconnloop" -r -w 0.1 -t "$secs" -c "$CGB/nft" 127.0.0.1 "$PORT" || return 1
 		conds+=("nftables-$n")
@@ -367,20 +369,24 @@ bench_connect() {
 		done
 	done
 	prog_cost connect depfence-10000
-	[[ " ${conds[*]} " == *" depfence-10000-hook "* ]] && prog_cost connect-hook depfence-10000-hook
+	for c in hook marked; do
+		[[ " ${conds[*]} " == *" depfence-10000-$c "* ]] && prog_cost "connect-$c" "depfence-10000-$c"
+	done
 	local -A rcs
 	for c in "${!APID[@]}"; do
 		stop_agent "$c"
 		rcs[$c]=$?
 	done
-	[[ " ${conds[*]} " == *" depfence-10000-hook "* ]] && hook_agent_stop depfence-10000-hook
+	for c in hook marked; do
+		[[ " ${conds[*]} " == *" depfence-10000-$c "* ]] && hook_agent_stop "depfence-10000-$c"
+	done
 	left=$(df_leftovers)
 	for c in "${conds[@]}"; do
 		[[ $c == depfence-* ]] || continue
 		n=${c#depfence-}
 		conns=$(jq -r '"\(.summary.connections) \(.summary.allowed)"' "$T/report.connect-$n.json" 2>/dev/null)
 		[ -n "$conns" ] && echo "$c $conns" >>"$R/connect_judged.tsv"
-		[ "${rcs[$c]}" = 0 ] || note "connect-$n" "$([ "$c" = depfence-10000-hook ] && echo "its loop" || echo "depfence run") exited ${rcs[$c]} ($(grep -v 'mode=enforce' "$T/ag.$c.err" | head -n 2 | tr '\n' ' '))"
+		[ "${rcs[$c]}" = 0 ] || note "connect-$n" "$([[ $c == depfence-10000-hook || $c == depfence-10000-marked ]] && echo "its loop" || echo "depfence run") exited ${rcs[$c]} ($(grep -v 'mode=enforce' "$T/ag.$c.err" | head -n 2 | tr '\n' ' '))"
 	done
 	[ "$left" = 0 ] || note connect "$left pinned objects of fences that depfence run could not remove were left behind (the bench removed them)"
 	return 0

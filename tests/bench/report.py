@@ -213,7 +213,7 @@ def get(sec, name):
 rows = [(p[0], int(p[1]), float(p[2])) for p in lines("connect.tsv")]
 if "connect" in status:
     conds = ["unfenced"] + [f"depfence-{n}" for n in (10, 1000, 10000, 100000)] + \
-            [f"nftables-{n}" for n in (10, 1000, 10000, 100000)] + ["depfence-10000-noskb", "depfence-10000-hook"]
+            [f"nftables-{n}" for n in (10, 1000, 10000, 100000)] + ["depfence-10000-noskb", "depfence-10000-hook", "depfence-10000-marked"]
     judged = {p[0]: (int(p[1]), int(p[2])) for p in lines("connect_judged.tsv") if len(p) > 2 and p[1].isdigit()}
     sec = comparison("connect", "1. Connect cost", "connects/s", rows, conds, "unfenced", [
         f"Loopback TCP connect + close (SO_LINGER 0) to a listener on 127.0.0.1 in a private network "
@@ -232,9 +232,10 @@ if "connect" in status:
         "so only the connect/sendmsg programs remain: the difference to depfence-10000 is what the "
         "skb programs cost on every packet of a connection. depfence-10000-hook: the same rules on a "
         "container's fence (`depfence hook createRuntime` on the loop's own cgroup, the loop already in "
-        "it, as a container's init is), which marks every TCP socket connect judges (socket storage); "
-        "`depfence run` makes its cgroup empty and attaches first, so its fences are fresh and pass TCP "
-        "stream sockets unmarked (README, \"The egress backstop\").",
+        "it, as a container's init is); the loop holds no TCP socket then, so the fence is fresh, as "
+        "`depfence run`'s are, and passes TCP stream sockets unmarked (README, \"The egress backstop\"). "
+        "depfence-10000-marked: the same, but the loop holds a TCP socket (never connected) when the hook "
+        "runs, so the fence marks every TCP socket connect judges (socket storage).",
     ])
     sec["judged_connections"] = {c: {"connections": v[0], "allowed": v[1]} for c, v in judged.items()}
     md.append("")
@@ -254,15 +255,19 @@ if "connect" in status:
         md.append(f"- where the cost is: with only the connect/sendmsg programs the 10,000-rule fence keeps "
                   f"{pct(ns_['ratio'])} of the unfenced rate (per-round median {pct(ns_['paired_ratio_median'])}), "
                   f"with the skb programs too {pct(full['ratio'])} ({pct(full['paired_ratio_median'])})")
-    hk = get(sec, "depfence-10000-hook")
-    if hk and full:
-        md.append(f"- a container's fence, which marks the sockets it judges: {pct(hk['ratio'])} of the unfenced rate "
-                  f"(per-round median {pct(hk['paired_ratio_median'])}), against {pct(full['ratio'])} "
-                  f"({pct(full['paired_ratio_median'])}) for `depfence run`'s fresh fence")
+    for c, what in (("hook", "a container's fence (fresh)"),
+                    ("marked", "a container's fence that marks the sockets it judges")):
+        hk = get(sec, f"depfence-10000-{c}")
+        if hk and full:
+            md.append(f"- {what}: {pct(hk['ratio'])} of the unfenced rate "
+                      f"(per-round median {pct(hk['paired_ratio_median'])}), against {pct(full['ratio'])} "
+                      f"({pct(full['paired_ratio_median'])}) for `depfence run`'s fence")
     prog_costs("connect", sec, "connect", ops_prog="df_connect4", base_ns=unfenced_ns(sec),
                what="depfence-10000")
     prog_costs("connect-hook", sec, "connect", ops_prog="df_connect4", base_ns=unfenced_ns(sec),
                what="depfence-10000-hook", key="program_costs_hook")
+    prog_costs("connect-marked", sec, "connect", ops_prog="df_connect4", base_ns=unfenced_ns(sec),
+               what="depfence-10000-marked", key="program_costs_marked")
     md.extend(section_notes("connect"))
     md.append("")
     results["sections"]["connect"] = sec

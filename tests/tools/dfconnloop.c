@@ -2,7 +2,7 @@
 /*
  * dfconnloop: the connect-cost loop of `make bench`.
  *
- *   dfconnloop [-r] [-t SECONDS] [-w SECONDS] [-c CGROUPDIR] ADDR PORT
+ *   dfconnloop [-r] [-k] [-t SECONDS] [-w SECONDS] [-c CGROUPDIR] ADDR PORT
  *   dfconnloop -s [-t SECONDS] ADDR PORT
  *
  * Client (default): TCP connect + close to ADDR:PORT in a loop for SECONDS
@@ -10,6 +10,8 @@
  * prints "connects/s N". Sockets close with SO_LINGER 0 (a reset), so no
  * TIME_WAIT piles up and the port search costs the same in every round.
  * -c moves the process into CGROUPDIR (its cgroup.procs) first.
+ * -k keeps one TCP socket (never connected) open from the start: a container
+ * whose init holds one when the hook runs gets a fence that marks sockets.
  * -r: rounds on demand: one round (warm-up included) for each line read on
  * stdin, its result printed and flushed; ends at end of input. The bench
  * keeps one such process per condition, so rounds of different conditions
@@ -135,15 +137,22 @@ int main(int argc, char **argv)
 	double secs = -1, warm = 0.2;
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int opt, server = 0, rounds = 0;
+	int opt, server = 0, rounds = 0, keep = -1;
 
-	while ((opt = getopt(argc, argv, "rst:w:c:")) != -1) {
+	while ((opt = getopt(argc, argv, "rkst:w:c:")) != -1) {
 		switch (opt) {
 		case 's':
 			server = 1;
 			break;
 		case 'r':
 			rounds = 1;
+			break;
+		case 'k':
+			keep = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (keep < 0) {
+				perror("dfconnloop: socket");
+				return 2;
+			}
 			break;
 		case 't':
 			secs = atof(optarg);
@@ -159,7 +168,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (argc - optind != 2 || parse_addr(argv[optind], argv[optind + 1], &ss, &len) < 0) {
-		fprintf(stderr, "usage: dfconnloop [-r] [-t SECONDS] [-w SECONDS] [-c CGROUPDIR] ADDR PORT\n"
+		fprintf(stderr, "usage: dfconnloop [-r] [-k] [-t SECONDS] [-w SECONDS] [-c CGROUPDIR] ADDR PORT\n"
 				"       dfconnloop -s [-t SECONDS] ADDR PORT\n");
 		return 2;
 	}
@@ -185,7 +194,7 @@ int main(int argc, char **argv)
 		while (fgets(line, sizeof(line), stdin))
 			if (round_once(&ss, len, secs, warm))
 				return 1;
-		return 0;
+		return keep >= 0 ? close(keep) : 0;
 	}
 	return round_once(&ss, len, secs, warm);
 }
