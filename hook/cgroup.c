@@ -150,16 +150,16 @@ int cg2_dir_of(int pid, char *ret, size_t len)
 	return 0;
 }
 
-int cg2_only_pid(const char *dir, int pid, int *ret_other)
+/*
+ * The first cap processes of the cgroup at dfd, as cgroup.procs lists them;
+ * *ret_n counts them all.
+ */
+static int read_pids(int dfd, int *pids, int cap, int *ret_n)
 {
-	_cleanup_close_ int dfd = -1;
 	_cleanup_free_ char *buf = NULL;
 	char *save = NULL;
-	int r;
+	int r, n = 0;
 
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
 	r = read_file_capped(dfd, "cgroup.procs", 1 << 20, &buf, NULL);
 	if (r < 0)
 		return r;
@@ -168,11 +168,31 @@ int cg2_only_pid(const char *dir, int pid, int *ret_other)
 
 		if (parse_u32(t, 0x7fffffff, &v) < 0)
 			return -EINVAL;
-		if ((int)v != pid) {
-			*ret_other = (int)v;
+		if (n < cap)
+			pids[n] = (int)v;
+		n++;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+int cg2_only_pid(const char *dir, int pid, int *ret_other)
+{
+	_cleanup_close_ int dfd = -1;
+	int pids[2], n, r;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	r = read_pids(dfd, pids, 2, &n);
+	if (r < 0)
+		return r;
+	/* listed once each: of two, one is not pid */
+	for (int i = 0; i < n && i < 2; i++)
+		if (pids[i] != pid) {
+			*ret_other = pids[i];
 			return 0;
 		}
-	}
 	return 1;
 }
 
@@ -231,29 +251,6 @@ int cg2_kill_all(const char *dir)
 #define SCAN_PIDS 64
 #define SCAN_TASKS 256
 #define SCAN_FDS 4096
-
-/* The cgroup's processes, sorted as listed; -E2BIG past SCAN_PIDS. */
-static int read_pids(int dfd, int *pids, int *ret_n)
-{
-	_cleanup_free_ char *buf = NULL;
-	char *save = NULL;
-	int r, n = 0;
-
-	r = read_file_capped(dfd, "cgroup.procs", 1 << 20, &buf, NULL);
-	if (r < 0)
-		return r;
-	for (char *t = strtok_r(buf, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
-		unsigned int v;
-
-		if (parse_u32(t, 0x7fffffff, &v) < 0)
-			return -EINVAL;
-		if (n == SCAN_PIDS)
-			return -E2BIG;
-		pids[n++] = (int)v;
-	}
-	*ret_n = n;
-	return 0;
-}
 
 /* "nr_descendants N" of cgroup.stat */
 static int descendants(int dfd)
@@ -365,13 +362,14 @@ int cg2_may_hold_inet_stream(const char *dir)
 	int before[SCAN_PIDS], after[SCAN_PIDS], nb = 0, na = 0;
 
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || descendants(dfd) != 0 || read_pids(dfd, before, &nb) < 0)
+	if (dfd < 0 || descendants(dfd) != 0 || read_pids(dfd, before, SCAN_PIDS, &nb) < 0 ||
+	    nb > SCAN_PIDS)
 		return 1;
 	for (int i = 0; i < nb; i++)
 		if (pid_may_hold(before[i]))
 			return 1;
 	/* a process that forked or entered meanwhile was not looked at */
-	if (descendants(dfd) != 0 || read_pids(dfd, after, &na) < 0 || na != nb ||
+	if (descendants(dfd) != 0 || read_pids(dfd, after, SCAN_PIDS, &na) < 0 || na != nb ||
 	    memcmp(before, after, (size_t)nb * sizeof(*before)))
 		return 1;
 	return 0;

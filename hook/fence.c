@@ -742,8 +742,8 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	/* the sendmsg verdict cache needs x86's ordering of loads and of stores (fence.bpf.c) */
 	skel->rodata->send_cache_on = 1;
 #endif
-	df_compiled_filter(&c4, (uint64_t *)skel->rodata->addr_filter[0]);
-	df_compiled_filter(&c6, (uint64_t *)skel->rodata->addr_filter[1]);
+	df_compiled_filter(&c4, skel->rodata->addr_filter[0]);
+	df_compiled_filter(&c6, skel->rodata->addr_filter[1]);
 	bpf_map__set_max_entries(skel->maps.rules4, c4.n ? (__u32)c4.n : 1);
 	bpf_map__set_max_entries(skel->maps.rules6, c6.n ? (__u32)c6.n : 1);
 	bpf_map__set_max_entries(skel->maps.records, hc->max_records);

@@ -801,7 +801,7 @@ void df_compiled_judge(const struct df_compiled *c, int family, const uint8_t *a
 	*ret_rule_id = DF_RULE_DEFAULT;
 }
 
-void df_compiled_filter(const struct df_compiled *c, uint64_t *ret_words)
+void df_compiled_filter(const struct df_compiled *c, __u64 *ret_words)
 {
 	memset(ret_words, 0, DF_ADDR_FILTER_WORDS * sizeof(*ret_words));
 	for (size_t i = 0; i < c->n; i++) {

@@ -96,7 +96,7 @@ void df_compiled_judge(const struct df_compiled *c, int family, const uint8_t *a
 		       uint32_t *ret_rule_id);
 
 /* The address filter of a compiled table (DF_ADDR_FILTER_WORDS words, fence.h). */
-void df_compiled_filter(const struct df_compiled *c, uint64_t *ret_words);
+void df_compiled_filter(const struct df_compiled *c, __u64 *ret_words);
 
 /* Precedence made visible: < 0 when a is tried before b (same kind of target). */
 int df_rule_cmp_precedence(const struct df_rule *a, const struct df_rule *b);

@@ -921,7 +921,7 @@ static void random_dest(const struct df_policy *p, int family, uint8_t *addr)
 }
 
 /* The address filter's bit for an address (fence.h): its first 16 bits. */
-static int filter_bit(const uint64_t *words, const uint8_t *addr)
+static int filter_bit(const __u64 *words, const uint8_t *addr)
 {
 	uint32_t top = (uint32_t)addr[0] << 8 | addr[1];
 
@@ -929,7 +929,7 @@ static int filter_bit(const uint64_t *words, const uint8_t *addr)
 }
 
 /* Is every bit set that a rule's prefix covers, and no other? Value by value. */
-static int filter_exact(const struct df_compiled *c, const uint64_t *words)
+static int filter_exact(const struct df_compiled *c, const __u64 *words)
 {
 	static uint8_t want[65536];
 
@@ -953,7 +953,7 @@ static int filter_exact(const struct df_compiled *c, const uint64_t *words)
 
 static void test_random_cross_check(void)
 {
-	static uint64_t filter[2][DF_ADDR_FILTER_WORDS];
+	static __u64 filter[2][DF_ADDR_FILTER_WORDS];
 	static const uint8_t proto_bits[] = { DF_PROTO_TCP, DF_PROTO_UDP, DF_PROTO_OTHER };
 	const int policies = 500, dests = 20;
 	int compared_policies = 0, skipped = 0, judged = 0, mismatches = 0, setup_errors = 0;
@@ -1331,7 +1331,7 @@ static void test_addr_filter(void)
 		{ "-[::ffff:203.0.113.0/120]", 4, 1, "203.0.1.1", "203.1.0.0" },
 		{ "-github.com", 4, 0, NULL, "203.0.113.10" },
 	};
-	static uint64_t words[DF_ADDR_FILTER_WORDS];
+	static __u64 words[DF_ADDR_FILTER_WORDS];
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct df_error e = { "" };
