@@ -83,6 +83,7 @@ bundle detached createRuntime "$POLICY" "$CLIENT"
 timeout 30 "${RUNC[@]}" create --bundle "$DF_T/detached" "$ID" </dev/null >"$DF_T/detached.out" 2>"$DF_T/detached.err"
 df_check_exit "detached: runc create exit 0" $? "$DF_T/detached.err"
 check "detached: fence pinned before start" "1" "$([ -n "$(find "$DF_PINS/$ID" -mindepth 1 2>/dev/null)" ] && echo 1)"
+check "detached: fresh: runc's init held no TCP socket at createRuntime (config flags 1)" "1" "$(df_cfg_flags "$ID")"
 timeout 30 "${RUNC[@]}" start "$ID" 2>>"$DF_T/detached.err"
 check "detached: runc start exit 0" "0" "$?"
 for i in $(seq 100); do
