@@ -247,26 +247,28 @@ int cg2_kill_all(const char *dir)
 	return -EBUSY;
 }
 
-/* at most this many processes are looked at; more and the answer is "might" */
+/* at most this many processes, threads a process, fd entries in all; more and the answer is "might" */
 #define SCAN_PIDS 64
 #define SCAN_TASKS 256
-#define SCAN_FDS 4096
+#define SCAN_FDS 16384
 
-/* "nr_descendants N" of cgroup.stat */
-static int descendants(int dfd)
+/* "KEY N" of a cgroup's flat-keyed file (cgroup.stat, cgroup.events); -1 when unread */
+static int cg_key(int dfd, const char *file, const char *key)
 {
 	_cleanup_free_ char *buf = NULL;
+	char num[16];
 	const char *p;
 	unsigned int v;
-	char num[16];
-	size_t l;
+	size_t k = strlen(key), l;
 
-	if (read_file_capped(dfd, "cgroup.stat", 1 << 16, &buf, NULL) < 0)
+	if (read_file_capped(dfd, file, 1 << 16, &buf, NULL) < 0)
 		return -1;
-	p = strstr(buf, "nr_descendants ");
+	for (p = buf; p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (!strncmp(p, key, k) && p[k] == ' ')
+			break;
 	if (!p)
 		return -1;
-	p += strlen("nr_descendants ");
+	p += k + 1;
 	l = strcspn(p, "\n");
 	if (l == 0 || l >= sizeof(num))
 		return -1;
@@ -285,94 +287,144 @@ static const char *const not_stream[] = {
 	"UDP-Lite",    "UDPLITEv6",  "RAW",  "RAWv6",   "PING", "PINGv6", "PACKET",
 };
 
-/* 1 when an fd in a task's fd directory (/proc/PID/task/TID/fd) might be such a socket */
-static int fds_may_hold(const char *fddir)
+/* 1 when the fd at path (in /proc/PID/task/TID/fd) might be such a socket or hold one */
+static int fd_may_hold(const char *path)
 {
-	DIR *d = opendir(fddir);
+	char link[64], proto[32];
+	ssize_t l;
+
+	l = readlink(path, link, sizeof(link) - 1);
+	if (l < 0)
+		return 1; /* closed while we looked */
+	link[l] = '\0';
+	/* an io_uring's registered files are in no fd table */
+	if (!strcmp(link, "anon_inode:[io_uring]"))
+		return 1;
+	if (strncmp(link, "socket:[", 8))
+		return 0;
+	/* follows the link to the socket's inode */
+	l = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
+	if (l <= 0)
+		return 1;
+	proto[l] = '\0';
+	for (size_t i = 0; i < sizeof(not_stream) / sizeof(not_stream[0]); i++)
+		if (!strcmp(proto, not_stream[i]))
+			return 0;
+	return 1;
+}
+
+/*
+ * 1 when a directory entry of dir might hold such a socket (each(): 1 for
+ * an entry that might), when dir cannot be read to its end, or past
+ * *budget entries in all.
+ */
+static int dir_may_hold(const char *dir, int (*each)(const char *path), int *budget)
+{
+	DIR *d = opendir(dir);
 	struct dirent *de;
-	int r = 0, n = 0;
+	int r = 0;
 
 	if (!d)
 		return 1;
-	while (!r && (de = readdir(d))) {
-		char path[128], link[64], proto[32];
-		ssize_t l;
+	for (;;) {
+		char path[128];
 
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			r = errno != 0; /* an error is no end of the directory */
+			break;
+		}
 		if (de->d_name[0] == '.')
 			continue;
-		if (++n > SCAN_FDS) {
+		if (--*budget < 0 || snprintf(path, sizeof(path), "%s/%.16s", dir, de->d_name) >=
+					     (int)sizeof(path) || each(path)) {
 			r = 1;
 			break;
 		}
-		snprintf(path, sizeof(path), "%s/%.16s", fddir, de->d_name);
-		l = readlink(path, link, sizeof(link) - 1);
-		if (l < 0) {
-			r = 1; /* closed while we looked: it might have moved */
-			break;
-		}
-		link[l] = '\0';
-		if (strncmp(link, "socket:[", 8))
-			continue;
-		/* follows the link to the socket's inode */
-		l = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
-		if (l <= 0) {
-			r = 1;
-			break;
-		}
-		proto[l] = '\0';
-		r = 1;
-		for (size_t i = 0; i < sizeof(not_stream) / sizeof(not_stream[0]) && r; i++)
-			r = strcmp(proto, not_stream[i]) != 0;
 	}
 	closedir(d);
 	return r;
 }
 
-/* 1 when one of pid's threads might hold such a socket (each thread: one may have unshared its fd table) */
+static int scan_budget;
+
+/* a thread: its fd table (one may have unshared it) */
+static int task_may_hold(const char *task)
+{
+	char fddir[128];
+
+	snprintf(fddir, sizeof(fddir), "%s/fd", task);
+	return dir_may_hold(fddir, fd_may_hold, &scan_budget);
+}
+
+/* 1 when one of pid's threads might hold such a socket */
 static int pid_may_hold(int pid)
 {
 	char path[64];
-	DIR *tasks;
-	struct dirent *de;
-	int r = 0, n = 0;
+	int tasks = SCAN_TASKS;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	tasks = opendir(path);
-	if (!tasks)
-		return 1;
-	while (!r && (de = readdir(tasks))) {
-		char fddir[96];
+	return dir_may_hold(path, task_may_hold, &tasks);
+}
 
-		if (de->d_name[0] == '.')
-			continue;
-		if (++n > SCAN_TASKS) {
-			r = 1;
-			break;
-		}
-		snprintf(fddir, sizeof(fddir), "/proc/%d/task/%.16s/fd", pid, de->d_name);
-		r = fds_may_hold(fddir);
+/* Freeze the cgroup (1), find it frozen already (0), or fail (-1), in 100 ms at most. */
+static int freeze(int dfd)
+{
+	_cleanup_close_ int fd = -1;
+
+	if (cg_key(dfd, "cgroup.events", "frozen") == 1)
+		return 0;
+	fd = openat(dfd, "cgroup.freeze", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		return -1;
+	for (int i = 0; i < 1000; i++) {
+		struct timespec ts = { 0, 100 * 1000 };
+
+		if (cg_key(dfd, "cgroup.events", "frozen") == 1)
+			return 1;
+		nanosleep(&ts, NULL);
 	}
-	closedir(tasks);
-	return r || n == 0;
+	(void)!write(fd, "0", 1);
+	return -1;
+}
+
+static void thaw(int dfd)
+{
+	_cleanup_close_ int fd = openat(dfd, "cgroup.freeze", O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0)
+		(void)!write(fd, "0", 1);
 }
 
 int cg2_may_hold_inet_stream(const char *dir)
 {
 	_cleanup_close_ int dfd = -1;
-	int before[SCAN_PIDS], after[SCAN_PIDS], nb = 0, na = 0;
+	int before[SCAN_PIDS], after[SCAN_PIDS], nb = 0, na = 0, frozen, r = 1;
 
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || descendants(dfd) != 0 || read_pids(dfd, before, SCAN_PIDS, &nb) < 0 ||
-	    nb > SCAN_PIDS)
+	if (dfd < 0 || cg_key(dfd, "cgroup.stat", "nr_descendants") != 0)
 		return 1;
+	/* frozen, its processes cannot move a socket from one fd to another while we look */
+	frozen = freeze(dfd);
+	if (frozen < 0)
+		return 1;
+	scan_budget = SCAN_FDS;
+	if (read_pids(dfd, before, SCAN_PIDS, &nb) < 0 || nb > SCAN_PIDS)
+		goto out;
 	for (int i = 0; i < nb; i++)
 		if (pid_may_hold(before[i]))
-			return 1;
-	/* a process that forked or entered meanwhile was not looked at */
-	if (descendants(dfd) != 0 || read_pids(dfd, after, SCAN_PIDS, &na) < 0 || na != nb ||
+			goto out;
+	/* a process that entered meanwhile was not looked at */
+	if (cg_key(dfd, "cgroup.stat", "nr_descendants") != 0 ||
+	    read_pids(dfd, after, SCAN_PIDS, &na) < 0 || na != nb ||
 	    memcmp(before, after, (size_t)nb * sizeof(*before)))
-		return 1;
-	return 0;
+		goto out;
+	r = 0;
+out:
+	if (frozen == 1)
+		thaw(dfd);
+	return r;
 }
 
 int cg2_nsdelegate(void)

@@ -17,6 +17,7 @@
  *   dfbypass pre ADDR PORT GO-FILE        connect TCP and UDP, say "ready", wait
  *                                         until GO-FILE exists, then use both
  *   dfbypass hold KIND GO-FILE            hold one socket (udp, unix, tcp, tcp6-listen;
+ *                                         io_uring: an io_uring instance;
  *                                         thread-tcp: a thread with a fd table of its
  *                                         own holds it), say "ready", wait until
  *                                         GO-FILE exists, then say "ok"
@@ -535,6 +536,11 @@ static int hold_socket(const char *kind)
 		return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (!strcmp(kind, "unix"))
 		return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (!strcmp(kind, "io_uring")) {
+		struct io_uring_params p = {};
+
+		return (int)syscall(__NR_io_uring_setup, 4, &p);
+	}
 	if (!strcmp(kind, "tcp") || !strcmp(kind, "thread-tcp"))
 		return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (strcmp(kind, "tcp6-listen"))
