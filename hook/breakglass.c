@@ -137,6 +137,8 @@ int df_breakglass_periods(const struct df_host_config *hc, unsigned long long fr
 	return 0;
 }
 
+#define BG_LOCK_WAIT_MS 3000
+
 /* Set the mode in every live fence's pinned config map: audit, or its own. */
 static int switch_fences(const struct df_host_config *hc, int to_audit, int *ret_count)
 {
@@ -149,6 +151,7 @@ static int switch_fences(const struct df_host_config *hc, int to_audit, int *ret
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
 		char id[160], path[PATH_MAX];
+		_cleanup_close_ int lock = -1;
 		struct fence_state st = {};
 		struct df_config cfg;
 		size_t l = strlen(de->d_name);
@@ -159,10 +162,24 @@ static int switch_fences(const struct df_host_config *hc, int to_audit, int *ret
 			continue;
 		memcpy(id, de->d_name, l - 5);
 		id[l - 5] = '\0';
-		if (safe_id(id) < 0 || fence_load_state(hc, id, &st, NULL) <= 0)
+		if (safe_id(id) < 0)
+			continue;
+		/*
+		 * A fence starting now pins its config last, having read the
+		 * break-glass state first: its lock orders the two. Bounded: a
+		 * hook that hangs does not hold break-glass up (that fence is
+		 * then switched if its config is pinned, else reported).
+		 */
+		lock = fence_lock_wait(hc, id, BG_LOCK_WAIT_MS);
+		if (fence_load_state(hc, id, &st, NULL) <= 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/config", hc->bpffs_root, id);
 		fd = bpf_obj_get(path);
+		if (fd < 0 && lock < 0 && !st.attached) {
+			df_err("break-glass: fence %s is starting and held its lock for %d ms: not switched",
+			       id, BG_LOCK_WAIT_MS);
+			r = -ETIMEDOUT;
+		}
 		if (fd >= 0 && bpf_map_lookup_elem(fd, &zero, &cfg) == 0) {
 			/* a container's own break-glass (its annotation) outlasts the host's */
 			cfg.mode = (to_audit || st.policy.break_glass) &&

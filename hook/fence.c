@@ -653,7 +653,7 @@ static int attach_dns_tcp(const struct fence_objs *o, int cgfd, const char *dir,
 	return attach_pinned(ops, cgfd, dir, PIN_DNS_TCP, cgroup, e);
 }
 
-int fence_lock(const struct df_host_config *hc, const char *id)
+int fence_lock_wait(const struct df_host_config *hc, const char *id, int wait_ms)
 {
 	__u32 h = 2166136261u; /* FNV-1a */
 
@@ -661,7 +661,12 @@ int fence_lock(const struct df_host_config *hc, const char *id)
 		h ^= (unsigned char)*p;
 		h *= 16777619u;
 	}
-	return lock_file_range(hc->state_dir, FENCE_LOCKS, (off_t)(h & 0xffff), 1);
+	return lock_file_range_wait(hc->state_dir, FENCE_LOCKS, (off_t)(h & 0xffff), 1, wait_ms);
+}
+
+int fence_lock(const struct df_host_config *hc, const char *id)
+{
+	return fence_lock_wait(hc, id, -1);
 }
 
 int fence_start(const struct df_host_config *hc, const struct fence_state *st, struct df_error *e)

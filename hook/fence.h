@@ -163,5 +163,7 @@ int fence_finish_locked(const struct df_host_config *hc, const char *id, const c
  */
 #define FENCE_LOCKS ".fences.lock"
 int fence_lock(const struct df_host_config *hc, const char *id);
+/* the same, waiting wait_ms at most (-ETIMEDOUT) */
+int fence_lock_wait(const struct df_host_config *hc, const char *id, int wait_ms);
 
 #endif

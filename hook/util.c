@@ -205,6 +205,11 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
 
 int lock_file_range(const char *dir, const char *name, off_t start, off_t len)
 {
+	return lock_file_range_wait(dir, name, start, len, -1);
+}
+
+int lock_file_range_wait(const char *dir, const char *name, off_t start, off_t len, int wait_ms)
+{
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = start, .l_len = len };
 	_cleanup_close_ int dfd = -1, fd = -1;
 	int r;
@@ -219,10 +224,23 @@ int lock_file_range(const char *dir, const char *name, off_t start, off_t len)
 	if (fd < 0)
 		return -errno;
 	/* an open file description lock: fcntl is in the hook's seccomp allow-list, flock is not */
-	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0)
-		if (errno != EINTR)
+	if (wait_ms < 0) {
+		while (fcntl(fd, F_OFD_SETLKW, &fl) < 0)
+			if (errno != EINTR)
+				return -errno;
+		return TAKE_FD(fd);
+	}
+	for (int i = 0;; i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+			return TAKE_FD(fd);
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR)
 			return -errno;
-	return TAKE_FD(fd);
+		if (i * 10 >= wait_ms)
+			return -ETIMEDOUT;
+		nanosleep(&ts, NULL);
+	}
 }
 
 int mkdir_p(const char *path, unsigned int mode)

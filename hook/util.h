@@ -80,6 +80,8 @@ int mkdir_p(const char *path, unsigned int mode);
  * (created; len 0: to the end), an OFD lock: it goes with the returned fd.
  */
 int lock_file_range(const char *dir, const char *name, off_t start, off_t len);
+/* the same, waiting wait_ms at most (-ETIMEDOUT), or for ever when wait_ms < 0 */
+int lock_file_range_wait(const char *dir, const char *name, off_t start, off_t len, int wait_ms);
 
 /* Parsing */
 int parse_u32(const char *s, unsigned int max, unsigned int *ret);

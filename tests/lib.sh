@@ -172,6 +172,27 @@ df_waiter() {
 }
 
 df_release() { timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$1.fifo"; }
+# df_hold_lock ID SECONDS: hold fence ID's lock (a byte of state_dir/.fences.lock,
+# by FNV-1a of the id) for SECONDS from a process of its own; returns once held.
+# LOCK_PID: that process.
+df_hold_lock() {
+	local i
+	rm -f "$DF_T/$1.held"
+	python3 - "$DF_STATE/.fences.lock" "$1" "$DF_T/$1.held" "$2" <<'PY' &
+import fcntl, os, struct, sys, time
+h = 2166136261
+for c in sys.argv[2].encode():
+    h = ((h ^ c) * 16777619) & 0xffffffff
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, h & 0xffff, 1, 0))
+open(sys.argv[3], "w").close()
+time.sleep(float(sys.argv[4]))
+PY
+	LOCK_PID=$!
+	df_track_pid "$LOCK_PID"
+	for i in $(seq 50); do [ -e "$DF_T/$1.held" ] && return 0; sleep 0.1; done
+	return 1
+}
 
 # df_reap PID: bounded wait for the process to end, then it is ended
 df_reap() {

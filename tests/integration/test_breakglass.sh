@@ -22,7 +22,14 @@ echo go >"$FIFO"
 for i in $(seq 50); do [ -s "$DF_T/out" ] && break; sleep 0.1; done
 check "before: enforce refuses" "EPERM" "$(sed -n 1p "$DF_T/out")"
 
+# a fence starting holds its id's lock until its config is pinned: break-glass
+# waits for it (here the test holds the live fence's lock for 1 s)
+LIVE=$(basename "$(find "$DF_PINS" -mindepth 1 -maxdepth 1 -type d | head -1)")
+df_hold_lock "$LIVE" 1 || notok "hold the live fence's lock" "not held"
+t0=$(date +%s%N)
 check "on: accepted" "0" "$("$DF_BIN" break-glass on --reason "github outage INC-42" >/dev/null 2>&1; echo $?)"
+check "on: it waited for the fence's lock (>= 0.8 s)" "1" "$(( ($(date +%s%N) - t0) >= 800000000 ))"
+wait "$LOCK_PID" 2>/dev/null
 check "status: on with the reason" "1" "$("$DF_BIN" break-glass status | grep -c 'INC-42')"
 echo go >"$FIFO"
 for i in $(seq 50); do [ "$(wc -l <"$DF_T/out")" -ge 2 ] && break; sleep 0.1; done
@@ -33,6 +40,16 @@ check "on: its report records the period" "github outage INC-42 null" \
 	"$(jqr "$DF_T/new.json" '.break_glass[0] | "\(.reason) \(.to)"')"
 check "on: its event is would-block, not blocked" "would-block" "$(jqr "$DF_T/new.json" '.events[0].verdict')"
 
+# a fence still starting when the wait for its lock runs out (3 s): named, exit 1
+jq '.id = "bg-starting" | .attached = false' "$DF_STATE/$LIVE.json" >"$DF_STATE/bg-starting.json"
+df_hold_lock bg-starting 5 || notok "hold a starting fence's lock" "not held"
+out=$("$DF_BIN" break-glass off 2>&1)
+check "off: a fence that stays starting is named, exit 1" "1 1" \
+	"$? $(echo "$out" | grep -c 'fence bg-starting is starting')"
+wait "$LOCK_PID" 2>/dev/null
+rm -f "$DF_STATE/bg-starting.json"
+check "status: off" "off" "$("$DF_BIN" break-glass status)"
+"$DF_BIN" break-glass on --reason "again" >/dev/null 2>&1
 check "off: accepted" "0" "$("$DF_BIN" break-glass off >/dev/null 2>&1; echo $?)"
 check "status: off" "off" "$("$DF_BIN" break-glass status)"
 echo go >"$FIFO"

@@ -277,19 +277,8 @@ df_check_clean "unlinked"
 ID=hook-locked
 df_waiter "$NS" locked "dfclient tcp 203.0.113.10 443"
 state "$ID" "$W_PID" '{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10:443"}' >"$DF_T/locked.state"
-python3 - "$DF_STATE/.fences.lock" "$ID" "$DF_T/locked.held" 3 <<'PY' &
-import fcntl, os, struct, sys, time
-h = 2166136261
-for c in sys.argv[2].encode():
-    h = ((h ^ c) * 16777619) & 0xffffffff
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
-fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, h & 0xffff, 1, 0))
-open(sys.argv[3], "w").close()
-time.sleep(float(sys.argv[4]))
-PY
-holder=$!
-df_track_pid "$holder"
-for i in $(seq 50); do [ -e "$DF_T/locked.held" ] && break; sleep 0.1; done
+df_hold_lock "$ID" 3
+holder=$LOCK_PID
 "$DF_BIN" hook createRuntime <"$DF_T/locked.state" 2>"$DF_T/locked.err" &
 starter=$!
 df_track_pid "$starter"
