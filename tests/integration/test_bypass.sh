@@ -151,6 +151,13 @@ serve_check hook
 kill $HOOK_PID 2>/dev/null
 df_hook_detach server-hook
 check "hook: default deny: answering an accepted connection is no event" "0" "$(jqr "$HOOK_REP" '[.events[] | select(.hook == "egress")] | length')"
+# the same on a fence that marks: its process held a TCP socket when the hook ran
+df_hook_attach server-marked '{"depfence.io/mode": "enforce", "depfence.io/default": "deny"}' "$B" held "$DF_T/server-marked.go" serve 7778
+check "hook, marking fence: config flags 0" "0" "$(df_cfg_flags server-marked)"
+serve_check "hook, marking fence"
+kill $HOOK_PID 2>/dev/null
+df_hook_detach server-marked
+check "hook, marking fence: default deny: answering an accepted connection is no event" "0" "$(jqr "$HOOK_REP" '[.events[] | select(.hook == "egress")] | length')"
 
 # A destination rewritten after connect judged it (DNAT here; connect-time
 # load balancing such as Cilium's does the same): the judged socket passes
@@ -170,6 +177,11 @@ check "rewritten destination: the DNAT rule did rewrite it" "1" \
 df_hook_job dnat-hook "{\"depfence.io/mode\": \"enforce\", \"depfence.io/default\": \"deny\", \"depfence.io/allow\": \"tcp/198.51.100.99:$PORT\"}" "$B" tcp 198.51.100.99 $PORT
 check "hook: rewritten destination: the allowed, judged connection works" "ok" "$HOOK_OUT"
 check "hook: rewritten destination: no refusal recorded" "0 0" "$(jqr "$HOOK_REP" '"\(.summary.blocked) \(.events | length)"')"
+df_hook_attach dnat-marked "{\"depfence.io/mode\": \"enforce\", \"depfence.io/default\": \"deny\", \"depfence.io/allow\": \"tcp/198.51.100.99:$PORT\"}" "$B" held "$DF_T/dnat-marked.go" tcp 198.51.100.99 $PORT
+flags=$(df_cfg_flags dnat-marked)
+df_hook_detach dnat-marked
+check "hook, marking fence: rewritten destination: the judged connection works (flags 0)" "ok 0" "$HOOK_OUT $flags"
+check "hook, marking fence: rewritten destination: no refusal recorded" "0 0" "$(jqr "$HOOK_REP" '"\(.summary.blocked) \(.events | length)"')"
 in_ns "$NS" nft delete table ip dfnat
 
 # a raw packet too short to hold its ports is judged by address, portless

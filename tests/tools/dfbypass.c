@@ -21,6 +21,11 @@
  *                                         thread-tcp: a thread with a fd table of its
  *                                         own holds it), say "ready", wait until
  *                                         GO-FILE exists, then say "ok"
+ *   dfbypass held GO-FILE serve PORT | MODE ADDR PORT
+ *                                         hold a TCP socket (never connected), say
+ *                                         "ready", wait until GO-FILE exists, then
+ *                                         serve or run MODE (a container's fence
+ *                                         made meanwhile keeps marks)
  *   dfbypass give-fd UNIX-PATH            (outside) hand a fresh UDP socket to
  *                                         the first client of UNIX-PATH
  *   dfbypass take-fd UNIX-PATH ADDR PORT  send through the socket handed in
@@ -822,6 +827,20 @@ int main(int argc, char **argv)
 		return do_pre(argv[2], argv[3], argv[4]);
 	if (!strcmp(m, "hold") && argc == 4)
 		return do_hold(argv[2], argv[3]);
+	if (!strcmp(m, "held") && (argc == 5 || argc == 6)) {
+		int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (t < 0)
+			return say_err(errno);
+		say("ready");
+		for (int i = 0; i < 300 && access(argv[2], F_OK) < 0; i++)
+			usleep(100 * 1000);
+		if (argc == 5 && !strcmp(argv[3], "serve"))
+			return do_serve(argv[4]);
+		if (argc == 6)
+			return run_mode(argv[3], argv[4], argv[5]);
+		return 2;
+	}
 	if (!strcmp(m, "give-fd") && argc == 3)
 		return do_give_fd(argv[2]);
 	if (!strcmp(m, "take-fd") && argc == 5)
