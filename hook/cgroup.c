@@ -288,11 +288,12 @@ static const char *const not_stream[] = {
 };
 
 /* 1 when the fd at path (in /proc/PID/task/TID/fd) might be such a socket or hold one */
-static int fd_may_hold(const char *path)
+static int fd_may_hold(const char *path, int *unused)
 {
 	char link[64], proto[32];
 	ssize_t l;
 
+	(void)unused;
 	l = readlink(path, link, sizeof(link) - 1);
 	if (l < 0)
 		return 1; /* closed while we looked */
@@ -315,10 +316,11 @@ static int fd_may_hold(const char *path)
 
 /*
  * 1 when a directory entry of dir might hold such a socket (each(): 1 for
- * an entry that might), when dir cannot be read to its end, or past
- * *budget entries in all.
+ * an entry that might; fds goes on to it), when dir cannot be read to its
+ * end, or past *budget entries in all.
  */
-static int dir_may_hold(const char *dir, int (*each)(const char *path), int *budget)
+static int dir_may_hold(const char *dir, int (*each)(const char *path, int *fds), int *budget,
+			int *fds)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -338,7 +340,7 @@ static int dir_may_hold(const char *dir, int (*each)(const char *path), int *bud
 		if (de->d_name[0] == '.')
 			continue;
 		if (--*budget < 0 || snprintf(path, sizeof(path), "%s/%.16s", dir, de->d_name) >=
-					     (int)sizeof(path) || each(path)) {
+					     (int)sizeof(path) || each(path, fds)) {
 			r = 1;
 			break;
 		}
@@ -347,25 +349,23 @@ static int dir_may_hold(const char *dir, int (*each)(const char *path), int *bud
 	return r;
 }
 
-static int scan_budget;
-
-/* a thread: its fd table (one may have unshared it) */
-static int task_may_hold(const char *task)
+/* a thread: its fd table (one may have unshared it); *fds: what is left of the fd budget */
+static int task_may_hold(const char *task, int *fds)
 {
 	char fddir[128];
 
 	snprintf(fddir, sizeof(fddir), "%s/fd", task);
-	return dir_may_hold(fddir, fd_may_hold, &scan_budget);
+	return dir_may_hold(fddir, fd_may_hold, fds, NULL);
 }
 
 /* 1 when one of pid's threads might hold such a socket */
-static int pid_may_hold(int pid)
+static int pid_may_hold(int pid, int *fds)
 {
 	char path[64];
 	int tasks = SCAN_TASKS;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	return dir_may_hold(path, task_may_hold, &tasks);
+	return dir_may_hold(path, task_may_hold, &tasks, fds);
 }
 
 /* Freeze the cgroup (1), find it frozen already (0), or fail (-1), in 100 ms at most. */
@@ -400,7 +400,7 @@ static void thaw(int dfd)
 int cg2_may_hold_inet_stream(const char *dir)
 {
 	_cleanup_close_ int dfd = -1;
-	int before[SCAN_PIDS], after[SCAN_PIDS], nb = 0, na = 0, frozen, r = 1;
+	int before[SCAN_PIDS], after[SCAN_PIDS], nb = 0, na = 0, frozen, r = 1, fds = SCAN_FDS;
 
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || cg_key(dfd, "cgroup.stat", "nr_descendants") != 0)
@@ -409,11 +409,10 @@ int cg2_may_hold_inet_stream(const char *dir)
 	frozen = freeze(dfd);
 	if (frozen < 0)
 		return 1;
-	scan_budget = SCAN_FDS;
 	if (read_pids(dfd, before, SCAN_PIDS, &nb) < 0 || nb > SCAN_PIDS)
 		goto out;
 	for (int i = 0; i < nb; i++)
-		if (pid_may_hold(before[i]))
+		if (pid_may_hold(before[i], &fds))
 			goto out;
 	/* a process that entered meanwhile was not looked at */
 	if (cg_key(dfd, "cgroup.stat", "nr_descendants") != 0 ||

@@ -408,6 +408,15 @@ static int fill_rules(struct bpf_map *map, int family, const struct df_compiled 
 	return 0;
 }
 
+static int fill_config(struct bpf_map *map, const struct df_config *cfg, struct df_error *e)
+{
+	__u32 zero = 0;
+
+	if (bpf_map__update_elem(map, &zero, sizeof(zero), cfg, sizeof(*cfg), BPF_ANY) < 0)
+		return df_fail(e, -errno, "fill config: %s", strerror(errno));
+	return 0;
+}
+
 static int pin_map(struct bpf_map *map, const char *dir, const char *name, struct df_error *e)
 {
 	char path[PATH_MAX];
@@ -682,7 +691,6 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	struct state_writer sw = { .hc = hc, .stw = &stw, .name = name };
 	struct df_error ae = {};
 	__u32 bases[2];
-	__u32 zero = 0;
 	int r, procs_fd = -1, tcp_reader;
 
 	if (safe_id(st->id) < 0)
@@ -839,11 +847,9 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 			goto out;
 		}
 	}
-	if (bpf_map__update_elem(skel->maps.config, &zero, sizeof(zero), &cfg, sizeof(cfg),
-				 BPF_ANY) < 0) {
-		r = df_fail(e, -errno, "fill config: %s", strerror(errno));
+	r = fill_config(skel->maps.config, &cfg, e);
+	if (r < 0)
 		goto out;
-	}
 
 	/* whatever is pinned from here on can be found through the state file and removed */
 	if (mkdir(dir, 0700) < 0) {
@@ -891,11 +897,9 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	 */
 	if (!st->fresh && cg2_may_hold_inet_stream(st->cgroup) == 0) {
 		cfg.flags |= DF_CFG_FRESH;
-		if (bpf_map__update_elem(skel->maps.config, &zero, sizeof(zero), &cfg, sizeof(cfg),
-					 BPF_ANY) < 0) {
-			r = df_fail(e, -errno, "fill config: %s", strerror(errno));
+		r = fill_config(skel->maps.config, &cfg, e);
+		if (r < 0)
 			goto out;
-		}
 	}
 	r = pin_map(maps[ARRAY_SIZE(maps) - 1], dir, pin_maps[ARRAY_SIZE(maps) - 1], e);
 	if (r < 0)

@@ -78,10 +78,11 @@ while IFS='|' read -r name args want ev; do
 done <<<"$CASES"
 
 # --- the OCI hook path: a process already in its cgroup when createRuntime
-# attaches the fence (a container's init is); its sockets may predate the fence,
-# so judged sockets carry marks. depfence run makes its cgroup empty and
-# attaches first (fresh: TCP stream sockets pass egress unmarked); the cases
-# below run on both paths. ---
+# attaches the fence (a container's init is); its sockets may predate the fence.
+# depfence run makes its cgroup empty and attaches first (fresh: TCP stream
+# sockets pass egress unmarked); a container's fence is fresh too when its
+# process holds no TCP socket then, else judged sockets carry marks. The cases
+# below run on run's fence, a fresh container fence and one that marks. ---
 CG2=$(df_cg2root)
 DENY_JSON='{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10,[2001:db8::10]"}'
 

@@ -494,11 +494,18 @@ static int do_packet(const char *src, const char *dst, const char *port)
 /* ------------------------------------------------------------ sockets from elsewhere */
 
 /* Connected TCP and UDP sockets made now; used once GO-FILE exists. */
+/* until the file go exists (30 s at most) */
+static void wait_go(const char *go)
+{
+	for (int i = 0; i < 300 && access(go, F_OK) < 0; i++)
+		usleep(100 * 1000);
+}
+
 static int do_pre(const char *a, const char *p, const char *go)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int t, u, i;
+	int t, u;
 
 	parse_addr(a, p, &ss, &len);
 	t = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -509,8 +516,7 @@ static int do_pre(const char *a, const char *p, const char *go)
 		return 2;
 	}
 	say("ready");
-	for (i = 0; i < 300 && access(go, F_OK) < 0; i++)
-		usleep(100 * 1000);
+	wait_go(go);
 	printf("tcp ");
 	if (send(t, MSG, sizeof(MSG), MSG_NOSIGNAL) < 0)
 		say_err(errno);
@@ -577,7 +583,6 @@ static int do_hold(const char *kind, const char *go)
 {
 	struct hold_arg h = { kind, -1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER };
 	pthread_t th;
-	int i;
 
 	if (!strcmp(kind, "thread-tcp")) {
 		if (pthread_create(&th, NULL, hold_thread, &h))
@@ -594,8 +599,7 @@ static int do_hold(const char *kind, const char *go)
 		return 2;
 	}
 	say("ready");
-	for (i = 0; i < 300 && access(go, F_OK) < 0; i++)
-		usleep(100 * 1000);
+	wait_go(go);
 	return say("ok");
 }
 
@@ -833,8 +837,7 @@ int main(int argc, char **argv)
 		if (t < 0)
 			return say_err(errno);
 		say("ready");
-		for (int i = 0; i < 300 && access(argv[2], F_OK) < 0; i++)
-			usleep(100 * 1000);
+		wait_go(argv[2]);
 		if (argc == 5 && !strcmp(argv[3], "serve"))
 			return do_serve(argv[4]);
 		if (argc == 6)
