@@ -72,9 +72,7 @@ static int add_note(const char *json, const char *note, char **ret, size_t *ret_
 {
 	_cleanup_yajl_ yajl_val root = NULL;
 	_cleanup_yajl_gen_ yajl_gen g = yajl_gen_alloc(NULL);
-	const unsigned char *out;
 	int r = 0, had_notes = 0;
-	size_t len;
 
 	if (!g)
 		return -ENOMEM;
@@ -106,18 +104,7 @@ static int add_note(const char *json, const char *note, char **ret, size_t *ret_
 		r |= jg_str(g, note);
 		yajl_gen_array_close(g);
 	}
-	if (yajl_gen_map_close(g) != yajl_gen_status_ok || r)
-		return -EINVAL;
-	yajl_gen_get_buf(g, &out, &len);
-	*ret = malloc(len + 2);
-	if (!*ret)
-		return -ENOMEM;
-	memcpy(*ret, out, len);
-	if (!len || out[len - 1] != '\n')
-		(*ret)[len++] = '\n';
-	(*ret)[len] = '\0';
-	*ret_len = len;
-	return 0;
+	return jg_finish(g, r, ret, ret_len);
 }
 
 /* 1 handled, 0 left alone, < 0 failed (logged). */

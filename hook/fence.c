@@ -1061,8 +1061,6 @@ int fence_collect(const struct df_host_config *hc, const char *id, struct fence_
 int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_len)
 {
 	_cleanup_yajl_gen_ yajl_gen g = yajl_gen_alloc(NULL);
-	const unsigned char *out;
-	size_t len;
 	int r = 0;
 
 	if (!g)
@@ -1119,14 +1117,7 @@ int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_le
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
-	if (yajl_gen_map_close(g) != yajl_gen_status_ok || r)
-		return -EINVAL;
-	yajl_gen_get_buf(g, &out, &len);
-	*ret = strndup((const char *)out, len);
-	if (!*ret)
-		return -ENOMEM;
-	*ret_len = len;
-	return 0;
+	return jg_finish(g, r, ret, ret_len);
 }
 
 int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_error *e)

@@ -198,8 +198,6 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 	_cleanup_free_ struct fence_record *recs = NULL;
 	const struct df_policy *p = &st->policy;
 	size_t names = df_policy_count_names(p);
-	const unsigned char *out;
-	size_t len;
 	int r = 0;
 
 	if (!g)
@@ -358,18 +356,7 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 	r |= attrib_gen_notes(g, &d->attrib);
 	yajl_gen_array_close(g);
 
-	if (yajl_gen_map_close(g) != yajl_gen_status_ok || r)
-		return -EINVAL;
-	yajl_gen_get_buf(g, &out, &len);
-	*ret = malloc(len + 2);
-	if (!*ret)
-		return -ENOMEM;
-	memcpy(*ret, out, len);
-	if (len == 0 || out[len - 1] != '\n')
-		(*ret)[len++] = '\n';
-	(*ret)[len] = '\0';
-	*ret_len = len;
-	return 0;
+	return jg_finish(g, r, ret, ret_len);
 }
 
 int report_write(const char *path, const char *json, size_t len, struct df_error *e)

@@ -254,3 +254,22 @@ int jg_key_bool(yajl_gen g, const char *k, int v)
 		return r;
 	return yajl_gen_bool(g, v) == yajl_gen_status_ok ? 0 : -EINVAL;
 }
+
+int jg_finish(yajl_gen g, int r, char **ret, size_t *ret_len)
+{
+	const unsigned char *out;
+	size_t len;
+
+	if (yajl_gen_map_close(g) != yajl_gen_status_ok || r ||
+	    yajl_gen_get_buf(g, &out, &len) != yajl_gen_status_ok)
+		return -EINVAL;
+	*ret = malloc(len + 2);
+	if (!*ret)
+		return -ENOMEM;
+	memcpy(*ret, out, len);
+	if (len == 0 || out[len - 1] != '\n')
+		(*ret)[len++] = '\n';
+	(*ret)[len] = '\0';
+	*ret_len = len;
+	return 0;
+}

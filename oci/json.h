@@ -46,5 +46,12 @@ int jg_str(yajl_gen g, const char *s);
 int jg_key_str(yajl_gen g, const char *k, const char *v); /* v NULL: null */
 int jg_key_int(yajl_gen g, const char *k, long long v);
 int jg_key_bool(yajl_gen g, const char *k, int v);
+/*
+ * Close the document's top-level map and take it: *ret a NUL-terminated copy
+ * ending in a newline, *ret_len its length. r is what the calls before
+ * returned (or'ed): not 0, or a map the generator refuses to close, is
+ * -EINVAL; -ENOMEM.
+ */
+int jg_finish(yajl_gen g, int r, char **ret, size_t *ret_len);
 
 #endif
