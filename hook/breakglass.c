@@ -265,8 +265,15 @@ int cmd_break_glass(int argc, char **argv)
 		struct df_breakglass now = { .from_ns = now_realtime_ns() };
 
 		if (on) {
-			df_info("break-glass is already on: %s", cur.reason);
-			return DF_EXIT_OK;
+			/*
+			 * Switch the live fences again all the same: an 'on' that named a
+			 * fence still starting (exit 1), or was killed after writing the
+			 * file, is finished by running it again.
+			 */
+			r = switch_fences(&hc, 1, &count);
+			df_info("break-glass is already on (%s): %d live fences in audit%s",
+				cur.reason, count, r < 0 ? "; some could not be switched" : "");
+			return r < 0 ? DF_EXIT_ERROR : DF_EXIT_OK;
 		}
 		snprintf(now.reason, sizeof(now.reason), "%s", reason);
 		r = write_periods(&hc, DF_BREAKGLASS_FILE, &now, 1);
@@ -282,8 +289,11 @@ int cmd_break_glass(int argc, char **argv)
 	}
 	/* off */
 	if (!on) {
-		df_info("break-glass is already off");
-		return DF_EXIT_OK;
+		/* as for 'on': an 'off' cut short before its fences were switched is finished here */
+		r = switch_fences(&hc, 0, &count);
+		df_info("break-glass is already off: %d live fences in their own mode%s", count,
+			r < 0 ? "; some could not be switched" : "");
+		return r < 0 ? DF_EXIT_ERROR : DF_EXIT_OK;
 	}
 	{
 		_cleanup_free_ struct df_breakglass *hist = NULL;
