@@ -7,52 +7,77 @@
 #define JSON_MAX_DEPTH 64
 
 /*
- * yajl_tree_parse() accepts comments (the admin's files have them): a quote
- * inside one must not hide the brackets after it, nor may a bracket inside
- * one count.
+ * Before yajl sees the text: refuse nesting deeper than JSON_MAX_DEPTH
+ * (-E2BIG) and a string holding \u0000 (-EILSEQ, *ret_str its opening quote):
+ * yajl decodes it into the string, and every reader here takes strings as C
+ * strings, so the rest of a value (or a key) would silently go. yajl_tree_parse()
+ * accepts comments (the admin's files have them): a quote inside one must not
+ * hide what follows, nor may a bracket inside one count.
  */
-static int json_depth_ok(const char *s)
+static int json_scan(const char *s, const char **ret_str)
 {
-	int depth = 0, in_str = 0;
+	const char *str = NULL;
+	int depth = 0;
 
 	for (; *s; s++) {
-		if (in_str) {
+		if (str) {
+			if (*s == '\\' && s[1] == 'u' && !strncmp(s + 2, "0000", 4)) {
+				*ret_str = str;
+				return -EILSEQ;
+			}
 			if (*s == '\\' && s[1])
 				s++;
 			else if (*s == '"')
-				in_str = 0;
+				str = NULL;
 			continue;
 		}
 		if (*s == '/' && s[1] == '*') {
 			const char *end = strstr(s + 2, "*/");
 
 			if (!end)
-				return 1; /* unterminated: yajl refuses it */
+				return 0; /* unterminated: yajl refuses it */
 			s = end + 1;
 		} else if (*s == '/' && s[1] == '/') {
 			s += strcspn(s, "\n");
 			if (!*s)
-				return 1;
+				return 0;
 		} else if (*s == '"') {
-			in_str = 1;
+			str = s;
 		} else if (*s == '{' || *s == '[') {
 			if (++depth > JSON_MAX_DEPTH)
-				return 0;
+				return -E2BIG;
 		} else if ((*s == '}' || *s == ']') && depth > 0) {
 			depth--;
 		}
 	}
-	return 1;
+	return 0;
 }
 
 int json_parse(const char *buf, const char *what, yajl_val *ret, struct df_error *e)
 {
+	const char *str = NULL;
 	char err[256] = "";
 	yajl_val v;
+	int r;
 
-	if (!json_depth_ok(buf))
-		return df_fail(e, -E2BIG, "%s: JSON nested deeper than %d levels", what,
-			       JSON_MAX_DEPTH);
+	r = json_scan(buf, &str);
+	if (r == -E2BIG)
+		return df_fail(e, r, "%s: JSON nested deeper than %d levels", what, JSON_MAX_DEPTH);
+	if (r < 0) {
+		/* the string as written, up to its closing quote, printable ASCII only */
+		char shown[72];
+		size_t n = 0;
+
+		for (const char *p = str + 1; *p && *p != '"' && n + 1 < sizeof(shown); p++) {
+			shown[n++] = *p >= 0x20 && *p < 0x7f ? *p : '?';
+			if (*p == '\\' && p[1] && p[1] != 'u' && n + 1 < sizeof(shown))
+				shown[n++] = *++p >= 0x20 && *p < 0x7f ? *p : '?';
+		}
+		shown[n] = '\0';
+		return df_fail(e, r,
+			       "%s: the string \"%s\" holds \\u0000 (a NUL byte), which would cut it short: refused",
+			       what, shown);
+	}
 
 	v = yajl_tree_parse(buf, err, sizeof(err));
 	if (!v) {

@@ -136,6 +136,12 @@ bad deny rule|depfence.io/deny|203.0.113.10, git*hub.com|git*hub.com
 bad allow rule|depfence.io/allow|203.0.113.0/33|203.0.113.0/33
 unknown key|depfence.io/denny|203.0.113.10|unknown key
 EOF
+# a NUL (\u0000) in a value would cut the rest of the policy off where it is read as a C string
+state "bad-$RANDOM" "$BAD_PID" '{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10\u0000, github.com"}' |
+	hook createRuntime
+check_rc "NUL in a value: createRuntime exit 1" 1 $?
+check_err "NUL in a value: the message shows the string and why" 'the string "203.0.113.10.u0000, github.com" holds .u0000 (a NUL byte)'
+df_check_clean "NUL in a value"
 check "bad policy: nothing attached to the cgroup" "" "$(bpftool cgroup show "$BAD_CG" 2>/dev/null | grep -v '^ID')"
 df_release bad
 df_reap "$BAD_PID"

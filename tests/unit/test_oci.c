@@ -263,6 +263,36 @@ static void test_state_errors(void)
 				  "is not a safe container id");
 	}
 
+	/* \u0000 would cut a value (or a key) short where it is read as a C string */
+	check_state_error("NUL in an annotation value",
+			  "{\"id\":\"x\",\"annotations\":{\"depfence.io/deny\":\"203.0.113.0/24\\u0000, github.com\"}}",
+			  -EILSEQ, "container state: the string \"203.0.113.0/24\\u0000, github.com\"",
+			  "holds \\u0000 (a NUL byte)");
+	check_state_error("NUL in an annotation key",
+			  "{\"id\":\"x\",\"annotations\":{\"depfence.io/deny\\u0000x\":\"github.com\"}}",
+			  -EILSEQ, "\"depfence.io/deny\\u0000x\"", "refused");
+	{
+		/* an escaped backslash before u0000 is text, not a NUL; \u00000 and \u0001 are no NUL either */
+		struct oci_state s = {};
+		struct df_error e = { "" };
+		int err = oci_state_parse(
+			"{\"id\":\"x\",\"annotations\":{\"depfence.io/label\":\"a\\\\u0000 b\\u0001\"}}", &s, &e);
+
+		CHECK("oci_state_parse: an escaped backslash then u0000 is accepted", err == 0,
+		      "got %d (%s)", err, e.msg);
+		oci_state_free(&s);
+	}
+	/* a "\u0000" inside a comment is no string */
+	{
+		struct oci_state s = {};
+		struct df_error e = { "" };
+		int err = oci_state_parse("/* \"\\u0000\" */ {\"id\":\"x\"}", &s, &e);
+
+		CHECK("oci_state_parse: \\u0000 in a comment is accepted", err == 0, "got %d (%s)", err,
+		      e.msg);
+		oci_state_free(&s);
+	}
+
 	/* 100000 '[' must be refused, not recursed into */
 	n = 100000;
 	buf = malloc(n + 1);
