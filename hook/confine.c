@@ -138,5 +138,16 @@ int df_confine_job(void)
 		if (r < 0)
 			return r;
 	}
-	return seccomp_load(ctx);
+	/*
+	 * Without no_new_privs where the kernel allows it (CAP_SYS_ADMIN, as
+	 * run has): it would stop a job's setuid binaries and file capabilities
+	 * (sudo -u, su, ping after dropping root), which the filter, kept
+	 * across every exec, does not need. Elsewhere the kernel takes a
+	 * filter only with it.
+	 */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+	if (r == 0 && seccomp_load(ctx) == 0)
+		return 0;
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
+	return r < 0 ? r : seccomp_load(ctx);
 }

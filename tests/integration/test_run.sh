@@ -130,6 +130,9 @@ out=$(in_ns "$NS" "$DF_BIN" run --report "$rep" -- sh -c "python3 -c '$BPFCALL';
 check "confine: bpf() refused to the job" "Operation not permitted" "$(echo "$out" | head -1)"
 check "confine: the job's cgroup namespace is rooted at its fence" "0::/" "$(echo "$out" | tail -1)"
 check "confine: report says confined" "false" "$(jqr "$rep" .integrity.unconfined)"
+# the filter stays across exec by itself: no no_new_privs, so setuid and file capabilities work in the job
+out=$(in_ns "$NS" "$DF_BIN" run --report "$rep" -- sh -c "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status" 2>/dev/null)
+check "confine: a seccomp filter, without no_new_privs" "NoNewPrivs: 0 Seccomp: 2" "$(echo $out | tr -s '\t ' '  ')"
 out=$(in_ns "$NS" "$DF_BIN" run --no-confine --report "$rep" -- python3 -c "$BPFCALL" 2>/dev/null)
 check "--no-confine: bpf() reaches the kernel (EINVAL for a null attr)" "Invalid argument" "$out"
 check "--no-confine: the report says so" "true 1" \
