@@ -505,6 +505,17 @@ int df_policy_add_profiles(struct df_policy *p, const char *list, const char *ke
 			return df_fail(e, -EINVAL,
 				       "%s: \"%.*s\" is not a profile name (1-%d of a-z 0-9 . _ -, not starting with . or -)",
 				       key, (int)(len > 80 ? 80 : len), s, DF_PROFILE_NAME_MAX);
+		{
+			/* a name asked for again adds nothing (each copy would add all its rules again) */
+			int seen = 0;
+
+			for (size_t i = 0; i < p->n_profiles && !seen; i++)
+				seen = strlen(p->profiles[i]) == len && !strncmp(p->profiles[i], s, len);
+			if (seen) {
+				s += len;
+				continue;
+			}
+		}
 		if (p->n_profiles == DF_PROFILES_MAX)
 			return df_fail(e, -E2BIG, "%s: more than %d profiles", key, DF_PROFILES_MAX);
 		n = realloc(p->profiles, (p->n_profiles + 1) * sizeof(*n));

@@ -909,6 +909,21 @@ static void test_profile_names(void)
 		CHECK_STR("profile annotation: second", "ci.strict", p.profiles[1]);
 	}
 	df_policy_free(&p);
+
+	/* a name again, in the same value or another source, is taken once */
+	{
+		struct oci_annotation b[] = { { .key = "depfence.io/profile",
+						.value = "big big,ci.strict big ci.strict" } };
+
+		df_policy_init(&p);
+		CHECK_INT("profile annotation: repeated names accepted", 0,
+			  oci_policy_from_annotations(b, 1, &p, &e));
+		CHECK_INT("profile annotation: each name once", 2, p.n_profiles);
+		CHECK_INT("profile names: one named before is not added again", 0,
+			  df_policy_add_profiles(&p, "big", "--profile", &e));
+		CHECK_INT("profile names: still two", 2, p.n_profiles);
+		df_policy_free(&p);
+	}
 }
 
 /* Kubernetes: <container-name>.depfence.io/KEY for one container wins over the pod's key. */
