@@ -266,6 +266,12 @@ struct out {
 	int r;
 };
 
+/* The mode the fence runs in: a container's own break-glass keeps an enforce fence in audit. */
+static int fence_mode(const struct df_policy *p)
+{
+	return p->break_glass && p->mode == DF_MODE_ENFORCE ? DF_MODE_AUDIT : (int)p->mode;
+}
+
 static const char *mode_effect(int mode, int verdict)
 {
 	if (verdict == DF_ALLOW)
@@ -316,7 +322,7 @@ static void emit_verdict(struct out *o, const struct df_policy *p, const char *w
 		if (port)
 			o->r |= jg_key_int(o->g, "port", port);
 		o->r |= jg_key_str(o->g, "verdict", df_verdict_name(verdict));
-		o->r |= jg_key_str(o->g, "effect", mode_effect(p->mode, verdict));
+		o->r |= jg_key_str(o->g, "effect", mode_effect(fence_mode(p), verdict));
 		o->r |= jg_key_str(o->g, "rule", rule);
 		o->r |= jg_key_str(o->g, "source", rule_i >= 0 ? p->rules[rule_i].source : NULL);
 		o->r |= jg_key_str(o->g, "why", why);
@@ -324,7 +330,7 @@ static void emit_verdict(struct out *o, const struct df_policy *p, const char *w
 		return;
 	}
 	fprintf(o->f, "  %s: %s, %s\n", what, df_verdict_name(verdict),
-		mode_effect(p->mode, verdict));
+		mode_effect(fence_mode(p), verdict));
 	if (rule_i >= 0)
 		fprintf(o->f, "    rule %s (%s): %s\n", rule, p->rules[rule_i].source, why);
 	else
@@ -597,6 +603,7 @@ static int print_policy(struct out *o, const struct df_policy *p)
 		o->r |= jg_key_str(o->g, "mode", df_mode_name(p->mode));
 		o->r |= jg_key_str(o->g, "default", df_verdict_name(p->default_verdict));
 		o->r |= jg_key_str(o->g, "label", p->label);
+		o->r |= jg_key_str(o->g, "break_glass", p->break_glass);
 		o->r |= jg_str(o->g, "profiles");
 		yajl_gen_array_open(o->g);
 		for (size_t i = 0; i < p->n_profiles; i++)
@@ -621,6 +628,11 @@ static int print_policy(struct out *o, const struct df_policy *p)
 		df_verdict_name(p->default_verdict));
 	if (p->label)
 		fprintf(o->f, "label    %s\n", p->label);
+	if (p->break_glass)
+		fprintf(o->f, "break-glass  %s (%s)%s\n", p->break_glass, p->break_glass_source,
+			p->mode == DF_MODE_ENFORCE ?
+				": the fence starts in audit and stays there, refusing nothing" :
+				"");
 	for (size_t i = 0; i < p->n_profiles; i++)
 		fprintf(o->f, "%s%s", i ? ", " : "profiles ", p->profiles[i]);
 	if (p->n_profiles)

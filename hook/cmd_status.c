@@ -31,6 +31,7 @@ struct fence_row {
 	int cgroup_exists;
 	struct df_counters c;
 	int have_counters;
+	int live_mode; /* the mode its pinned config holds now (break-glass: audit); -1 unread */
 	long long records;
 	char err[DF_ERRBUF];
 };
@@ -82,6 +83,8 @@ static int print_json(const struct fence_row *rows, size_t n, const struct live_
 			r |= jg_key_str(g, "kind", st->kind);
 			r |= jg_key_str(g, "label", st->policy.label);
 			r |= jg_key_str(g, "mode", df_mode_name(st->policy.mode));
+			r |= jg_key_str(g, "live_mode",
+					f->live_mode >= 0 ? df_mode_name(f->live_mode) : NULL);
 			r |= jg_key_str(g, "default", df_verdict_name(st->policy.default_verdict));
 			r |= jg_key_int(g, "rules", (long long)st->policy.n_rules);
 			r |= jg_key_str(g, "cgroup", st->cgroup);
@@ -154,7 +157,15 @@ static int print_text(const struct fence_row *rows, size_t n, const struct live_
 			live_format_age((now - st->started_ns) / 1000000000ULL, age, sizeof(age));
 		cells[i][k++] = strdup(f->id);
 		cells[i][k++] = strdup(f->have_state ? st->kind : "?");
-		cells[i][k++] = strdup(f->have_state ? df_mode_name(st->policy.mode) : "?");
+		if (!f->have_state) {
+			cells[i][k++] = strdup("?");
+		} else if (f->live_mode >= 0 && f->live_mode != (int)st->policy.mode) {
+			if (asprintf(&cells[i][k++], "%s (now %s: break-glass)",
+				     df_mode_name(st->policy.mode), df_mode_name(f->live_mode)) < 0)
+				cells[i][k - 1] = NULL;
+		} else {
+			cells[i][k++] = strdup(df_mode_name(st->policy.mode));
+		}
 		cells[i][k++] = strdup(age);
 		if (f->have_counters) {
 			const struct df_counters *c = &f->c;
@@ -277,6 +288,7 @@ int cmd_status(int argc, char **argv)
 		struct stat sb;
 
 		snprintf(f->id, sizeof(f->id), "%s", ids.ids[i]);
+		f->live_mode = -1;
 		r = fence_load_state(&hc, f->id, &f->st, &e);
 		if (r == 0)
 			continue; /* stopped meanwhile */
@@ -295,6 +307,13 @@ int cmd_status(int argc, char **argv)
 			continue;
 		}
 		f->have_counters = 1;
+		{
+			struct df_config cfg;
+
+			/* what it does now: break-glass holds an enforce fence in audit */
+			if (live_read_config(&hc, f->id, &cfg, NULL) == 0 && cfg.mode <= DF_MODE_ENFORCE)
+				f->live_mode = (int)cfg.mode;
+		}
 	}
 	r = json ? print_json(rows, n, &orphans, &hc, now)
 		 : print_text(rows, n, &orphans, &hc, now);

@@ -140,6 +140,22 @@ GLASS_PID=$W_PID GLASS_CG=$W_CG
 state adm-glass "$W_PID" '{"depfence.io/break-glass": "INC-42 github outage"}' | hook glass createRuntime
 check "break-glass: createRuntime exit 0" "0" "$?"
 err_has "break-glass: the attach line says so" "break-glass, in audit: INC-42 github outage"
+# status shows the mode the fence is in, next to the configured one
+out=$(DEPFENCE_CONFIG=$DF_T/glass.json "$DF_BIN" status --json 2>&1)
+check "break-glass: status --json: configured mode and the mode now" "enforce audit" \
+	"$(echo "$out" | jq -r '.fences[] | select(.id == "adm-glass") | "\(.mode) \(.live_mode)"')"
+check "break-glass: status names it" "1" \
+	"$(DEPFENCE_CONFIG=$DF_T/glass.json "$DF_BIN" status | grep '^adm-glass' | grep -c 'enforce (now audit: break-glass)')"
+# check explains it as the fence runs: audit, nothing refused
+echo '{"depfence.io/break-glass": "INC-42 github outage"}' >"$DF_T/glass-ann.json"
+out=$(DEPFENCE_CONFIG=$DF_T/glass.json "$DF_BIN" check --annotations "$DF_T/glass-ann.json" --explain 203.0.113.10:80 2>&1)
+case $out in
+*"break-glass  INC-42 github outage"*"starts in audit"*"would-block (audit)"*) ok "break-glass: check explains audit, not enforce" ;;
+*) notok "break-glass: check explains audit, not enforce" "$out" ;;
+esac
+check "break-glass: check --json names it" "INC-42 github outage|let through, recorded as would-block (audit)" \
+	"$(DEPFENCE_CONFIG=$DF_T/glass.json "$DF_BIN" check --json --annotations "$DF_T/glass-ann.json" --explain 203.0.113.10:80 2>/dev/null |
+		jq -r '"\(.break_glass)|\(.explain[0].verdicts[0].effect)"')"
 # a fence of the same config next to it still enforces
 df_waiter "$NS" other "dfclient tcp 203.0.113.10 80"
 state adm-other "$W_PID" '{}' | hook glass createRuntime
