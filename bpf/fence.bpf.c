@@ -1428,6 +1428,7 @@ static __always_inline void judge_question(const struct df_config *cfg, struct d
 {
 	const struct df_prefix_val *v = NULL;
 
+	sc->q_some_deny = 0;
 	if (len <= 0) {
 		judge_default(cfg, j);
 		j->rule_id = DF_RULE_UNPARSABLE;
@@ -1440,6 +1441,8 @@ static __always_inline void judge_question(const struct df_config *cfg, struct d
 		*target = sc->match;
 		v = bpf_map_lookup_elem(&name_rules, target);
 	}
+	if (v && (v->flags & DF_PV_SOME_DENY))
+		sc->q_some_deny = 1;
 	if (!question_verdict(v, j))
 		judge_default(cfg, j);
 	/* through memory: what follows is walked once, not once per entry that could decide (5.10) */
@@ -2019,7 +2022,11 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	/* the question as the pending table keeps it, built in scratch (the stack is full) */
 	__builtin_memset(&sc->q, 0, sizeof(sc->q));
 	judge_question(cfg, sc, len, &j, &sc->q.target, &sc->q.name);
-	sc->q.deny = j.verdict == DF_DENY;
+	/*
+	 * refused, or refused on some port or protocol (tcp/x:443): either
+	 * way another name resolving to its addresses must not take them over
+	 */
+	sc->q.deny = j.verdict == DF_DENY || REREAD(sc->q_some_deny);
 	ev = question_event(cfg, c, &j);
 	refuse = ev == DF_EV_BLOCKED;
 	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE) {

@@ -147,9 +147,12 @@ struct df_entry {
 
 struct df_prefix_val {
 	__u32 n;
-	__u32 pad;
+	__u32 flags; /* DF_PV_*; 0 in address rules */
 	struct df_entry e[DF_MAX_ENTRIES];
 };
+
+/* a name rule target some entry refuses, on some port or protocol or on all */
+#define DF_PV_SOME_DENY 1
 
 struct df_key4 {
 	__u32 prefixlen;
@@ -222,7 +225,11 @@ struct df_pending_key {
 struct df_pending_val {
 	struct df_name_id name;
 	struct df_name_key target; /* most specific rule target matching the name; kind 0xff: none */
-	__u32 deny; /* the name is refused on every port */
+	/*
+	 * a rule refuses the name, on some port or protocol or on all: its
+	 * addresses keep this provenance until it expires (learn)
+	 */
+	__u32 deny;
 	__u64 sent_ns;
 };
 
@@ -300,7 +307,7 @@ struct df_dns_scratch {
 	struct df_pending_val q; /* the question an answer answers */
 	struct df_pending_key qk; /* its key, for df_pending_put and df_pending_look */
 	__u32 q_slot; /* where df_pending_look found it, */
-	__u32 q_pad;
+	__u32 q_some_deny; /* judge_question: a rule refuses the name on some port (DF_PV_SOME_DENY) */
 	__u64 q_check; /* and that slot's check then; 0: none */
 	__u32 a_off; /* answer walk: offset of the next record */
 	__u32 a_pad;

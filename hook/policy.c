@@ -991,6 +991,8 @@ int df_policy_compile_names(const struct df_policy *p, uint32_t b1, uint32_t b2,
 				.port_hi = r->port_hi,
 				.rule_id = cand[k].id,
 			};
+			if (r->verdict == DF_DENY)
+				v->flags |= DF_PV_SOME_DENY;
 			if (r->proto_mask == DF_PROTO_ANY && !r->has_ports)
 				break;
 		}

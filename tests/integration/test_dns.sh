@@ -165,6 +165,18 @@ ok" "$out"
 check "port-specific name rule: event names the name and rule" "blocked connect4 github.com tcp/github.com:443" \
 	"$(ev '[.events[] | select(.hook == "connect4")][0] | "\(.verdict) \(.hook) \(.name) \(.rule)"')"
 
+# an address a port-specific refusal holds is not taken over by another name resolving to it
+# (www.github.com has no rule; dnsmasq answers 203.0.113.10 for both)
+fenced --mode enforce --deny tcp/api.github.com:443 -- sh -c \
+	"$Q $R 53 api.github.com; $C tcp 203.0.113.10 443; $Q $R 53 www.github.com; $C tcp 203.0.113.10 443; $C tcp 203.0.113.10 80"
+check "port-specific name rule: another name's answer does not free its address" "ok 203.0.113.10
+EPERM
+ok 203.0.113.10
+EPERM
+ok" "$out"
+check "port-specific name rule: both refusals name the refused name" "api.github.com api.github.com" \
+	"$(ev '[.events[] | select(.hook == "connect4" and .verdict == "blocked")] | map(.name) | join(" ")')"
+
 fenced --mode enforce --deny '**.github.com' -- sh -c "$Q $R 53 api.github.com; $C tcp 203.0.113.10 80"
 check "deny by name: address from a refused question is not learned (judged by address)" "EPERM
 ok" "$out"

@@ -1307,6 +1307,45 @@ static void test_name_filter(void)
 	      err);
 	df_compiled_names_free(&cn);
 	df_policy_free(&p);
+
+	/*
+	 * DF_PV_SOME_DENY: a target some entry refuses, on a port or on all
+	 * (its addresses keep that provenance); by the target's own rules and
+	 * the wider ones that apply to it
+	 */
+	{
+		static const struct {
+			const char *spec, *target;
+			int kind, some_deny;
+		} cases[] = {
+			{ "-tcp/evil.example:443", "evil.example", DF_NAME_EXACT, 1 },
+			{ "-evil.example", "evil.example", DF_NAME_EXACT, 1 },
+			{ "+api.example.com", "api.example.com", DF_NAME_EXACT, 0 },
+			{ "+tcp/api.example.com:443 -udp/**.example.com", "api.example.com", DF_NAME_EXACT, 1 },
+			{ "+api.example.com -udp/**.example.com", "api.example.com", DF_NAME_EXACT, 0 },
+			{ "+api.example.com -**.example.com", "api.example.com", DF_NAME_EXACT, 0 },
+			{ "-tcp/*.example.com:22 +**.example.com", "example.com", DF_NAME_MANY, 0 },
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+			uint32_t h1, h2;
+			int found = -1;
+
+			err = policy_from_spec(&p, cases[i].spec, DF_ALLOW, &e);
+			if (!err)
+				err = df_policy_compile_names(&p, 1000003, 1000033, &cn, &e);
+			df_name_hash(cases[i].target, 1000003, 1000033, &h1, &h2);
+			for (size_t k = 0; !err && k < cn.n; k++)
+				if (cn.keys[k].h1 == h1 && cn.keys[k].h2 == h2 &&
+				    cn.keys[k].kind == (__u32)cases[i].kind)
+					found = !!(cn.vals[k].flags & DF_PV_SOME_DENY);
+			CHECK("name rules: some-deny flag", found == cases[i].some_deny,
+			      "%s, target %s: got %d (err %d %s)", cases[i].spec, cases[i].target, found,
+			      err, err ? e.msg : "");
+			df_compiled_names_free(&cn);
+			df_policy_free(&p);
+		}
+	}
 }
 
 static void test_addr_filter(void)
