@@ -361,6 +361,44 @@ schema_ok "gc: the report validates against the schema" "$DF_REPORTS/$ID.json"
 out=$("$DF_BIN" gc 2>&1)
 check "gc again: nothing to do" "0 " "$? $out"
 
+# gc and a createRuntime of the same id take turns on the id's lock: gc
+# judges a fence stale only under it. Here the state file names a cgroup that
+# is gone (a stale fence) while the test holds the lock, and is put back as a
+# live fence's before the lock is let go, as a createRuntime holding the lock
+# (finishing the stale fence, attaching a new one) would: gc must see the new
+# fence and leave it
+ID=gc-race-$$
+fence race "$ID" "exec sleep 300" || { notok "gc race: set up a fence" "$(oneline <"$DF_T/err")"; exit 1; }
+RACE_CG=$W_CG RACE_PID=$W_PID
+cp "$DF_STATE/$ID.json" "$DF_T/race.state"
+jq -c --arg c "$RACE_CG-gone" '.cgroup = $c' "$DF_T/race.state" >"$DF_STATE/.race.tmp" &&
+	mv "$DF_STATE/.race.tmp" "$DF_STATE/$ID.json"
+df_hold_lock "$ID" 1.5 || notok "gc race: hold the id's lock" "not held after 5 s"
+"$DF_BIN" gc --grace 0 >"$DF_T/race.out" 2>&1 &
+gc_pid=$!
+df_track_pid "$gc_pid"
+sleep 0.4
+cp "$DF_T/race.state" "$DF_STATE/.race.tmp" && mv "$DF_STATE/.race.tmp" "$DF_STATE/$ID.json"
+timeout 30 tail --pid="$gc_pid" -f /dev/null
+wait "$gc_pid"
+check "gc race: gc waits for the lock, then finds the live fence: exit 0, nothing done" "0 " "$? $(oneline <"$DF_T/race.out")"
+check "gc race: the live fence's programs stay attached" "6" \
+	"$(bpftool cgroup show "$RACE_CG" 2>/dev/null | grep -cE 'connect4|connect6|sendmsg4|sendmsg6|egress|ingress')"
+check "gc race: its pins and state stay, no report" "both no report" \
+	"$(pinned "$ID") $([ -e "$DF_REPORTS/$ID.json" ] && echo report || echo no report)"
+wait "$LOCK_PID" 2>/dev/null
+# a lock held past gc's bound: the fence is skipped, said so, and left
+df_hold_lock "$ID" 5 || notok "gc race: hold the id's lock" "not held after 5 s"
+out=$("$DF_BIN" gc --grace 0 2>&1)
+check "gc, lock held longer than 3 s: exit 0, says it skipped the fence" \
+	"0 skipped $ID: another depfence (a hook of this id, attaching or reporting) held its lock $DF_STATE/.fences.lock for 3000 ms; left for the next gc" "$? $out"
+check "gc, lock held longer than 3 s: the fence stays" "both" "$(pinned "$ID")"
+kill "$LOCK_PID" 2>/dev/null; wait "$LOCK_PID" 2>/dev/null
+kill "$RACE_PID"; df_reap "$RACE_PID"
+rm_cgroup "$RACE_CG" || notok "gc race: remove the cgroup" "rmdir $RACE_CG failed"
+echo "{\"id\": \"$ID\"}" | "$DF_BIN" hook poststop 2>"$DF_T/err"
+check "gc race: the fence's own poststop then finishes it" "0 none" "$? $(pinned "$ID")"
+
 # pins without a state file
 ID=gc-orphan-$$
 fence orphan "$ID" "dfclient tcp 203.0.113.10 443; exec sleep 300" || { notok "gc: set up a second fence" "$(oneline <"$DF_T/err")"; exit 1; }
