@@ -35,7 +35,8 @@ static void gc_usage(FILE *f)
 		"- a pin directory without a state file, no longer attached to any cgroup and\n"
 		"  older than the grace time: its records are reported (mode and default from\n"
 		"  the pins; rule texts, label and start time are lost) to <report_dir>/<id>.json\n"
-		"  (<id>.gc.json when that exists), then the pins are removed.\n"
+		"  (<id>.gc.json when that exists), then the pins are removed. Directories\n"
+		"  without depfence's config map are another tool's: skipped (said).\n"
 		"Records stay pinned when their report cannot be written. A fence whose id is\n"
 		"locked by a hook for more than 3 s is skipped (said). One line per fence\n"
 		"handled on stdout; nothing when there is nothing to do. Safe to run from a\n"
@@ -214,6 +215,17 @@ static int gc_orphan(const struct df_host_config *hc, const char *id, unsigned i
 	snprintf(dir, sizeof(dir), "%s/%s", hc->bpffs_root, id);
 	if (stat(dir, &sb) < 0)
 		return 0; /* removed meanwhile */
+	/* bpffs_root may be a bpffs mount's root (/sys/fs/bpf) that other tools pin under too */
+	r = live_pins_are_fence(hc, id);
+	if (r < 0) {
+		df_err("gc %s: read %s/config: %s; left as it is", id, dir, strerror(-r));
+		return r;
+	}
+	if (r == 0) {
+		printf("skipped %s: %s is not a depfence fence (no depfence config map pinned in it); left as it is\n",
+		       id, dir);
+		return 0;
+	}
 	if (grace && time(NULL) - sb.st_mtime < (time_t)grace) {
 		printf("skipped %s: pins %s without a state file are younger than %us (a fence being set up?)\n",
 		       id, dir, grace);

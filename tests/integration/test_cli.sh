@@ -432,3 +432,23 @@ schema_ok "gc on orphan pins: the report validates against the schema" "$DF_REPO
 # directories that are not fence ids, are not a fence's)
 check "cli: no fence pins or state left" "" \
 	"$(find "$DF_PINS" -mindepth 1 -maxdepth 1 ! -name '@*' 2>/dev/null; find "$DF_STATE" -name '*.json' 2>/dev/null)"
+
+# bpffs_root at the root of a bpffs mount that other tools pin under too (as
+# "/sys/fs/bpf" would be): a directory without depfence's config map is not a
+# fence, and gc and status leave it alone. A bpffs of its own, mounted in a
+# private mount namespace that ends with the command: nothing to clean up
+mkdir -p "$DF_T/bpfroot"
+jq --arg b "$DF_T/bpfroot" '.bpffs_root = $b' "$DEPFENCE_CONFIG" >"$DF_T/sharedroot.json"
+out=$(DEPFENCE_CONFIG=$DF_T/sharedroot.json unshare --mount --propagation private sh -c '
+	mount -t bpf none "$1" || { echo "mount failed"; exit; }
+	mkdir "$1/foreign" &&
+		bpftool map create "$1/foreign/m" type array key 4 value 4 entries 1 name foreign ||
+		{ echo "map create failed"; exit; }
+	echo "status: $("$2" status --json | jq -c .orphans)"
+	echo "gc: $("$2" gc --grace 0 2>&1; echo "rc $?")"
+	echo "left: $(ls "$1/foreign")"' _ "$DF_T/bpfroot" "$DF_BIN" 2>&1)
+check "gc, bpffs_root shared with other tools: another tool's directory is skipped, said so" \
+	"gc: skipped foreign: $DF_T/bpfroot/foreign is not a depfence fence (no depfence config map pinned in it); left as it is|rc 0" \
+	"$(echo "$out" | sed -n '/^gc: /,/^rc /p' | tr '\n' '|' | sed 's/|$//')"
+check "status, bpffs_root shared with other tools: not listed as an orphan" "status: []" "$(echo "$out" | grep '^status: ')"
+check "gc, bpffs_root shared with other tools: the other tool's pin survives" "left: m" "$(echo "$out" | grep '^left: ')"
