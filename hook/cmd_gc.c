@@ -208,6 +208,7 @@ static int gc_orphan(const struct df_host_config *hc, const char *id, unsigned i
 	_cleanup_free_ char *json = NULL, *noted = NULL;
 	char dir[PATH_MAX], report[PATH_MAX];
 	unsigned long long cgid = 0;
+	_cleanup_close_ int lock = -1;
 	struct stat sb;
 	size_t len;
 	int r;
@@ -215,6 +216,20 @@ static int gc_orphan(const struct df_host_config *hc, const char *id, unsigned i
 	snprintf(dir, sizeof(dir), "%s/%s", hc->bpffs_root, id);
 	if (stat(dir, &sb) < 0)
 		return 0; /* removed meanwhile */
+	if (!dry_run) {
+		/* a createRuntime of the id writes its state file first, then pins: under its lock */
+		r = gc_lock(hc, id, &lock);
+		if (r <= 0)
+			return r;
+		if (fence_load_state(hc, id, &st, NULL) != 0) {
+			fence_state_free(&st);
+			printf("skipped %s: pins %s have a state file now (a hook of this id started meanwhile)\n",
+			       id, dir);
+			return 0;
+		}
+		if (stat(dir, &sb) < 0)
+			return 0;
+	}
 	/* bpffs_root may be a bpffs mount's root (/sys/fs/bpf) that other tools pin under too */
 	r = live_pins_are_fence(hc, id);
 	if (r < 0) {

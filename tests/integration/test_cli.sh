@@ -403,7 +403,7 @@ check "gc race: the fence's own poststop then finishes it" "0 none" "$? $(pinned
 ID=gc-orphan-$$
 fence orphan "$ID" "dfclient tcp 203.0.113.10 443; exec sleep 300" || { notok "gc: set up a second fence" "$(oneline <"$DF_T/err")"; exit 1; }
 for i in $(seq 50); do [ -s "$DF_T/orphan.out" ] && break; sleep 0.1; done
-rm -f "$DF_STATE/$ID.json"
+mv "$DF_STATE/$ID.json" "$DF_T/orphan.state"
 check "status: pins without a state file are listed" "$ID" "$("$DF_BIN" status --json | jq -r '.orphans[].id')"
 out=$("$DF_BIN" gc 2>&1)
 case $out in "skipped $ID: "*"younger than 60s"*) ok "gc: young pins without state are left alone" ;;
@@ -421,6 +421,21 @@ for i in $(seq 50); do
 	case $out in *"still attached"*) sleep 0.1 ;; *) break ;; esac
 done
 check "gc --dry-run on orphan pins: says what it would do" "would recover $ID: pins $DF_PINS/$ID without a state file, 1 record; report $DF_REPORTS/$ID.json" "$out"
+# a hook of the id writes its state file (under the id's lock) while gc is
+# at the pins: gc judges them under that lock, and leaves them
+df_hold_lock "$ID" 1.5 || notok "gc orphan race: hold the id's lock" "not held after 5 s"
+"$DF_BIN" gc --grace 0 >"$DF_T/orace.out" 2>&1 &
+gc_pid=$!
+df_track_pid "$gc_pid"
+sleep 0.4
+cp "$DF_T/orphan.state" "$DF_STATE/.orace.tmp" && mv "$DF_STATE/.orace.tmp" "$DF_STATE/$ID.json"
+timeout 30 tail --pid="$gc_pid" -f /dev/null
+wait "$gc_pid"
+check "gc orphan race: pins that have a state file by the time gc holds the lock are left" \
+	"0 skipped $ID: pins $DF_PINS/$ID have a state file now (a hook of this id started meanwhile) both" \
+	"$? $(oneline <"$DF_T/orace.out" | sed 's/|$//') $(pinned "$ID")"
+wait "$LOCK_PID" 2>/dev/null
+rm -f "$DF_STATE/$ID.json"
 out=$("$DF_BIN" gc --grace 0 2>"$DF_T/err")
 check "gc on orphan pins: exit 0 and one line" "0 recovered $ID: pins $DF_PINS/$ID without a state file, 1 record; report $DF_REPORTS/$ID.json" "$? $out"
 check "gc on orphan pins: nothing left" "none" "$(pinned "$ID")"
