@@ -34,6 +34,15 @@ int cmd_doctor(int argc, char **argv);
 int fence_finish(const struct df_host_config *hc, const char *id, const char *report_path,
 		 struct fence_data *ret_data);
 
+/*
+ * poststop: fence_finish for the container of bundle. A fence of the same id
+ * whose state file names another bundle belongs to another container (ids
+ * are unique per runtime root only: two runc --root dirs, two containerd
+ * namespaces): it is left alone, said so, and 0 returned. A state file
+ * without a bundle (run, or an older depfence) or a bundle of NULL: not compared.
+ */
+int fence_finish_container(const struct df_host_config *hc, const char *id, const char *bundle);
+
 void df_libbpf_logging(void);
 
 #endif

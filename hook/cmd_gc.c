@@ -20,6 +20,8 @@
 #include "report.h"
 
 #define GC_GRACE_DEFAULT 60
+/* a hook of the id holds its lock while it attaches or reports: wait that long, then skip it */
+#define GC_LOCK_WAIT_MS 3000
 
 static void gc_usage(FILE *f)
 {
@@ -33,8 +35,10 @@ static void gc_usage(FILE *f)
 		"- a pin directory without a state file, no longer attached to any cgroup and\n"
 		"  older than the grace time: its records are reported (mode and default from\n"
 		"  the pins; rule texts, label and start time are lost) to <report_dir>/<id>.json\n"
-		"  (<id>.gc.json when that exists), then the pins are removed.\n"
-		"Records stay pinned when their report cannot be written. One line per fence\n"
+		"  (<id>.gc.json when that exists), then the pins are removed. Directories\n"
+		"  without depfence's config map are another tool's: skipped (said).\n"
+		"Records stay pinned when their report cannot be written. A fence whose id is\n"
+		"locked by a hook for more than 3 s is skipped (said). One line per fence\n"
 		"handled on stdout; nothing when there is nothing to do. Safe to run from a\n"
 		"timer.\n"
 		"\n"
@@ -107,6 +111,31 @@ static int add_note(const char *json, const char *note, char **ret, size_t *ret_
 	return jg_finish(g, r, ret, ret_len);
 }
 
+/*
+ * The id's lock, so that what gc decides from the state file still holds when
+ * it acts (a createRuntime of the id may be finishing a stale fence and
+ * starting a new one meanwhile). Bounded: a hook that holds it longer is
+ * said and skipped. 1 and the lock's fd, 0 skipped (said), < 0 failed (logged).
+ */
+static int gc_lock(const struct df_host_config *hc, const char *id, int *ret_lock)
+{
+	int lock = fence_lock_wait(hc, id, GC_LOCK_WAIT_MS);
+
+	if (lock == -ETIMEDOUT) {
+		printf("skipped %s: another depfence (a hook of this id, attaching or reporting) held its lock %s/%s for %d ms; left for the next gc\n",
+		       id, hc->state_dir, FENCE_LOCKS, GC_LOCK_WAIT_MS);
+		fflush(stdout);
+		return 0;
+	}
+	if (lock < 0) {
+		df_err("gc %s: lock %s/%s: %s; left as it is", id, hc->state_dir, FENCE_LOCKS,
+		       strerror(-lock));
+		return lock;
+	}
+	*ret_lock = lock;
+	return 1;
+}
+
 /* 1 handled, 0 left alone, < 0 failed (logged). */
 static int gc_stale(const struct df_host_config *hc, const char *id, int dry_run)
 {
@@ -114,8 +143,15 @@ static int gc_stale(const struct df_host_config *hc, const char *id, int dry_run
 	struct df_error e = {};
 	struct stat sb;
 	char report[PATH_MAX];
+	_cleanup_close_ int lock = -1;
 	int r, pid = 0, owner;
 
+	/* a dry run changes nothing: it judges without the lock */
+	if (!dry_run) {
+		r = gc_lock(hc, id, &lock);
+		if (r <= 0)
+			return r;
+	}
 	r = fence_load_state(hc, id, &st, &e);
 	if (r <= 0) {
 		if (r < 0)
@@ -156,7 +192,7 @@ static int gc_stale(const struct df_host_config *hc, const char *id, int dry_run
 		       dry_run ? "would report" : "reported", id, st.cgroup, report);
 	}
 	fflush(stdout);
-	r = dry_run ? 1 : fence_finish(hc, id, NULL, NULL);
+	r = dry_run ? 1 : fence_finish_locked(hc, id, NULL, NULL);
 out:
 	fence_state_free(&st);
 	return r;
@@ -172,6 +208,7 @@ static int gc_orphan(const struct df_host_config *hc, const char *id, unsigned i
 	_cleanup_free_ char *json = NULL, *noted = NULL;
 	char dir[PATH_MAX], report[PATH_MAX];
 	unsigned long long cgid = 0;
+	_cleanup_close_ int lock = -1;
 	struct stat sb;
 	size_t len;
 	int r;
@@ -179,6 +216,31 @@ static int gc_orphan(const struct df_host_config *hc, const char *id, unsigned i
 	snprintf(dir, sizeof(dir), "%s/%s", hc->bpffs_root, id);
 	if (stat(dir, &sb) < 0)
 		return 0; /* removed meanwhile */
+	if (!dry_run) {
+		/* a createRuntime of the id writes its state file first, then pins: under its lock */
+		r = gc_lock(hc, id, &lock);
+		if (r <= 0)
+			return r;
+		if (fence_load_state(hc, id, &st, NULL) != 0) {
+			fence_state_free(&st);
+			printf("skipped %s: pins %s have a state file now (a hook of this id started meanwhile)\n",
+			       id, dir);
+			return 0;
+		}
+		if (stat(dir, &sb) < 0)
+			return 0;
+	}
+	/* bpffs_root may be a bpffs mount's root (/sys/fs/bpf) that other tools pin under too */
+	r = live_pins_are_fence(hc, id);
+	if (r < 0) {
+		df_err("gc %s: read %s/config: %s; left as it is", id, dir, strerror(-r));
+		return r;
+	}
+	if (r == 0) {
+		printf("skipped %s: %s is not a depfence fence (no depfence config map pinned in it); left as it is\n",
+		       id, dir);
+		return 0;
+	}
 	if (grace && time(NULL) - sb.st_mtime < (time_t)grace) {
 		printf("skipped %s: pins %s without a state file are younger than %us (a fence being set up?)\n",
 		       id, dir, grace);

@@ -278,8 +278,9 @@ int cmd_status(int argc, char **argv)
 		rc = DF_EXIT_ERROR;
 		goto out;
 	}
+	/* directories of other tools (bpffs_root a bpffs mount's root) are not orphans */
 	for (size_t i = 0; i < pins.n; i++)
-		if (!live_ids_has(&ids, pins.ids[i]) &&
+		if (!live_ids_has(&ids, pins.ids[i]) && live_pins_are_fence(&hc, pins.ids[i]) != 0 &&
 		    (orphans.ids[orphans.n] = strdup(pins.ids[i])))
 			orphans.n++;
 	now = now_realtime_ns();

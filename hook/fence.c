@@ -1072,6 +1072,8 @@ int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_le
 	r |= jg_key_str(g, "kind", st->kind);
 	r |= jg_key_str(g, "cgroup", st->cgroup);
 	r |= jg_key_str(g, "command", st->command[0] ? st->command : NULL);
+	if (st->bundle[0])
+		r |= jg_key_str(g, "bundle", st->bundle);
 	r |= jg_key_int(g, "started_at_ns", (long long)st->started_ns);
 	if (st->attached)
 		r |= jg_key_bool(g, "attached", 1);
@@ -1146,6 +1148,9 @@ int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_er
 	snprintf(st.cgroup, sizeof(st.cgroup), "%s", s);
 	if (json_get_string(root, "command", &s, NULL) == 0)
 		snprintf(st.command, sizeof(st.command), "%s", s);
+	/* absent in state files of an older depfence: poststop then does not compare */
+	if (json_get_string(root, "bundle", &s, NULL) == 0)
+		snprintf(st.bundle, sizeof(st.bundle), "%s", s);
 	if (json_get_int(root, "started_at_ns", &n, NULL) < 0)
 		goto bad;
 	st.started_ns = (unsigned long long)n;

@@ -36,6 +36,12 @@ struct fence_state {
 	char kind[8];
 	char cgroup[PATH_MAX];
 	char command[1024]; /* run: the job's command line */
+	/*
+	 * hook: the OCI state's bundle path at createRuntime. Container ids are
+	 * unique per runtime root only: poststop finishes the fence only for the
+	 * same bundle. "" for run, and in state files written before it was kept.
+	 */
+	char bundle[PATH_MAX];
 	unsigned long long started_ns; /* CLOCK_REALTIME */
 	struct df_policy policy;
 	struct df_integrity integrity;

@@ -34,6 +34,28 @@ int fence_finish(const struct df_host_config *hc, const char *id, const char *re
 	return fence_finish_locked(hc, id, report_path, ret_data);
 }
 
+int fence_finish_container(const struct df_host_config *hc, const char *id, const char *bundle)
+{
+	_cleanup_close_ int lock = fence_lock(hc, id);
+	struct fence_state st = {};
+	int r;
+
+	if (lock < 0) {
+		df_err("poststop %s: lock %s/%s: %s", id, hc->state_dir, FENCE_LOCKS, strerror(-lock));
+		return lock;
+	}
+	/* a state file that cannot be read: fence_finish_locked says why */
+	r = fence_load_state(hc, id, &st, NULL);
+	if (r > 0 && bundle && st.bundle[0] && strcmp(st.bundle, bundle)) {
+		df_err("poststop %s: the fence with this id belongs to the container of bundle %s, not to this one (bundle %s): container ids are unique per runtime root only; that fence is left alone",
+		       id, st.bundle, bundle);
+		fence_state_free(&st);
+		return 0;
+	}
+	fence_state_free(&st);
+	return fence_finish_locked(hc, id, NULL, NULL);
+}
+
 int fence_finish_locked(const struct df_host_config *hc, const char *id, const char *report_path,
 			struct fence_data *ret_data)
 {

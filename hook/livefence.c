@@ -167,6 +167,29 @@ static int fd_kind(int fd, char *buf, size_t len)
 	return 0;
 }
 
+int live_pins_are_fence(const struct df_host_config *hc, const char *id)
+{
+	_cleanup_close_ int fd = -1;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[PATH_MAX], kind[64];
+
+	if (safe_id(id) < 0)
+		return 0;
+	fd = map_get_ro(hc, id, "config", path, sizeof(path));
+	if (fd == -ENOMEM || fd == -EMFILE || fd == -ENFILE)
+		return fd;
+	/* missing, a directory, a program or link (EINVAL read-only), not a bpf object */
+	if (fd < 0)
+		return 0;
+	if (fd_kind(fd, kind, sizeof(kind)) < 0 || strcmp(kind, "bpf-map"))
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		return -errno;
+	return info.type == BPF_MAP_TYPE_ARRAY && info.key_size == sizeof(__u32) &&
+	       info.value_size == sizeof(struct df_config) && info.max_entries == 1;
+}
+
 int live_links_attached(const struct df_host_config *hc, const char *id,
 			unsigned long long *ret_cgid)
 {

@@ -21,6 +21,16 @@ int live_pin_ids(const struct df_host_config *hc, struct live_ids *ret);
 
 int live_ids_has(const struct live_ids *l, const char *id);
 
+/*
+ * 1 when <bpffs_root>/<id>/ carries depfence's own pins: a "config" pin that
+ * is a one-entry BPF array map of struct df_config (fence_start pins it last,
+ * and a fence without a state file has one unless it was killed while
+ * attaching, when its state file was written first). 0 when not: another
+ * tool's directory, where bpffs_root is a bpffs mount's root that others use
+ * too. < 0 on errors other than the pin missing or not being that map.
+ */
+int live_pins_are_fence(const struct df_host_config *hc, const char *id);
+
 /* Counters and the number of records so far, read-only from the pins. */
 int live_read_counters(const struct df_host_config *hc, const char *id, struct df_counters *ret,
 		       long long *ret_records, struct df_error *e);

@@ -85,6 +85,14 @@ static int hook_create(const struct df_host_config *hc, struct oci_state *s,
 	snprintf(st.id, sizeof(st.id), "%s", s->id);
 	snprintf(st.kind, sizeof(st.kind), DF_KIND_HOOK);
 	snprintf(st.cgroup, sizeof(st.cgroup), "%s", cg);
+	/* what poststop compares: another runtime root may run a container of the same id */
+	if (s->bundle && snprintf(st.bundle, sizeof(st.bundle), "%s", s->bundle) >=
+				 (int)sizeof(st.bundle)) {
+		df_err("container %s: the state's \"bundle\" is longer than %zu bytes", s->id,
+		       sizeof(st.bundle) - 1);
+		r = -ENAMETOOLONG;
+		goto out;
+	}
 	st.started_ns = now_realtime_ns();
 	/* the container's command, for the report: what ran in the fence */
 	if (oci_command_from_bundle(s->bundle, st.command, sizeof(st.command)) < 0)
@@ -170,7 +178,7 @@ int cmd_hook(int argc, char **argv)
 		return DF_EXIT_ERROR;
 	}
 	if (!strcmp(stage, "poststop"))
-		r = fence_finish(&hc, s.id, NULL, NULL);
+		r = fence_finish_container(&hc, s.id, s.bundle);
 	else
 		r = hook_create(&hc, &s, caps_known ? &caps : NULL);
 	oci_state_free(&s);

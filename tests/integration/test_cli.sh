@@ -361,11 +361,49 @@ schema_ok "gc: the report validates against the schema" "$DF_REPORTS/$ID.json"
 out=$("$DF_BIN" gc 2>&1)
 check "gc again: nothing to do" "0 " "$? $out"
 
+# gc and a createRuntime of the same id take turns on the id's lock: gc
+# judges a fence stale only under it. Here the state file names a cgroup that
+# is gone (a stale fence) while the test holds the lock, and is put back as a
+# live fence's before the lock is let go, as a createRuntime holding the lock
+# (finishing the stale fence, attaching a new one) would: gc must see the new
+# fence and leave it
+ID=gc-race-$$
+fence race "$ID" "exec sleep 300" || { notok "gc race: set up a fence" "$(oneline <"$DF_T/err")"; exit 1; }
+RACE_CG=$W_CG RACE_PID=$W_PID
+cp "$DF_STATE/$ID.json" "$DF_T/race.state"
+jq -c --arg c "$RACE_CG-gone" '.cgroup = $c' "$DF_T/race.state" >"$DF_STATE/.race.tmp" &&
+	mv "$DF_STATE/.race.tmp" "$DF_STATE/$ID.json"
+df_hold_lock "$ID" 1.5 || notok "gc race: hold the id's lock" "not held after 5 s"
+"$DF_BIN" gc --grace 0 >"$DF_T/race.out" 2>&1 &
+gc_pid=$!
+df_track_pid "$gc_pid"
+sleep 0.4
+cp "$DF_T/race.state" "$DF_STATE/.race.tmp" && mv "$DF_STATE/.race.tmp" "$DF_STATE/$ID.json"
+timeout 30 tail --pid="$gc_pid" -f /dev/null
+wait "$gc_pid"
+check "gc race: gc waits for the lock, then finds the live fence: exit 0, nothing done" "0 " "$? $(oneline <"$DF_T/race.out")"
+check "gc race: the live fence's programs stay attached" "6" \
+	"$(bpftool cgroup show "$RACE_CG" 2>/dev/null | grep -cE 'connect4|connect6|sendmsg4|sendmsg6|egress|ingress')"
+check "gc race: its pins and state stay, no report" "both no report" \
+	"$(pinned "$ID") $([ -e "$DF_REPORTS/$ID.json" ] && echo report || echo no report)"
+wait "$LOCK_PID" 2>/dev/null
+# a lock held past gc's bound: the fence is skipped, said so, and left
+df_hold_lock "$ID" 5 || notok "gc race: hold the id's lock" "not held after 5 s"
+out=$("$DF_BIN" gc --grace 0 2>&1)
+check "gc, lock held longer than 3 s: exit 0, says it skipped the fence" \
+	"0 skipped $ID: another depfence (a hook of this id, attaching or reporting) held its lock $DF_STATE/.fences.lock for 3000 ms; left for the next gc" "$? $out"
+check "gc, lock held longer than 3 s: the fence stays" "both" "$(pinned "$ID")"
+kill "$LOCK_PID" 2>/dev/null; wait "$LOCK_PID" 2>/dev/null
+kill "$RACE_PID"; df_reap "$RACE_PID"
+rm_cgroup "$RACE_CG" || notok "gc race: remove the cgroup" "rmdir $RACE_CG failed"
+echo "{\"id\": \"$ID\"}" | "$DF_BIN" hook poststop 2>"$DF_T/err"
+check "gc race: the fence's own poststop then finishes it" "0 none" "$? $(pinned "$ID")"
+
 # pins without a state file
 ID=gc-orphan-$$
 fence orphan "$ID" "dfclient tcp 203.0.113.10 443; exec sleep 300" || { notok "gc: set up a second fence" "$(oneline <"$DF_T/err")"; exit 1; }
 for i in $(seq 50); do [ -s "$DF_T/orphan.out" ] && break; sleep 0.1; done
-rm -f "$DF_STATE/$ID.json"
+mv "$DF_STATE/$ID.json" "$DF_T/orphan.state"
 check "status: pins without a state file are listed" "$ID" "$("$DF_BIN" status --json | jq -r '.orphans[].id')"
 out=$("$DF_BIN" gc 2>&1)
 case $out in "skipped $ID: "*"younger than 60s"*) ok "gc: young pins without state are left alone" ;;
@@ -383,6 +421,21 @@ for i in $(seq 50); do
 	case $out in *"still attached"*) sleep 0.1 ;; *) break ;; esac
 done
 check "gc --dry-run on orphan pins: says what it would do" "would recover $ID: pins $DF_PINS/$ID without a state file, 1 record; report $DF_REPORTS/$ID.json" "$out"
+# a hook of the id writes its state file (under the id's lock) while gc is
+# at the pins: gc judges them under that lock, and leaves them
+df_hold_lock "$ID" 1.5 || notok "gc orphan race: hold the id's lock" "not held after 5 s"
+"$DF_BIN" gc --grace 0 >"$DF_T/orace.out" 2>&1 &
+gc_pid=$!
+df_track_pid "$gc_pid"
+sleep 0.4
+cp "$DF_T/orphan.state" "$DF_STATE/.orace.tmp" && mv "$DF_STATE/.orace.tmp" "$DF_STATE/$ID.json"
+timeout 30 tail --pid="$gc_pid" -f /dev/null
+wait "$gc_pid"
+check "gc orphan race: pins that have a state file by the time gc holds the lock are left" \
+	"0 skipped $ID: pins $DF_PINS/$ID have a state file now (a hook of this id started meanwhile) both" \
+	"$? $(oneline <"$DF_T/orace.out" | sed 's/|$//') $(pinned "$ID")"
+wait "$LOCK_PID" 2>/dev/null
+rm -f "$DF_STATE/$ID.json"
 out=$("$DF_BIN" gc --grace 0 2>"$DF_T/err")
 check "gc on orphan pins: exit 0 and one line" "0 recovered $ID: pins $DF_PINS/$ID without a state file, 1 record; report $DF_REPORTS/$ID.json" "$? $out"
 check "gc on orphan pins: nothing left" "none" "$(pinned "$ID")"
@@ -394,3 +447,23 @@ schema_ok "gc on orphan pins: the report validates against the schema" "$DF_REPO
 # directories that are not fence ids, are not a fence's)
 check "cli: no fence pins or state left" "" \
 	"$(find "$DF_PINS" -mindepth 1 -maxdepth 1 ! -name '@*' 2>/dev/null; find "$DF_STATE" -name '*.json' 2>/dev/null)"
+
+# bpffs_root at the root of a bpffs mount that other tools pin under too (as
+# "/sys/fs/bpf" would be): a directory without depfence's config map is not a
+# fence, and gc and status leave it alone. A bpffs of its own, mounted in a
+# private mount namespace that ends with the command: nothing to clean up
+mkdir -p "$DF_T/bpfroot"
+jq --arg b "$DF_T/bpfroot" '.bpffs_root = $b' "$DEPFENCE_CONFIG" >"$DF_T/sharedroot.json"
+out=$(DEPFENCE_CONFIG=$DF_T/sharedroot.json unshare --mount --propagation private sh -c '
+	mount -t bpf none "$1" || { echo "mount failed"; exit; }
+	mkdir "$1/foreign" &&
+		bpftool map create "$1/foreign/m" type array key 4 value 4 entries 1 name foreign ||
+		{ echo "map create failed"; exit; }
+	echo "status: $("$2" status --json | jq -c .orphans)"
+	echo "gc: $("$2" gc --grace 0 2>&1; echo "rc $?")"
+	echo "left: $(ls "$1/foreign")"' _ "$DF_T/bpfroot" "$DF_BIN" 2>&1)
+check "gc, bpffs_root shared with other tools: another tool's directory is skipped, said so" \
+	"gc: skipped foreign: $DF_T/bpfroot/foreign is not a depfence fence (no depfence config map pinned in it); left as it is|rc 0" \
+	"$(echo "$out" | sed -n '/^gc: /,/^rc /p' | tr '\n' '|' | sed 's/|$//')"
+check "status, bpffs_root shared with other tools: not listed as an orphan" "status: []" "$(echo "$out" | grep '^status: ')"
+check "gc, bpffs_root shared with other tools: the other tool's pin survives" "left: m" "$(echo "$out" | grep '^left: ')"

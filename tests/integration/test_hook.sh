@@ -332,6 +332,45 @@ check_rc "twice: poststop exit 0" 0 $?
 check "twice: its report has the refusal" "1" "$(jqr "$DF_REPORTS/$ID.json" .summary.blocked)"
 df_check_clean "twice"
 
+# --- container ids are unique per runtime root only (two runc --root dirs, two
+# containerd namespaces): B, of A's id, is refused at createRuntime while A's
+# fence holds; the runtime then runs B's poststop anyway (runc's destroy()
+# does), which must leave A's fence alone: the state file keeps A's bundle ---
+ID=hook-sameid
+mkdir -p "$DF_T/bundle-a" "$DF_T/bundle-b"
+ANN='{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.10:443"}'
+df_waiter "$NS" sameid-a "dfclient tcp 203.0.113.10 443"
+A_CG=$W_CG A_PID=$W_PID
+state "$ID" "$A_PID" "$ANN" "$DF_T/bundle-a" | hook createRuntime
+check_rc "same id, other bundle: A's createRuntime exit 0" 0 $?
+check "same id, other bundle: A's state file keeps its bundle" "$DF_T/bundle-a" "$(jqr "$DF_STATE/$ID.json" .bundle)"
+progs_a=$(bpftool cgroup show "$A_CG" 2>/dev/null | grep -vc '^ID')
+check "same id, other bundle: A's programs attached (at least 6)" "1" "$([ "$progs_a" -ge 6 ] && echo 1)"
+df_waiter "$NS" sameid-b "true"
+B_CG=$W_CG B_PID=$W_PID
+state "$ID" "$B_PID" "$ANN" "$DF_T/bundle-b" | hook createRuntime
+check_rc "same id, other bundle: B's createRuntime refused" 1 $?
+check_err "same id, other bundle: B is told why" "a fence with id $ID is attached to another cgroup"
+df_release sameid-b
+df_reap "$B_PID"
+rmdir "$B_CG"
+state "$ID" 0 null "$DF_T/bundle-b" stopped | hook poststop
+check_rc "same id, other bundle: B's poststop exit 0" 0 $?
+check_err "same id, other bundle: B's poststop names the id and both bundles" \
+	"poststop $ID: .*bundle $DF_T/bundle-a, not to this one (bundle $DF_T/bundle-b)"
+check "same id, other bundle: A's programs still attached" "$progs_a" \
+	"$(bpftool cgroup show "$A_CG" 2>/dev/null | grep -vc '^ID')"
+check "same id, other bundle: A's pins and state stay, no report" "6 $DF_T/bundle-a no report" \
+	"$(ls "$DF_PINS/$ID" 2>/dev/null | grep -cE '^(connect[46]|sendmsg[46]|egress|ingress)$') $(jqr "$DF_STATE/$ID.json" .bundle) $([ -e "$DF_REPORTS/$ID.json" ] && echo report || echo no report)"
+df_release sameid-a
+df_reap "$A_PID"
+check "same id, other bundle: A is still fenced" "EPERM" "$(cat "$DF_T/sameid-a.out")"
+rmdir "$A_CG"
+state "$ID" 0 null "$DF_T/bundle-a" stopped | hook poststop
+check_rc "same id, other bundle: A's own poststop exit 0" 0 $?
+check "same id, other bundle: A's report has its refusal" "$ID 1" "$(jqr "$DF_REPORTS/$ID.json" '"\(.id) \(.summary.blocked)"')"
+df_check_clean "same id, other bundle"
+
 # --- the programs are verified on two threads at once (fence.c, fence_objs_load):
 # the fence's eight program loads (the attribution's tracing programs aside)
 # come from two tasks: three on the second thread (df_egress, df_connect6,

@@ -651,6 +651,7 @@ static void test_state_round_trip(void)
 	snprintf(st.id, sizeof(st.id), "c1");
 	snprintf(st.kind, sizeof(st.kind), DF_KIND_HOOK);
 	snprintf(st.cgroup, sizeof(st.cgroup), "/sys/fs/cgroup/c1");
+	snprintf(st.bundle, sizeof(st.bundle), "/run/containerd/io.containerd.runtime.v2.task/ns1/c1");
 	df_policy_init(&st.policy);
 	free(json);
 	json = NULL;
@@ -658,6 +659,7 @@ static void test_state_round_trip(void)
 	err = err ?: fence_state_from_json(json, &back, &e);
 	CHECK("state round trip: a bare hook fence", err == 0, "got %d (%s)", err, e.msg);
 	if (!err) {
+		CHECK_STR("state round trip: bundle", st.bundle, back.bundle);
 		CHECK("state round trip: no label, no command, no rules",
 		      back.policy.label == NULL && back.command[0] == '\0' &&
 			      back.policy.n_rules == 0 && back.started_ns == 0 &&
@@ -669,6 +671,15 @@ static void test_state_round_trip(void)
 		fence_state_free(&back);
 	}
 	fence_state_free(&st);
+
+	/* a state file of a depfence that did not keep the bundle: read, bundle "" */
+	err = fence_state_from_json(
+		"{\"schema\":\"depfence.state/v1\",\"id\":\"x\",\"kind\":\"hook\",\"cgroup\":\"/c\",\"started_at_ns\":0,\"mode\":\"audit\",\"default\":\"allow\",\"rules\":[]}",
+		&back, &e);
+	CHECK("fence_state_from_json: an older state file without bundle", err == 0 && !back.bundle[0],
+	      "got %d (%s), bundle \"%s\"", err, e.msg, err ? "" : back.bundle);
+	if (!err)
+		fence_state_free(&back);
 
 	/* state files this depfence did not write */
 	static const struct {
