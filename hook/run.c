@@ -139,21 +139,6 @@ static int spawn_in_cgroup(const char *cgdir, char **argv, int confine, pid_t *r
 	return 0;
 }
 
-static int remove_cgroup(const char *dir)
-{
-	/* rmdir fails with EBUSY for a moment after the last process exits */
-	for (int i = 0; i < 500; i++) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-
-		if (rmdir(dir) == 0 || errno == ENOENT)
-			return 0;
-		if (errno != EBUSY)
-			return -errno;
-		nanosleep(&ts, NULL);
-	}
-	return -EBUSY;
-}
-
 int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -173,6 +158,7 @@ int cmd_run(int argc, char **argv)
 	struct df_error e = {};
 	const char *report = NULL;
 	char parent[PATH_MAX], cg[PATH_MAX], mnt[PATH_MAX], rel[PATH_MAX], rpath[PATH_MAX];
+	const char *what;
 	pid_t pid = 0;
 	int c, r, status = 0, rc = DF_EXIT_ERROR, no_confine = 0, loaded = 0;
 	struct sigaction sa = {};
@@ -331,7 +317,7 @@ int cmd_run(int argc, char **argv)
 	r = fence_start(&hc, &st, &e);
 	if (r < 0) {
 		df_err("run: %s", e.msg);
-		remove_cgroup(cg);
+		cg2_remove_tree(cg);
 		goto fail;
 	}
 	/* the terminal has the job's own output; the attach line goes to syslog */
@@ -359,13 +345,20 @@ int cmd_run(int argc, char **argv)
 		child_pid = 0;
 	}
 
-	/* whatever the job left running goes with it: the fence ends now */
+	/* whatever the job left running, in sub-cgroups too, goes with it: the fence ends now */
+	what = "emptied";
 	r = cg2_kill_all(cg);
-	if (r < 0)
-		df_err("run: end the processes left in %s: %s", cg, strerror(-r));
-	r = remove_cgroup(cg);
-	if (r < 0)
-		df_err("run: remove cgroup %s: %s", cg, strerror(-r));
+	if (r >= 0) {
+		what = "removed";
+		r = cg2_remove_tree(cg);
+	}
+	if (r < 0) {
+		/* what is left in it stays fenced: the fence outlives this run */
+		df_err("run: cgroup %s could not be %s (%s); its fence %s stays attached and no report is written: end what is left in it and remove it, then `depfence gc` reports and removes the fence",
+		       cg, what, strerror(-r), st.id);
+		rc = DF_EXIT_ERROR;
+		goto out;
+	}
 
 	r = fence_finish(&hc, st.id, report, NULL);
 	if (WIFEXITED(status))
@@ -374,6 +367,7 @@ int cmd_run(int argc, char **argv)
 		rc = 128 + WTERMSIG(status);
 	if (r < 0 && rc == 0)
 		rc = DF_EXIT_ERROR;
+out:
 	fence_state_free(&st);
 	df_config_free(&hc);
 	return rc;

@@ -188,4 +188,50 @@ check "left-behind daemon ended with the job" "" "$(pgrep -f '^sleep 60$' | whil
 cg=$(jqr "$rep" .cgroup)
 check "the job's cgroup is named in the report" "1" "$(case $cg in */depfence-run-*) echo 1 ;; *) echo 0 ;; esac)"
 check "the job's cgroup is removed" "no" "$([ -e "$cg" ] && echo yes || echo no)"
+
+# --- a sub-cgroup the job made, with a process in it: ended, removed, then the fence ---
+# (the job is root in a cgroup namespace rooted at its cgroup: it may make cgroups below it)
+parent=$(df_cg2root)$(sed -n 's/^0:://p' /proc/self/cgroup)
+parent=${parent%/}
+rep=$DF_T/sub.json
+# on failure: the process by its pid, then the cgroups deepest first
+df_on_exit 'p=$(cat "$DF_T/sub.pid"); [ -n "$p" ] && kill -9 "$p"; sleep 0.2; c=$(cat "$DF_T/sub.cg"); [ -n "$c" ] && rmdir "$c/sub/x" "$c/sub" "$c"'
+"$DF_BIN" run --report "$rep" -- sh -c '
+	CG=$(dirname "$(grep -l "^$$\$" '"$parent"'/depfence-run-*/cgroup.procs)")
+	echo "$CG" >'"$DF_T"'/sub.cg
+	mkdir "$CG/sub" "$CG/sub/x" || exit 9
+	sh -c "echo \$\$ >$CG/sub/x/cgroup.procs && grep ^0:: /proc/self/cgroup >'"$DF_T"'/sub.where && echo \$\$ >'"$DF_T"'/sub.pid && exec sleep 1000" </dev/null >/dev/null 2>&1 &
+	for i in $(seq 100); do [ -s '"$DF_T"'/sub.pid ] && break; sleep 0.05; done
+	exit 3' 2>"$DF_T/sub.err"
+check "sub-cgroup: exit status is the job's" "3" "$?"
+subpid=$(cat "$DF_T/sub.pid" 2>/dev/null)
+subcg=$(cat "$DF_T/sub.cg" 2>/dev/null)
+check "sub-cgroup: the job's process was in its sub-cgroup" "0::/sub/x" "$(cat "$DF_T/sub.where" 2>/dev/null)"
+# (ended: gone, or a zombie its new parent has not reaped yet; a moment for SIGKILL)
+running() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]; }
+for i in $(seq 20); do running "$subpid" || break; sleep 0.05; done
+check "sub-cgroup: the process left in it is ended" "ended" "$([ -n "$subpid" ] && ! running "$subpid" && echo ended || echo "running: '$subpid'")"
+check "sub-cgroup: the run's cgroup and its sub-cgroups are removed" "no" "$([ -n "$subcg" ] && [ -e "$subcg" ] && echo yes || echo no)"
+check "sub-cgroup: report written" "$subcg" "$(jqr "$rep" .cgroup)"
+check "sub-cgroup: no error on stderr" "" "$(grep -v '^depfence: fence run-' "$DF_T/sub.err")"
+
+# a tree of cgroups deeper than run removes (32): the cgroup stays, and its fence with it
+df_on_exit 'c=$(cat "$DF_T/deep.cg"); [ -n "$c" ] && find "$c" -depth -type d -exec rmdir {} +'
+"$DF_BIN" run --report "$DF_T/deep.json" -- sh -c '
+	CG=$(dirname "$(grep -l "^$$\$" '"$parent"'/depfence-run-*/cgroup.procs)")
+	echo "$CG" >'"$DF_T"'/deep.cg
+	mkdir -p "$CG$(printf "/d%s" $(seq 34))"' 2>"$DF_T/deep.err"
+check "deep sub-cgroups: exit 1" "1" "$?"
+deepcg=$(cat "$DF_T/deep.cg" 2>/dev/null)
+id=${deepcg##*/depfence-}
+err=$(cat "$DF_T/deep.err")
+case $err in *"cgroup $deepcg could not be removed"*"fence $id stays attached"*"depfence gc"*) ok "deep sub-cgroups: the message names the cgroup, the fence and gc" ;;
+*) notok "deep sub-cgroups: the message names the cgroup, the fence and gc" "got: $err" ;; esac
+check "deep sub-cgroups: the fence stays (state and pins)" "yes yes" \
+	"$([ -n "$id" ] && [ -e "$DF_STATE/$id.json" ] && echo yes || echo no) $([ -n "$id" ] && [ -d "$DF_PINS/$id" ] && echo yes || echo no)"
+check "deep sub-cgroups: no report" "no" "$([ -e "$DF_T/deep.json" ] && echo yes || echo no)"
+[ -n "$deepcg" ] && find "$deepcg" -depth -type d -exec rmdir {} + 2>/dev/null
+out=$("$DF_BIN" gc 2>&1)
+case $out in *"reported $id: cgroup $deepcg is gone"*) ok "deep sub-cgroups: gc reports the fence once the cgroup is gone" ;;
+*) notok "deep sub-cgroups: gc reports the fence once the cgroup is gone" "got: $out" ;; esac
 df_check_clean "end"
