@@ -235,16 +235,20 @@ int cmd_run(int argc, char **argv)
 		goto usage;
 	}
 	if (report) {
-		if (!realpath(".", rpath) || (report[0] != '/' &&
-					      strlen(rpath) + strlen(report) + 2 > sizeof(rpath))) {
-			df_err("run: --report %s: path too long", report);
+		char cwd[PATH_MAX];
+		int n;
+
+		/* only a relative path needs the current directory (which may be gone) */
+		if (report[0] != '/' && !realpath(".", cwd)) {
+			df_err("run: --report %s: find the current directory: %s", report,
+			       strerror(errno));
 			goto usage;
 		}
-		if (report[0] != '/') {
-			strcat(rpath, "/");
-			strcat(rpath, report);
-		} else {
-			snprintf(rpath, sizeof(rpath), "%s", report);
+		n = report[0] == '/' ? snprintf(rpath, sizeof(rpath), "%s", report) :
+				       snprintf(rpath, sizeof(rpath), "%s/%s", cwd, report);
+		if (n < 0 || (size_t)n >= sizeof(rpath)) {
+			df_err("run: --report %s: path too long", report);
+			goto usage;
 		}
 		report = rpath;
 	}

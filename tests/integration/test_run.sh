@@ -197,7 +197,7 @@ rep=$DF_T/sub.json
 # on failure: the process by its pid, then the cgroups deepest first
 df_on_exit 'p=$(cat "$DF_T/sub.pid"); [ -n "$p" ] && kill -9 "$p"; sleep 0.2; c=$(cat "$DF_T/sub.cg"); [ -n "$c" ] && rmdir "$c/sub/x" "$c/sub" "$c"'
 "$DF_BIN" run --report "$rep" -- sh -c '
-	CG=$(dirname "$(grep -l "^$$\$" '"$parent"'/depfence-run-*/cgroup.procs)")
+	CG=$(dirname "$(grep -l "^$$\$" '"$parent"'/depfence-run-*/cgroup.procs 2>/dev/null)")
 	echo "$CG" >'"$DF_T"'/sub.cg
 	mkdir "$CG/sub" "$CG/sub/x" || exit 9
 	sh -c "echo \$\$ >$CG/sub/x/cgroup.procs && grep ^0:: /proc/self/cgroup >'"$DF_T"'/sub.where && echo \$\$ >'"$DF_T"'/sub.pid && exec sleep 1000" </dev/null >/dev/null 2>&1 &
@@ -218,7 +218,7 @@ check "sub-cgroup: no error on stderr" "" "$(grep -v '^depfence: fence run-' "$D
 # a tree of cgroups deeper than run removes (32): the cgroup stays, and its fence with it
 df_on_exit 'c=$(cat "$DF_T/deep.cg"); [ -n "$c" ] && find "$c" -depth -type d -exec rmdir {} +'
 "$DF_BIN" run --report "$DF_T/deep.json" -- sh -c '
-	CG=$(dirname "$(grep -l "^$$\$" '"$parent"'/depfence-run-*/cgroup.procs)")
+	CG=$(dirname "$(grep -l "^$$\$" '"$parent"'/depfence-run-*/cgroup.procs 2>/dev/null)")
 	echo "$CG" >'"$DF_T"'/deep.cg
 	mkdir -p "$CG$(printf "/d%s" $(seq 34))"' 2>"$DF_T/deep.err"
 check "deep sub-cgroups: exit 1" "1" "$?"
@@ -234,4 +234,16 @@ check "deep sub-cgroups: no report" "no" "$([ -e "$DF_T/deep.json" ] && echo yes
 out=$("$DF_BIN" gc 2>&1)
 case $out in *"reported $id: cgroup $deepcg is gone"*) ok "deep sub-cgroups: gc reports the fence once the cgroup is gone" ;;
 *) notok "deep sub-cgroups: gc reports the fence once the cgroup is gone" "got: $out" ;; esac
+
+# --- the current directory removed: an absolute --report needs none, a relative one says why ---
+mkdir "$DF_T/gone"
+(cd "$DF_T/gone" && rmdir "$DF_T/gone" && exec "$DF_BIN" run --report "$DF_T/gone.json" -- true) 2>"$DF_T/gone.err"
+check "cwd removed: absolute --report: exit 0" "0" "$?"
+check "cwd removed: absolute --report: report written" "depfence.report/v1" "$(jqr "$DF_T/gone.json" .schema)"
+mkdir "$DF_T/gone"
+(cd "$DF_T/gone" && rmdir "$DF_T/gone" && exec "$DF_BIN" run --report gone.json -- touch "$DF_T/gone.ran") 2>"$DF_T/gone.err"
+check "cwd removed: relative --report: usage exit" "2" "$?"
+err=$(head -1 "$DF_T/gone.err")
+check "cwd removed: relative --report: says why" "depfence: run: --report gone.json: find the current directory: $(python3 -c 'import os; print(os.strerror(2))')" "$err"
+check "cwd removed: relative --report: the job did not run" "no" "$([ -e "$DF_T/gone.ran" ] && echo yes || echo no)"
 df_check_clean "end"
