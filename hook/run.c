@@ -44,7 +44,8 @@ static void run_usage(FILE *f)
 		"  --allow RULES                  rules, comma or space separated; repeatable\n"
 		"  --profile NAMES                host profiles (<profiles_dir>/NAME.json) to add\n"
 		"  --label TEXT                   free text shown in the report\n"
-		"  --report FILE                  where the report goes (default: the report dir)\n"
+		"  --report FILE                  where the report goes (default: the report dir);\n"
+		"                                 a regular file or none yet (a link: its target)\n"
 		"  --no-confine                   let the job use bpf(), perf_event_open() and\n"
 		"                                 leave its cgroup namespace (noted in the report)\n"
 		"\n"
@@ -136,6 +137,44 @@ static int spawn_in_cgroup(const char *cgdir, char **argv, int confine, pid_t *r
 		waitpid(pid, NULL, 0);
 		return -child_err;
 	}
+	return 0;
+}
+
+/* the report may go to path (a regular file or nothing yet), or to ret, the file a link names */
+static int check_report(const char *opt, const char *path, char *ret, size_t len)
+{
+	char real[PATH_MAX];
+	struct stat sb;
+	int link;
+
+	if (lstat(path, &sb) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		df_err("run: --report %s: %s", opt, strerror(errno));
+		return -errno;
+	}
+	link = S_ISLNK(sb.st_mode);
+	if (link && stat(path, &sb) < 0) {
+		df_err("run: --report %s: a symbolic link to %s: %s", opt,
+		       errno == ENOENT ? "nothing" : "what cannot be read", strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		df_err("run: --report %s: %s%s, not a regular file: the report would replace it; give the path of a regular file or of none yet",
+		       opt, link ? "a symbolic link to " : "", df_file_kind(sb.st_mode));
+		return -EINVAL;
+	}
+	if (!link)
+		return 0;
+	if (!realpath(path, real)) {
+		df_err("run: --report %s: resolve the symbolic link: %s", opt, strerror(errno));
+		return -errno;
+	}
+	if (strlen(real) >= len) {
+		df_err("run: --report %s: path too long", opt);
+		return -ENAMETOOLONG;
+	}
+	snprintf(ret, len, "%s", real);
 	return 0;
 }
 
@@ -250,6 +289,13 @@ int cmd_run(int argc, char **argv)
 			df_err("run: --report %s: path too long", report);
 			goto usage;
 		}
+		/*
+		 * The report replaces the file it names (renamed over it): a
+		 * device, FIFO or directory there would be replaced for the
+		 * whole host. A symbolic link to a regular file: its target.
+		 */
+		if (check_report(report, rpath, rpath, sizeof(rpath)) < 0)
+			goto usage;
 		report = rpath;
 	}
 

@@ -164,6 +164,41 @@ DEPFENCE_CONFIG=$DF_T/bad.json badrun -- true
 check "bad config: error exit" "1" "$?"
 err=$(cat "$DF_T/bad.out")
 case $err in *bogus*) ok "bad config: names the key" ;; *) notok "bad config: names the key" "got: $err" ;; esac
+# --report naming what is no regular file: refused before anything starts, left as it was
+# (nodes made here, never the host's own /dev/null)
+mkdir "$DF_T/nodes"
+mkfifo "$DF_T/nodes/fifo"
+mknod "$DF_T/nodes/null" c 1 3
+mkdir "$DF_T/nodes/dir"
+ln -s null "$DF_T/nodes/link-to-null"
+# name | path under nodes | what the message says | its type afterwards (stat -c %F)
+NODES='
+a FIFO                |fifo        |a FIFO|fifo
+a character device    |null        |a character device|character special file
+a directory           |dir         |a directory|directory
+a link to a device    |link-to-null|a symbolic link to a character device|symbolic link
+'
+while IFS='|' read -r name node says kind; do
+	name=$(echo "$name" | sed 's/ *$//')
+	node=$(echo "$node" | sed 's/ *$//')
+	[ -z "$name" ] && continue
+	rm -f "$DF_T/nodes.ran"
+	badrun --report "$DF_T/nodes/$node" -- touch "$DF_T/nodes.ran"
+	check "--report $name: usage exit" "2" "$?"
+	err=$(head -1 "$DF_T/bad.out")
+	case $err in *"--report $DF_T/nodes/$node: $says, not a regular file"*) ok "--report $name: the message names option, path and problem" ;;
+	*) notok "--report $name: the message names option, path and problem" "got: $err" ;; esac
+	check "--report $name: left as it was" "$kind" "$(stat -c %F "$DF_T/nodes/$node")"
+	check "--report $name: the job did not run" "no" "$([ -e "$DF_T/nodes.ran" ] && echo yes || echo no)"
+done <<<"$NODES"
+check "--report a character device: still the null device" "1,3" "$(stat -c '%t,%T' "$DF_T/nodes/null")"
+# a link to a regular file: the report goes to the file, the link stays
+echo old >"$DF_T/nodes/real.json"
+ln -s real.json "$DF_T/nodes/link.json"
+"$DF_BIN" run --report "$DF_T/nodes/link.json" -- true 2>/dev/null
+check "--report a link to a file: exit 0" "0" "$?"
+check "--report a link to a file: the link stays" "symbolic link" "$(stat -c %F "$DF_T/nodes/link.json")"
+check "--report a link to a file: the file has the report" "depfence.report/v1" "$(jqr "$DF_T/nodes/real.json" .schema)"
 left=""
 while read -r p; do
 	left="$left$(find /sys/fs/cgroup -maxdepth 3 -name "depfence-run-$p-*" 2>/dev/null)"
