@@ -23,6 +23,8 @@
 #define RUN_RULES_MAX 1000000
 
 static volatile sig_atomic_t child_pid;
+/* SIGPIPE as this process got it: run ignores it, the job gets it back */
+static struct sigaction job_sigpipe;
 
 static void forward_signal(int sig)
 {
@@ -108,6 +110,7 @@ static int spawn_in_cgroup(const char *cgdir, char **argv, int confine, pid_t *r
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
 		signal(SIGQUIT, SIG_DFL);
+		sigaction(SIGPIPE, &job_sigpipe, NULL);
 		if (write(procs, "0", 1) != 1) {
 			err = errno;
 			(void)!write(pfd[1], &err, sizeof(err));
@@ -379,6 +382,12 @@ int cmd_run(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGQUIT, &sa, NULL);
+	/*
+	 * A reader of stderr gone (`depfence run ... 2>&1 | head`) must not
+	 * kill run between the report and the cleanup: writes fail instead.
+	 */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, &job_sigpipe);
 
 	r = spawn_in_cgroup(cg, argv + optind, !no_confine, &pid);
 	if (r < 0) {

@@ -281,4 +281,14 @@ check "cwd removed: relative --report: usage exit" "2" "$?"
 err=$(head -1 "$DF_T/gone.err")
 check "cwd removed: relative --report: says why" "depfence: run: --report gone.json: find the current directory: $(python3 -c 'import os; print(os.strerror(2))')" "$err"
 check "cwd removed: relative --report: the job did not run" "no" "$([ -e "$DF_T/gone.ran" ] && echo yes || echo no)"
+
+# --- stderr's reader gone before run's last line: run still cleans up, with the job's status ---
+"$DF_BIN" run --mode audit --report "$DF_T/pipe.json" -- sh -c 'sleep 0.5; exit 0' 2>&1 | true
+rc=${PIPESTATUS[0]}
+check "stderr closed: exit status is the job's" "0" "$rc"
+check "stderr closed: report written" "depfence.report/v1" "$(jqr "$DF_T/pipe.json" .schema)"
+df_check_clean "stderr closed"
+# the job gets SIGPIPE as run got it (the default here), not run's own SIG_IGN
+out=$("$DF_BIN" run --report "$DF_T/pipe.json" -- bash -c 'yes | head -c1 >/dev/null; echo ${PIPESTATUS[0]}' 2>/dev/null)
+check "SIGPIPE: the job's writer is killed by it" "141" "$out"
 df_check_clean "end"
