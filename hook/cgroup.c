@@ -211,42 +211,6 @@ int cg2_populated(const char *dir)
 	return buf[0] != '\0';
 }
 
-/* Kill every process left in the cgroup (the job's daemons); bounded in rounds and time. */
-int cg2_kill_all(const char *dir)
-{
-	_cleanup_close_ int dfd = -1;
-
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	for (int round = 0; round < 200; round++) {
-		_cleanup_free_ char *buf = NULL;
-		char *save = NULL;
-		int any = 0, kfd;
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-
-		if (read_file_capped(dfd, "cgroup.procs", 1 << 20, &buf, NULL) < 0)
-			return -errno;
-		if (!buf[0])
-			return 0;
-		kfd = openat(dfd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
-		if (kfd >= 0) {
-			if (write(kfd, "1", 1) == 1)
-				any = 1;
-			close(kfd);
-		}
-		if (!any)
-			for (char *t = strtok_r(buf, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
-				unsigned int v;
-
-				if (parse_u32(t, 0x7fffffff, &v) == 0 && v > 1)
-					kill((pid_t)v, SIGKILL);
-			}
-		nanosleep(&ts, NULL);
-	}
-	return -EBUSY;
-}
-
 /* at most this many processes, threads a process, fd entries in all; more and the answer is "might" */
 #define SCAN_PIDS 64
 #define SCAN_TASKS 256
@@ -275,6 +239,161 @@ static int cg_key(int dfd, const char *file, const char *key)
 	memcpy(num, p, l);
 	num[l] = '\0';
 	return parse_u32(num, 0x7fffffff, &v) < 0 ? -1 : (int)v;
+}
+
+/* a cgroup tree depfence run ends and removes: at most this deep, this many cgroups */
+#define TREE_DEPTH 32
+#define TREE_CGROUPS 4096
+
+/*
+ * fn(parent, name, fd) for each cgroup below dfd, children before their
+ * parent; -E2BIG past TREE_DEPTH levels or *budget cgroups, else the first
+ * error of fn or of reading a directory (the walk goes on past it).
+ */
+static int cg_walk(int dfd, int depth, int *budget, int (*fn)(int parent, const char *name, int fd))
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, r = 0, q;
+
+	fd = dup(dfd);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	for (;;) {
+		int cfd;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno && !r)
+				r = -errno;
+			break;
+		}
+		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (depth >= TREE_DEPTH || --*budget < 0) {
+			r = -E2BIG;
+			break;
+		}
+		cfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (cfd < 0) {
+			if (errno != ENOENT && !r)
+				r = -errno;
+			continue;
+		}
+		q = cg_walk(cfd, depth + 1, budget, fn);
+		if (q >= 0)
+			q = fn(dfd, de->d_name, cfd);
+		close(cfd);
+		if (q == -E2BIG) {
+			r = q;
+			break;
+		}
+		if (q < 0 && !r)
+			r = q;
+	}
+	closedir(d);
+	return r;
+}
+
+/* SIGKILL to every process cgroup.procs lists */
+static int kill_procs(int dfd)
+{
+	_cleanup_free_ char *buf = NULL;
+	char *save = NULL;
+	int r;
+
+	r = read_file_capped(dfd, "cgroup.procs", 1 << 20, &buf, NULL);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	for (char *t = strtok_r(buf, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+		unsigned int v;
+
+		if (parse_u32(t, 0x7fffffff, &v) == 0 && v > 1)
+			kill((pid_t)v, SIGKILL);
+	}
+	return 0;
+}
+
+static int kill_child(int parent, const char *name, int fd)
+{
+	(void)parent;
+	(void)name;
+	return kill_procs(fd);
+}
+
+int cg2_kill_all(const char *dir)
+{
+	_cleanup_close_ int dfd = -1;
+	int r = 0;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	for (int round = 0; round < 200; round++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		_cleanup_close_ int kfd = -1;
+		int populated, budget = TREE_CGROUPS;
+
+		/* populated counts the processes of every descendant too */
+		populated = cg_key(dfd, "cgroup.events", "populated");
+		if (populated == 0)
+			return 0;
+		if (populated < 0)
+			return -EIO;
+		/* recursive, and a process cannot fork away from it (5.14+) */
+		kfd = openat(dfd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+		if (kfd >= 0 && write(kfd, "1", 1) == 1) {
+			r = 0;
+		} else {
+			/* older kernels: the cgroup and each below it, by pid */
+			r = kill_procs(dfd);
+			if (r >= 0)
+				r = cg_walk(dfd, 0, &budget, kill_child);
+		}
+		nanosleep(&ts, NULL);
+	}
+	return r < 0 ? r : -EBUSY;
+}
+
+static int remove_child(int parent, const char *name, int fd)
+{
+	(void)fd;
+	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int cg2_remove_tree(const char *dir)
+{
+	int r = 0;
+
+	/* rmdir fails with EBUSY for a moment after the last process exits */
+	for (int i = 0; i < 500; i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		_cleanup_close_ int dfd = -1;
+		int budget = TREE_CGROUPS;
+
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			return errno == ENOENT ? 0 : -errno;
+		r = cg_walk(dfd, 0, &budget, remove_child);
+		if (r == -E2BIG)
+			return r;
+		if (rmdir(dir) == 0 || errno == ENOENT)
+			return 0;
+		r = -errno;
+		if (r != -EBUSY && r != -ENOTEMPTY)
+			return r;
+		nanosleep(&ts, NULL);
+	}
+	return r;
 }
 
 /*

@@ -23,7 +23,19 @@ int cg2_only_pid(const char *dir, int pid, int *ret_other);
 int cg2_populated(const char *dir);
 /* The cgroup2 mount has nsdelegate: cgroup namespaces are delegation boundaries. */
 int cg2_nsdelegate(void);
+/*
+ * End every process in the cgroup at dir and in the cgroups below it
+ * (cgroup.kill, or on kernels without it SIGKILL by pid in each of at most
+ * 4096 cgroups 32 deep), until cgroup.events says it is not populated;
+ * bounded (2 s). -EBUSY when processes are left.
+ */
 int cg2_kill_all(const char *dir);
+/*
+ * Remove the (emptied) cgroup at dir and the cgroups below it, deepest
+ * first, retrying rmdir for up to 5 s while it says EBUSY; -E2BIG for a tree
+ * past the bounds above.
+ */
+int cg2_remove_tree(const char *dir);
 /*
  * Might a process in the cgroup at dir hold an IPv4 or IPv6 stream socket
  * (TCP, MPTCP, SCTP)? 0 when not: no fd table of its processes' threads

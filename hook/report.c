@@ -3,6 +3,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "../oci/json.h"
 #include "report.h"
@@ -362,6 +363,7 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 int report_write(const char *path, const char *json, size_t len, struct df_error *e)
 {
 	char d[PATH_MAX], b[PATH_MAX];
+	struct stat sb;
 	int r;
 
 	if (strlen(path) >= sizeof(d))
@@ -371,6 +373,10 @@ int report_write(const char *path, const char *json, size_t len, struct df_error
 	r = mkdir_p(dirname(d), 0750);
 	if (r < 0)
 		return df_fail(e, r, "report dir for %s: %s", path, strerror(-r));
+	/* renamed over: a device, FIFO, directory or link there would be replaced, not written */
+	if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+		return df_fail(e, -EINVAL, "write report %s: it is %s, not a regular file: not replaced",
+			       path, df_file_kind(sb.st_mode));
 	snprintf(d, sizeof(d), "%s", path);
 	r = write_file_atomic(dirname(d), basename(b), json, len, 0640);
 	if (r < 0)

@@ -23,6 +23,8 @@
 #define RUN_RULES_MAX 1000000
 
 static volatile sig_atomic_t child_pid;
+/* SIGPIPE as this process got it: run ignores it, the job gets it back */
+static struct sigaction job_sigpipe;
 
 static void forward_signal(int sig)
 {
@@ -44,7 +46,8 @@ static void run_usage(FILE *f)
 		"  --allow RULES                  rules, comma or space separated; repeatable\n"
 		"  --profile NAMES                host profiles (<profiles_dir>/NAME.json) to add\n"
 		"  --label TEXT                   free text shown in the report\n"
-		"  --report FILE                  where the report goes (default: the report dir)\n"
+		"  --report FILE                  where the report goes (default: the report dir);\n"
+		"                                 a regular file or none yet (a link: its target)\n"
 		"  --no-confine                   let the job use bpf(), perf_event_open() and\n"
 		"                                 leave its cgroup namespace (noted in the report)\n"
 		"\n"
@@ -107,6 +110,7 @@ static int spawn_in_cgroup(const char *cgdir, char **argv, int confine, pid_t *r
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
 		signal(SIGQUIT, SIG_DFL);
+		sigaction(SIGPIPE, &job_sigpipe, NULL);
 		if (write(procs, "0", 1) != 1) {
 			err = errno;
 			(void)!write(pfd[1], &err, sizeof(err));
@@ -139,19 +143,42 @@ static int spawn_in_cgroup(const char *cgdir, char **argv, int confine, pid_t *r
 	return 0;
 }
 
-static int remove_cgroup(const char *dir)
+/* the report may go to path (a regular file or nothing yet), or to ret, the file a link names */
+static int check_report(const char *opt, const char *path, char *ret, size_t len)
 {
-	/* rmdir fails with EBUSY for a moment after the last process exits */
-	for (int i = 0; i < 500; i++) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
+	char real[PATH_MAX];
+	struct stat sb;
+	int link;
 
-		if (rmdir(dir) == 0 || errno == ENOENT)
+	if (lstat(path, &sb) < 0) {
+		if (errno == ENOENT)
 			return 0;
-		if (errno != EBUSY)
-			return -errno;
-		nanosleep(&ts, NULL);
+		df_err("run: --report %s: %s", opt, strerror(errno));
+		return -errno;
 	}
-	return -EBUSY;
+	link = S_ISLNK(sb.st_mode);
+	if (link && stat(path, &sb) < 0) {
+		df_err("run: --report %s: a symbolic link to %s: %s", opt,
+		       errno == ENOENT ? "nothing" : "what cannot be read", strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		df_err("run: --report %s: %s%s, not a regular file: the report would replace it; give the path of a regular file or of none yet",
+		       opt, link ? "a symbolic link to " : "", df_file_kind(sb.st_mode));
+		return -EINVAL;
+	}
+	if (!link)
+		return 0;
+	if (!realpath(path, real)) {
+		df_err("run: --report %s: resolve the symbolic link: %s", opt, strerror(errno));
+		return -errno;
+	}
+	if (strlen(real) >= len) {
+		df_err("run: --report %s: path too long", opt);
+		return -ENAMETOOLONG;
+	}
+	snprintf(ret, len, "%s", real);
+	return 0;
 }
 
 int cmd_run(int argc, char **argv)
@@ -173,6 +200,7 @@ int cmd_run(int argc, char **argv)
 	struct df_error e = {};
 	const char *report = NULL;
 	char parent[PATH_MAX], cg[PATH_MAX], mnt[PATH_MAX], rel[PATH_MAX], rpath[PATH_MAX];
+	const char *what;
 	pid_t pid = 0;
 	int c, r, status = 0, rc = DF_EXIT_ERROR, no_confine = 0, loaded = 0;
 	struct sigaction sa = {};
@@ -249,17 +277,28 @@ int cmd_run(int argc, char **argv)
 		goto usage;
 	}
 	if (report) {
-		if (!realpath(".", rpath) || (report[0] != '/' &&
-					      strlen(rpath) + strlen(report) + 2 > sizeof(rpath))) {
+		char cwd[PATH_MAX];
+		int n;
+
+		/* only a relative path needs the current directory (which may be gone) */
+		if (report[0] != '/' && !realpath(".", cwd)) {
+			df_err("run: --report %s: find the current directory: %s", report,
+			       strerror(errno));
+			goto usage;
+		}
+		n = report[0] == '/' ? snprintf(rpath, sizeof(rpath), "%s", report) :
+				       snprintf(rpath, sizeof(rpath), "%s/%s", cwd, report);
+		if (n < 0 || (size_t)n >= sizeof(rpath)) {
 			df_err("run: --report %s: path too long", report);
 			goto usage;
 		}
-		if (report[0] != '/') {
-			strcat(rpath, "/");
-			strcat(rpath, report);
-		} else {
-			snprintf(rpath, sizeof(rpath), "%s", report);
-		}
+		/*
+		 * The report replaces the file it names (renamed over it): a
+		 * device, FIFO or directory there would be replaced for the
+		 * whole host. A symbolic link to a regular file: its target.
+		 */
+		if (check_report(report, rpath, rpath, sizeof(rpath)) < 0)
+			goto usage;
 		report = rpath;
 	}
 
@@ -331,7 +370,7 @@ int cmd_run(int argc, char **argv)
 	r = fence_start(&hc, &st, &e);
 	if (r < 0) {
 		df_err("run: %s", e.msg);
-		remove_cgroup(cg);
+		cg2_remove_tree(cg);
 		goto fail;
 	}
 	/* the terminal has the job's own output; the attach line goes to syslog */
@@ -343,6 +382,12 @@ int cmd_run(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGQUIT, &sa, NULL);
+	/*
+	 * A reader of stderr gone (`depfence run ... 2>&1 | head`) must not
+	 * kill run between the report and the cleanup: writes fail instead.
+	 */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, &job_sigpipe);
 
 	r = spawn_in_cgroup(cg, argv + optind, !no_confine, &pid);
 	if (r < 0) {
@@ -359,13 +404,20 @@ int cmd_run(int argc, char **argv)
 		child_pid = 0;
 	}
 
-	/* whatever the job left running goes with it: the fence ends now */
+	/* whatever the job left running, in sub-cgroups too, goes with it: the fence ends now */
+	what = "emptied";
 	r = cg2_kill_all(cg);
-	if (r < 0)
-		df_err("run: end the processes left in %s: %s", cg, strerror(-r));
-	r = remove_cgroup(cg);
-	if (r < 0)
-		df_err("run: remove cgroup %s: %s", cg, strerror(-r));
+	if (r >= 0) {
+		what = "removed";
+		r = cg2_remove_tree(cg);
+	}
+	if (r < 0) {
+		/* what is left in it stays fenced: the fence outlives this run */
+		df_err("run: cgroup %s could not be %s (%s); its fence %s stays attached and no report is written: end what is left in it and remove it, then `depfence gc` reports and removes the fence",
+		       cg, what, strerror(-r), st.id);
+		rc = DF_EXIT_ERROR;
+		goto out;
+	}
 
 	r = fence_finish(&hc, st.id, report, NULL);
 	if (WIFEXITED(status))
@@ -374,6 +426,7 @@ int cmd_run(int argc, char **argv)
 		rc = 128 + WTERMSIG(status);
 	if (r < 0 && rc == 0)
 		rc = DF_EXIT_ERROR;
+out:
 	fence_state_free(&st);
 	df_config_free(&hc);
 	return rc;

@@ -203,6 +203,28 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
 	return 0;
 }
 
+const char *df_file_kind(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "a regular file";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFSOCK:
+		return "a socket";
+	case S_IFLNK:
+		return "a symbolic link";
+	default:
+		return "a file of unknown type";
+	}
+}
+
 int lock_file_range(const char *dir, const char *name, off_t start, off_t len)
 {
 	return lock_file_range_wait(dir, name, start, len, -1);

@@ -75,6 +75,8 @@ int read_file_capped(int dirfd, const char *path, size_t cap, char **ret_buf, si
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len,
 		      unsigned int mode);
 int mkdir_p(const char *path, unsigned int mode);
+/* "a directory", "a character device", ... for a stat mode */
+const char *df_file_kind(mode_t mode);
 /*
  * Wait for and take a write lock on bytes start..start+len of dir/name
  * (created; len 0: to the end), an OFD lock: it goes with the returned fd.

@@ -167,6 +167,41 @@ DEPFENCE_CONFIG=$DF_T/bad.json badrun -- true
 check "bad config: error exit" "1" "$?"
 err=$(cat "$DF_T/bad.out")
 case $err in *bogus*) ok "bad config: names the key" ;; *) notok "bad config: names the key" "got: $err" ;; esac
+# --report naming what is no regular file: refused before anything starts, left as it was
+# (nodes made here, never the host's own /dev/null)
+mkdir "$DF_T/nodes"
+mkfifo "$DF_T/nodes/fifo"
+mknod "$DF_T/nodes/null" c 1 3
+mkdir "$DF_T/nodes/dir"
+ln -s null "$DF_T/nodes/link-to-null"
+# name | path under nodes | what the message says | its type afterwards (stat -c %F)
+NODES='
+a FIFO                |fifo        |a FIFO|fifo
+a character device    |null        |a character device|character special file
+a directory           |dir         |a directory|directory
+a link to a device    |link-to-null|a symbolic link to a character device|symbolic link
+'
+while IFS='|' read -r name node says kind; do
+	name=$(echo "$name" | sed 's/ *$//')
+	node=$(echo "$node" | sed 's/ *$//')
+	[ -z "$name" ] && continue
+	rm -f "$DF_T/nodes.ran"
+	badrun --report "$DF_T/nodes/$node" -- touch "$DF_T/nodes.ran"
+	check "--report $name: usage exit" "2" "$?"
+	err=$(head -1 "$DF_T/bad.out")
+	case $err in *"--report $DF_T/nodes/$node: $says, not a regular file"*) ok "--report $name: the message names option, path and problem" ;;
+	*) notok "--report $name: the message names option, path and problem" "got: $err" ;; esac
+	check "--report $name: left as it was" "$kind" "$(stat -c %F "$DF_T/nodes/$node")"
+	check "--report $name: the job did not run" "no" "$([ -e "$DF_T/nodes.ran" ] && echo yes || echo no)"
+done <<<"$NODES"
+check "--report a character device: still the null device" "1,3" "$(stat -c '%t,%T' "$DF_T/nodes/null")"
+# a link to a regular file: the report goes to the file, the link stays
+echo old >"$DF_T/nodes/real.json"
+ln -s real.json "$DF_T/nodes/link.json"
+"$DF_BIN" run --report "$DF_T/nodes/link.json" -- true 2>/dev/null
+check "--report a link to a file: exit 0" "0" "$?"
+check "--report a link to a file: the link stays" "symbolic link" "$(stat -c %F "$DF_T/nodes/link.json")"
+check "--report a link to a file: the file has the report" "depfence.report/v1" "$(jqr "$DF_T/nodes/real.json" .schema)"
 left=""
 while read -r p; do
 	left="$left$(find /sys/fs/cgroup -maxdepth 3 -name "depfence-run-$p-*" 2>/dev/null)"
@@ -191,4 +226,72 @@ check "left-behind daemon ended with the job" "" "$(pgrep -f '^sleep 60$' | whil
 cg=$(jqr "$rep" .cgroup)
 check "the job's cgroup is named in the report" "1" "$(case $cg in */depfence-run-*) echo 1 ;; *) echo 0 ;; esac)"
 check "the job's cgroup is removed" "no" "$([ -e "$cg" ] && echo yes || echo no)"
+
+# --- a sub-cgroup the job made, with a process in it: ended, removed, then the fence ---
+# (the job is root in a cgroup namespace rooted at its cgroup: it may make cgroups below it)
+parent=$(df_cg2root)$(sed -n 's/^0:://p' /proc/self/cgroup)
+parent=${parent%/}
+rep=$DF_T/sub.json
+# on failure: the process by its pid, then the cgroups deepest first
+df_on_exit 'p=$(cat "$DF_T/sub.pid"); [ -n "$p" ] && kill -9 "$p"; sleep 0.2; c=$(cat "$DF_T/sub.cg"); [ -n "$c" ] && rmdir "$c/sub/x" "$c/sub" "$c"'
+"$DF_BIN" run --report "$rep" -- sh -c '
+	CG=$(dirname "$(grep -l "^$$\$" '"$parent"'/depfence-run-*/cgroup.procs 2>/dev/null)")
+	echo "$CG" >'"$DF_T"'/sub.cg
+	mkdir "$CG/sub" "$CG/sub/x" || exit 9
+	sh -c "echo \$\$ >$CG/sub/x/cgroup.procs && grep ^0:: /proc/self/cgroup >'"$DF_T"'/sub.where && echo \$\$ >'"$DF_T"'/sub.pid && exec sleep 1000" </dev/null >/dev/null 2>&1 &
+	for i in $(seq 100); do [ -s '"$DF_T"'/sub.pid ] && break; sleep 0.05; done
+	exit 3' 2>"$DF_T/sub.err"
+check "sub-cgroup: exit status is the job's" "3" "$?"
+subpid=$(cat "$DF_T/sub.pid" 2>/dev/null)
+subcg=$(cat "$DF_T/sub.cg" 2>/dev/null)
+check "sub-cgroup: the job's process was in its sub-cgroup" "0::/sub/x" "$(cat "$DF_T/sub.where" 2>/dev/null)"
+# (ended: gone, or a zombie its new parent has not reaped yet; a moment for SIGKILL)
+running() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]; }
+for i in $(seq 20); do running "$subpid" || break; sleep 0.05; done
+check "sub-cgroup: the process left in it is ended" "ended" "$([ -n "$subpid" ] && ! running "$subpid" && echo ended || echo "running: '$subpid'")"
+check "sub-cgroup: the run's cgroup and its sub-cgroups are removed" "no" "$([ -n "$subcg" ] && [ -e "$subcg" ] && echo yes || echo no)"
+check "sub-cgroup: report written" "$subcg" "$(jqr "$rep" .cgroup)"
+check "sub-cgroup: no error on stderr" "" "$(grep -v '^depfence: fence run-' "$DF_T/sub.err")"
+
+# a tree of cgroups deeper than run removes (32): the cgroup stays, and its fence with it
+df_on_exit 'c=$(cat "$DF_T/deep.cg"); [ -n "$c" ] && find "$c" -depth -type d -exec rmdir {} +'
+"$DF_BIN" run --report "$DF_T/deep.json" -- sh -c '
+	CG=$(dirname "$(grep -l "^$$\$" '"$parent"'/depfence-run-*/cgroup.procs 2>/dev/null)")
+	echo "$CG" >'"$DF_T"'/deep.cg
+	mkdir -p "$CG$(printf "/d%s" $(seq 34))"' 2>"$DF_T/deep.err"
+check "deep sub-cgroups: exit 1" "1" "$?"
+deepcg=$(cat "$DF_T/deep.cg" 2>/dev/null)
+id=${deepcg##*/depfence-}
+err=$(cat "$DF_T/deep.err")
+case $err in *"cgroup $deepcg could not be removed"*"fence $id stays attached"*"depfence gc"*) ok "deep sub-cgroups: the message names the cgroup, the fence and gc" ;;
+*) notok "deep sub-cgroups: the message names the cgroup, the fence and gc" "got: $err" ;; esac
+check "deep sub-cgroups: the fence stays (state and pins)" "yes yes" \
+	"$([ -n "$id" ] && [ -e "$DF_STATE/$id.json" ] && echo yes || echo no) $([ -n "$id" ] && [ -d "$DF_PINS/$id" ] && echo yes || echo no)"
+check "deep sub-cgroups: no report" "no" "$([ -e "$DF_T/deep.json" ] && echo yes || echo no)"
+[ -n "$deepcg" ] && find "$deepcg" -depth -type d -exec rmdir {} + 2>/dev/null
+out=$("$DF_BIN" gc 2>&1)
+case $out in *"reported $id: cgroup $deepcg is gone"*) ok "deep sub-cgroups: gc reports the fence once the cgroup is gone" ;;
+*) notok "deep sub-cgroups: gc reports the fence once the cgroup is gone" "got: $out" ;; esac
+
+# --- the current directory removed: an absolute --report needs none, a relative one says why ---
+mkdir "$DF_T/gone"
+(cd "$DF_T/gone" && rmdir "$DF_T/gone" && exec "$DF_BIN" run --report "$DF_T/gone.json" -- true) 2>"$DF_T/gone.err"
+check "cwd removed: absolute --report: exit 0" "0" "$?"
+check "cwd removed: absolute --report: report written" "depfence.report/v1" "$(jqr "$DF_T/gone.json" .schema)"
+mkdir "$DF_T/gone"
+(cd "$DF_T/gone" && rmdir "$DF_T/gone" && exec "$DF_BIN" run --report gone.json -- touch "$DF_T/gone.ran") 2>"$DF_T/gone.err"
+check "cwd removed: relative --report: usage exit" "2" "$?"
+err=$(head -1 "$DF_T/gone.err")
+check "cwd removed: relative --report: says why" "depfence: run: --report gone.json: find the current directory: $(python3 -c 'import os; print(os.strerror(2))')" "$err"
+check "cwd removed: relative --report: the job did not run" "no" "$([ -e "$DF_T/gone.ran" ] && echo yes || echo no)"
+
+# --- stderr's reader gone before run's last line: run still cleans up, with the job's status ---
+"$DF_BIN" run --mode audit --report "$DF_T/pipe.json" -- sh -c 'sleep 0.5; exit 0' 2>&1 | true
+rc=${PIPESTATUS[0]}
+check "stderr closed: exit status is the job's" "0" "$rc"
+check "stderr closed: report written" "depfence.report/v1" "$(jqr "$DF_T/pipe.json" .schema)"
+df_check_clean "stderr closed"
+# the job gets SIGPIPE as run got it (the default here), not run's own SIG_IGN
+out=$("$DF_BIN" run --report "$DF_T/pipe.json" -- bash -c 'yes | head -c1 >/dev/null; echo ${PIPESTATUS[0]}' 2>/dev/null)
+check "SIGPIPE: the job's writer is killed by it" "141" "$out"
 df_check_clean "end"

@@ -503,6 +503,28 @@ static void test_report_write(void)
 	list_dir(path, ls, sizeof(ls));
 	CHECK_STR("report_write: failed write leaves no temp file", "nested", ls);
 
+	/* a FIFO (as /dev/null would be a device) and a link are not replaced */
+	snprintf(sub, sizeof(sub), "%s/special", dir);
+	snprintf(path, sizeof(path), "%s/fifo", sub);
+	if (mkdir(sub, 0700) < 0 || mkfifo(path, 0600) < 0)
+		CHECK("report_write: make a FIFO", 0, "%s", strerror(errno));
+	err = report_write(path, json, strlen(json), &e);
+	CHECK_INT("report_write: over a FIFO: refused", -EINVAL, err);
+	CHECK_MSG("report_write: over a FIFO: the error names the report", e.msg, path);
+	CHECK_MSG("report_write: over a FIFO: the error says what it is", e.msg,
+		  "a FIFO, not a regular file");
+	CHECK("report_write: the FIFO is still a FIFO", lstat(path, &sb) == 0 && S_ISFIFO(sb.st_mode),
+	      "mode %o", (unsigned int)sb.st_mode);
+	snprintf(path, sizeof(path), "%s/link", sub);
+	if (symlink("fifo", path) < 0)
+		CHECK("report_write: make a link", 0, "%s", strerror(errno));
+	err = report_write(path, json, strlen(json), &e);
+	CHECK_INT("report_write: over a symbolic link: refused", -EINVAL, err);
+	CHECK("report_write: the link is still a link", lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode),
+	      "mode %o", (unsigned int)sb.st_mode);
+	list_dir(sub, ls, sizeof(ls));
+	CHECK_STR("report_write: refused writes leave no temp file", "fifo|link", ls);
+
 	umask(old_umask);
 	rm_rf(dir);
 }
