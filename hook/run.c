@@ -23,13 +23,81 @@
 #define RUN_RULES_MAX 1000000
 
 static volatile sig_atomic_t child_pid;
+/* a stop signal that came before the job started: it does not start */
+static volatile sig_atomic_t stop_sig;
+/* the job has ended (or never will start): the report and the cleanup go on */
+static volatile sig_atomic_t job_done;
 /* SIGPIPE as this process got it: run ignores it, the job gets it back */
 static struct sigaction job_sigpipe;
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 
-static void forward_signal(int sig)
+/* "0::<the fence's cgroup>" as /proc/PID/cgroup says it here, for on_signal */
+static char fence_line[PATH_MAX + 8];
+
+/* Is pid in the fence's cgroup or below it (the job or one of its processes)? Async-signal-safe. */
+static int in_fence(pid_t pid)
 {
-	if (child_pid > 0)
-		kill((pid_t)child_pid, sig);
+	char path[32] = "/proc/", digits[12], buf[PATH_MAX + 64];
+	size_t n = 0, k = strlen(fence_line), p = 6;
+	ssize_t got;
+	int fd;
+
+	do
+		digits[n++] = (char)('0' + pid % 10);
+	while ((pid /= 10) > 0 && n < sizeof(digits));
+	while (n > 0)
+		path[p++] = digits[--n];
+	memcpy(path + p, "/cgroup", 8);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	got = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (got <= 0)
+		return 0;
+	buf[got] = '\0';
+	/* the v2 line; a hybrid host lists the v1 hierarchies first */
+	for (char *l = buf; l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, fence_line, k) && (l[k] == '\n' || l[k] == '/' || l[k] == '\0'))
+			return 1;
+	return 0;
+}
+
+/*
+ * The job is in run's process group, so what is sent to the group reaches
+ * it without run: a terminal's ^C, ^\ and hangup (SI_KERNEL), and a kill of
+ * the group from inside the job (its `kill 0`). Run passes on the rest, sent
+ * by a process outside the fence, once. (A kill of the whole group from
+ * outside the fence, as timeout(1) and some CI runners send, reaches the job
+ * twice: once itself, once from run.) Before the job starts, a signal stops
+ * the start; a second one ends run at once, as it would have. Once the job
+ * has ended, run finishes its report and cleanup regardless.
+ */
+static void on_signal(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (job_done)
+		return;
+	if (child_pid <= 0) {
+		if (stop_sig) {
+			signal(sig, SIG_DFL);
+			raise(sig);
+		}
+		stop_sig = sig;
+		return;
+	}
+	if (si->si_code == SI_KERNEL)
+		return;
+	if (si->si_code == SI_USER && si->si_pid > 0 && in_fence(si->si_pid))
+		return;
+	kill((pid_t)child_pid, sig);
+}
+
+static void forwarded_set(sigset_t *set)
+{
+	sigemptyset(set);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaddset(set, forwarded[i]);
 }
 
 static void run_usage(FILE *f)
@@ -80,10 +148,17 @@ static int join_argv(char **argv, char *buf, size_t len)
 	return 0;
 }
 
-static int spawn_in_cgroup(const char *cgdir, char **argv, int confine, pid_t *ret_pid)
+/*
+ * Start argv in cgdir (the job), with the forwarded signals blocked by the
+ * caller: the child sets them back to their defaults, then takes them. 0,
+ * or -errno with *ret_exec 1 when the command could not be run (exit 127),
+ * 0 when the job could not be put in its fence (exit 1).
+ */
+static int spawn_in_cgroup(const char *cgdir, char **argv, int confine, const sigset_t *mask,
+			   pid_t *ret_pid, int *ret_exec)
 {
 	_cleanup_close_ int procs = -1;
-	int pfd[2], child_err = 0;
+	int pfd[2], child_err[2] = { 0, 0 };
 	char path[PATH_MAX];
 	ssize_t n;
 	pid_t pid;
@@ -103,17 +178,16 @@ static int spawn_in_cgroup(const char *cgdir, char **argv, int confine, pid_t *r
 		return r;
 	}
 	if (pid == 0) {
-		int err;
+		int err[2] = { 0, 0 }; /* { stage (1: exec), errno } */
 
 		close(pfd[0]);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGQUIT, SIG_DFL);
+		for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+			signal(forwarded[i], SIG_DFL);
 		sigaction(SIGPIPE, &job_sigpipe, NULL);
+		sigprocmask(SIG_SETMASK, mask, NULL);
 		if (write(procs, "0", 1) != 1) {
-			err = errno;
-			(void)!write(pfd[1], &err, sizeof(err));
+			err[1] = errno;
+			(void)!write(pfd[1], err, sizeof(err));
 			_exit(127);
 		}
 		/*
@@ -121,24 +195,31 @@ static int spawn_in_cgroup(const char *cgdir, char **argv, int confine, pid_t *r
 		 * to a cgroup outside it; and no bpf() and friends to detach it.
 		 */
 		if (confine && (unshare(CLONE_NEWCGROUP) < 0 || df_confine_job() < 0)) {
-			err = errno ? errno : EPERM;
-			(void)!write(pfd[1], &err, sizeof(err));
+			err[1] = errno ? errno : EPERM;
+			(void)!write(pfd[1], err, sizeof(err));
 			_exit(127);
 		}
 		execvp(argv[0], argv);
-		err = errno;
-		(void)!write(pfd[1], &err, sizeof(err));
+		err[0] = 1;
+		err[1] = errno;
+		(void)!write(pfd[1], err, sizeof(err));
 		_exit(127);
 	}
+	*ret_pid = pid;
+	/* from here on, signals for the job reach it */
+	child_pid = pid;
+	sigprocmask(SIG_SETMASK, mask, NULL);
 	close(pfd[1]);
 	do
-		n = read(pfd[0], &child_err, sizeof(child_err));
+		n = read(pfd[0], child_err, sizeof(child_err));
 	while (n < 0 && errno == EINTR);
 	close(pfd[0]);
-	*ret_pid = pid;
 	if (n == sizeof(child_err)) {
-		waitpid(pid, NULL, 0);
-		return -child_err;
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		child_pid = 0;
+		*ret_exec = child_err[0];
+		return -child_err[1];
 	}
 	return 0;
 }
@@ -361,6 +442,22 @@ int cmd_run(int argc, char **argv)
 	st.integrity.writable_cgroupfs = st.integrity.writable_cgroupfs &&
 					 (no_confine || !cg2_nsdelegate());
 
+	snprintf(fence_line, sizeof(fence_line), "0::%s/depfence-%s", !strcmp(rel, "/") ? "" : rel,
+		 st.id);
+	/* from before anything is made: a stop now ends the start cleanly */
+	sa.sa_sigaction = on_signal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaction(forwarded[i], &sa, NULL);
+	/*
+	 * A reader of stderr gone (`depfence run ... 2>&1 | head`) must not
+	 * kill run between the report and the cleanup: writes fail instead.
+	 */
+	sa.sa_handler = SIG_IGN;
+	sa.sa_flags = 0;
+	sigaction(SIGPIPE, &sa, &job_sigpipe);
+
 	if (mkdir(cg, 0755) < 0) {
 		df_err("run: create cgroup %s: %s", cg, strerror(errno));
 		goto fail;
@@ -376,32 +473,42 @@ int cmd_run(int argc, char **argv)
 	/* the terminal has the job's own output; the attach line goes to syslog */
 	fence_log_attached(df_note, &st, cg);
 
-	sa.sa_handler = forward_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGQUIT, &sa, NULL);
-	/*
-	 * A reader of stderr gone (`depfence run ... 2>&1 | head`) must not
-	 * kill run between the report and the cleanup: writes fail instead.
-	 */
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, &job_sigpipe);
+	{
+		sigset_t block, old;
+		int exec_err = 0;
 
-	r = spawn_in_cgroup(cg, argv + optind, !no_confine, &pid);
-	if (r < 0) {
-		df_err("run: start %s: %s", argv[optind], strerror(-r));
-		status = 127 << 8;
-	} else {
-		child_pid = pid;
+		/* a stop that came while the fence was set up, or comes now: no job */
+		forwarded_set(&block);
+		sigprocmask(SIG_BLOCK, &block, &old);
+		r = stop_sig ? -EINTR : spawn_in_cgroup(cg, argv + optind, !no_confine, &old, &pid,
+							&exec_err);
+		if (r < 0)
+			job_done = 1;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (r == -EINTR && stop_sig) {
+			df_err("run: %s before %s started: not started", strsignal(stop_sig),
+			       argv[optind]);
+			status = stop_sig; /* as if killed by it: 128 + N */
+		} else if (r < 0) {
+			df_err("run: %s %s: %s", exec_err ? "start" : "put in its fence", argv[optind],
+			       strerror(-r));
+			status = exec_err ? 127 << 8 : DF_EXIT_ERROR << 8;
+		}
+	}
+	if (r == 0) {
+		siginfo_t si;
+
+		/* ended but not reaped: its pid cannot be anyone else's while signals may still go to it */
+		while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+			;
+		job_done = 1;
+		child_pid = 0;
 		while (waitpid(pid, &status, 0) < 0) {
 			if (errno != EINTR) {
 				df_err("run: wait for %d: %s", (int)pid, strerror(errno));
 				break;
 			}
 		}
-		child_pid = 0;
 	}
 
 	/* whatever the job left running, in sub-cgroups too, goes with it: the fence ends now */

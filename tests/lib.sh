@@ -174,7 +174,7 @@ df_waiter() {
 df_release() { timeout 5 sh -c 'echo go >"$1"' _ "$DF_T/$1.fifo"; }
 # df_hold_lock ID SECONDS: hold fence ID's lock (a byte of state_dir/.fences.lock,
 # by FNV-1a of the id) for SECONDS from a process of its own; returns once held.
-# LOCK_PID: that process.
+# ID '*': every fence's lock (any fence starting meanwhile waits). LOCK_PID: that process.
 df_hold_lock() {
 	local i
 	rm -f "$DF_T/$1.held"
@@ -184,7 +184,8 @@ h = 2166136261
 for c in sys.argv[2].encode():
     h = ((h ^ c) * 16777619) & 0xffffffff
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
-fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, h & 0xffff, 1, 0))
+start, n = (0, 65536) if sys.argv[2] == "*" else (h & 0xffff, 1)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, start, n, 0))
 open(sys.argv[3], "w").close()
 time.sleep(float(sys.argv[4]))
 PY

@@ -294,4 +294,58 @@ df_check_clean "stderr closed"
 # the job gets SIGPIPE as run got it (the default here), not run's own SIG_IGN
 out=$("$DF_BIN" run --report "$DF_T/pipe.json" -- bash -c 'yes | head -c1 >/dev/null; echo ${PIPESTATUS[0]}' 2>/dev/null)
 check "SIGPIPE: the job's writer is killed by it" "141" "$out"
+# --- signals: the job gets each one once ---
+cat >"$DF_T/count.py" <<'PY'
+import signal, sys, time
+n = {signal.SIGINT: 0, signal.SIGTERM: 0}
+def h(s, f): n[s] += 1
+signal.signal(signal.SIGINT, h)
+signal.signal(signal.SIGTERM, h)
+open(sys.argv[1], "w").close()
+if len(sys.argv) > 3:  # "group": the job kills its own process group (run is in it)
+    import os
+    os.kill(0, signal.SIGINT)
+    os.kill(0, signal.SIGTERM)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    time.sleep(0.02)
+print(n[signal.SIGINT], n[signal.SIGTERM])
+PY
+# wait_file F: bounded wait until F exists
+wait_file() { local i; for i in $(seq 100); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
+# sent to run alone, from outside the fence: passed on once
+rm -f "$DF_T/ready"
+"$DF_BIN" run --report "$DF_T/sig.json" -- python3 "$DF_T/count.py" "$DF_T/ready" 1.5 >"$DF_T/sig.out" 2>/dev/null &
+pid=$!
+df_track_pid "$pid"
+wait_file "$DF_T/ready"
+kill -INT "$pid"
+kill -TERM "$pid"
+wait "$pid"
+check "signals sent to run: the job gets each once" "1 1" "$(cat "$DF_T/sig.out")"
+# the job's own kill of its process group (run is in it too): not passed on again
+rm -f "$DF_T/ready"
+setsid "$DF_BIN" run --report "$DF_T/sig.json" -- python3 "$DF_T/count.py" "$DF_T/ready" 1.5 group \
+	>"$DF_T/sig.out" 2>/dev/null
+check "a kill of the group from inside the fence: the job gets each once" "1 1" "$(cat "$DF_T/sig.out")"
+df_check_clean "signals"
+
+# --- a stop while the fence is set up: the job does not start, nothing is left ---
+df_hold_lock '*' 30 || notok "hold every fence's lock" "not held"
+CGP=$(df_cg2root)$(sed -n 's/^0:://p' /proc/self/cgroup)
+"$DF_BIN" run --report "$DF_T/early.json" -- touch "$DF_T/early.ran" 2>"$DF_T/early.err" &
+pid=$!
+df_track_pid "$pid"
+for i in $(seq 100); do ls -d "$CGP"/depfence-run-"$pid"-* >/dev/null 2>&1 && break; sleep 0.05; done
+sleep 0.2 # in fence_start, waiting for the lock
+kill -TERM "$pid"
+sleep 0.2
+kill "$LOCK_PID" 2>/dev/null
+wait "$LOCK_PID" 2>/dev/null
+wait "$pid"
+check "stop during set-up: exit 128+SIGTERM" "143" "$?"
+check "stop during set-up: the job did not run" "no" "$([ -e "$DF_T/early.ran" ] && echo yes || echo no)"
+check "stop during set-up: says so" "1" "$(grep -c 'before touch started: not started' "$DF_T/early.err")"
+check "stop during set-up: its cgroup is gone" "" "$(ls -d "$CGP"/depfence-run-"$pid"-* 2>/dev/null)"
+df_check_clean "stop during set-up"
 df_check_clean "end"
