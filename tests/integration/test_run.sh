@@ -332,7 +332,7 @@ check "a kill of the group from inside the fence: the job gets each once" "1 1" 
 rm -f "$DF_T/ready"
 out=$( (wait_file "$DF_T/ready"; printf '\003'; sleep 2) |
 	script -qec "'$DF_BIN' run --report '$DF_T/sig.json' -- python3 '$DF_T/count.py' '$DF_T/ready' 1.5" /dev/null |
-	tr -d '\r' | sed -n 's/^\(^C\)\{0,1\}\([0-9][0-9]* [0-9][0-9]*\)$/\2/p')
+	tr -d '\r' | grep -oE '^(\^C)?[0-9]+ [0-9]+$' | grep -oE '[0-9]+ [0-9]+')
 check "^C at a terminal: the job gets it once" "1 0" "$out"
 df_check_clean "signals"
 
