@@ -30,6 +30,9 @@ static void check_usage(FILE *f)
 		"  --annotations FILE.json  a JSON object of annotations (a pod's\n"
 		"                           metadata.annotations; an object holding\n"
 		"                           \"annotations\" or \"metadata.annotations\" works too)\n"
+		"  --container NAME         the container the annotations are read for: its\n"
+		"                           NAME.depfence.io/ keys apply (Kubernetes); without\n"
+		"                           it such keys are an error\n"
 		"  --mode observe|audit|enforce, --default allow|deny\n"
 		"  --deny RULES, --allow RULES     repeatable, comma or space separated\n"
 		"  --profile NAMES          host profiles (<profiles_dir>/NAME.json)\n"
@@ -660,7 +663,8 @@ static int print_policy(struct out *o, const struct df_policy *p)
  * "metadata.annotations". It goes through the hook's own reader, as the
  * annotations of a container state, so the same keys, limits and errors apply.
  */
-static int load_annotations(const char *path, struct df_policy *p, struct df_error *e)
+static int load_annotations(const char *path, const char *container, struct df_policy *p,
+			    struct df_error *e)
 {
 	_cleanup_free_ char *buf = NULL, *state = NULL;
 	_cleanup_yajl_ yajl_val root = NULL;
@@ -693,13 +697,38 @@ static int load_annotations(const char *path, struct df_policy *p, struct df_err
 	else
 		obj = root;
 
+	if (!container)
+		for (size_t i = 0; i < json_object_len(obj); i++) {
+			const char *k = json_object_key(obj, i), *at;
+
+			/* a container's own key, which the hook reads for that container only */
+			at = strstr(k, "." DF_ANNOTATION_PREFIX);
+			if (at && strncmp(k, DF_ANNOTATION_PREFIX, strlen(DF_ANNOTATION_PREFIX)) &&
+			    !json_get(obj, OCI_K8S_CONTAINER_NAME) &&
+			    !json_get(obj, OCI_CRI_CONTAINER_NAME))
+				return df_fail(e, -EINVAL,
+					       "%s: annotation \"%.200s\" applies to container \"%.*s\" only: name the container to check with --container",
+					       path, k, (int)(at - k > 100 ? 100 : at - k), k);
+		}
 	g = yajl_gen_alloc(NULL);
 	if (!g)
 		return -ENOMEM;
 	yajl_gen_map_open(g);
 	r = jg_key_str(g, "id", "depfence-check");
 	r |= jg_str(g, "annotations");
-	r |= json_emit_value(g, obj);
+	yajl_gen_map_open(g);
+	for (size_t i = 0; i < json_object_len(obj); i++) {
+		const char *k = json_object_key(obj, i);
+
+		/* --container names the container as the runtime would */
+		if (container && (!strcmp(k, OCI_K8S_CONTAINER_NAME) || !strcmp(k, OCI_CRI_CONTAINER_NAME)))
+			continue;
+		r |= jg_str(g, k);
+		r |= json_emit_value(g, json_object_value(obj, i));
+	}
+	if (container)
+		r |= jg_key_str(g, OCI_K8S_CONTAINER_NAME, container);
+	yajl_gen_map_close(g);
 	if (yajl_gen_map_close(g) != yajl_gen_status_ok || r)
 		return df_fail(e, -EINVAL, "%s: the annotations are not valid UTF-8 JSON", path);
 	yajl_gen_get_buf(g, &out, &len);
@@ -755,6 +784,7 @@ int cmd_check(int argc, char **argv)
 		{ "profile", required_argument, NULL, 'p' },
 		{ "label", required_argument, NULL, 'l' },
 		{ "annotations", required_argument, NULL, 'a' },
+		{ "container", required_argument, NULL, 'c' },
 		{ "explain", required_argument, NULL, 'x' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -763,7 +793,7 @@ int cmd_check(int argc, char **argv)
 	_cleanup_free_ struct flag_rule *flags = calloc((size_t)argc + 1, sizeof(*flags));
 	_cleanup_free_ struct dest *dests = calloc((size_t)argc + 1, sizeof(*dests));
 	_cleanup_yajl_gen_ yajl_gen g = NULL;
-	const char *mode = NULL, *def = NULL, *label = NULL, *annotations = NULL;
+	const char *mode = NULL, *def = NULL, *label = NULL, *annotations = NULL, *container = NULL;
 	struct out o = { .f = stdout };
 	struct df_policy p;
 	struct df_error e = {};
@@ -799,6 +829,9 @@ int cmd_check(int argc, char **argv)
 		case 'a':
 			annotations = optarg;
 			break;
+		case 'c':
+			container = optarg;
+			break;
 		case 'x':
 			if (parse_dest(optarg, &dests[ndests], &e) < 0) {
 				df_err("check: %s", e.msg);
@@ -823,7 +856,11 @@ int cmd_check(int argc, char **argv)
 	}
 
 	/* from here on, what is wrong is the policy: exit 1 */
-	if (annotations && (r = load_annotations(annotations, &p, &e)) < 0)
+	if (container && !annotations) {
+		df_err("check: --container needs --annotations");
+		goto usage;
+	}
+	if (annotations && (r = load_annotations(annotations, container, &p, &e)) < 0)
 		goto invalid;
 	if (mode && df_parse_mode(mode, &p.mode) < 0) {
 		df_fail(&e, -EINVAL, "--mode \"%s\": not a mode (observe, audit, enforce)", mode);

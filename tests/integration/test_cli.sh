@@ -238,6 +238,18 @@ check_err "check --annotations: the message names the key and the rule" 'annotat
 jq '.metadata.annotations["depfence.io/mood"] = "x"' "$DF_T/pod.json" >"$DF_T/bad.json"
 check_rc "check --annotations: an unknown key is invalid (exit 1)" 1 "$DF_BIN" check --annotations "$DF_T/bad.json"
 check_err "check --annotations: the message names the key" "depfence.io/mood"
+# a container's own keys (NAME.depfence.io/KEY): read for the container --container names
+jq '.metadata.annotations["deploy.depfence.io/mode"] = "observe" | .metadata.annotations["deploy.depfence.io/deny"] = "203.0.113.9"' \
+	"$DF_T/pod.json" >"$DF_T/scoped.json"
+check_rc "check --annotations: a container's key without --container: invalid (exit 1)" 1 "$DF_BIN" check --annotations "$DF_T/scoped.json"
+check_err "check --annotations: the message names the key and the option" 'annotation "deploy.depfence.io/mode" applies to container "deploy" only: name the container to check with --container'
+check "check --container deploy: its keys apply, over the pod's" "observe 203.0.113.9" \
+	"$("$DF_BIN" check --annotations "$DF_T/scoped.json" --container deploy --json | jq -r '"\(.mode) \([.rules[] | select(.source | test("deploy.depfence.io")) | .rule] | join(","))"')"
+check "check --container other: the pod's keys alone" "enforce 0" \
+	"$("$DF_BIN" check --annotations "$DF_T/scoped.json" --container other --json | jq -r '"\(.mode) \([.rules[] | select(.source | test("deploy.depfence.io"))] | length)"')"
+jq '.metadata.annotations["deploy.depfence.io/bogus"] = "x"' "$DF_T/scoped.json" >"$DF_T/bad.json"
+check_rc "check --container: that container's unknown key is invalid (exit 1)" 1 "$DF_BIN" check --annotations "$DF_T/bad.json" --container deploy
+check_err "check --container: the message names it" "deploy.depfence.io/bogus"
 
 # ---- with real fences ----
 df_require_privileges "integration/cli (live fences)"
