@@ -527,6 +527,12 @@ int cmd_run(int argc, char **argv)
 	}
 
 	r = fence_finish(&hc, st.id, report, NULL);
+	if (r == 0) {
+		/* its state and pins went before run could report: someone else finished or removed it */
+		df_err("run: the fence %s was gone before run could report it (state file and pins removed by something else): no report written",
+		       st.id);
+		r = -ENOENT;
+	}
 	if (WIFEXITED(status))
 		rc = WEXITSTATUS(status);
 	else if (WIFSIGNALED(status))

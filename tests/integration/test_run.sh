@@ -294,6 +294,13 @@ df_check_clean "stderr closed"
 # the job gets SIGPIPE as run got it (the default here), not run's own SIG_IGN
 out=$("$DF_BIN" run --report "$DF_T/pipe.json" -- bash -c 'yes | head -c1 >/dev/null; echo ${PIPESTATUS[0]}' 2>/dev/null)
 check "SIGPIPE: the job's writer is killed by it" "141" "$out"
+# --- the fence finished under run by something else (a poststop for its id): run says so and fails, not a silent 0 ---
+"$DF_BIN" run --no-confine --report "$DF_T/gone2.json" -- sh -c \
+	"id=\$(basename '$DF_STATE'/run-*.json .json); echo '{\"ociVersion\":\"1.0.2\",\"id\":\"'\$id'\",\"status\":\"stopped\"}' | '$DF_BIN' hook poststop" 2>"$DF_T/gone2.err"
+check "fence removed under run: exit 1" "1" "$?"
+check "fence removed under run: says no report" "1" "$(grep -c 'was gone before run could report it' "$DF_T/gone2.err")"
+df_check_clean "fence removed under run"
+
 # --- signals: the job gets each one once ---
 cat >"$DF_T/count.py" <<'PY'
 import signal, sys, time
