@@ -196,19 +196,18 @@ int cg2_only_pid(const char *dir, int pid, int *ret_other)
 	return 1;
 }
 
+static int cg_key(int dfd, const char *file, const char *key);
+
 int cg2_populated(const char *dir)
 {
 	_cleanup_close_ int dfd = -1;
-	_cleanup_free_ char *buf = NULL;
-	int r;
+	int v;
 
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
-	r = read_file_capped(dfd, "cgroup.procs", 1 << 20, &buf, NULL);
-	if (r < 0)
-		return r;
-	return buf[0] != '\0';
+	v = cg_key(dfd, "cgroup.events", "populated");
+	return v < 0 ? -EIO : v > 0;
 }
 
 /* at most this many processes, threads a process, fd entries in all; more and the answer is "might" */

@@ -20,6 +20,7 @@ int cg2_dir_of(int pid, char *ret, size_t len);
 /* Every process in the cgroup at dir is pid itself (or dir is empty). */
 int cg2_only_pid(const char *dir, int pid, int *ret_other);
 
+/* 1 when a process is in the cgroup at dir or in one below it (cgroup.events), 0 not, -errno */
 int cg2_populated(const char *dir);
 /* The cgroup2 mount has nsdelegate: cgroup namespaces are delegation boundaries. */
 int cg2_nsdelegate(void);

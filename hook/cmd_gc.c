@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "../oci/json_emit.h"
+#include "cgroup.h"
 #include "cli.h"
 #include "livefence.h"
 #include "report.h"
@@ -166,14 +167,20 @@ static int gc_stale(const struct df_host_config *hc, const char *id, int dry_run
 			r = 0;
 			goto out;
 		}
-		if (!dry_run && rmdir(st.cgroup) < 0) {
-			r = 0; /* processes left in it: the job still runs */
+		/* processes left in it or in cgroups the job made below it: the job still runs */
+		if (cg2_populated(st.cgroup) != 0 || (!dry_run && cg2_remove_tree(st.cgroup) < 0)) {
+			r = 0;
 			goto out;
 		}
-		printf("%s %s: depfence run (pid %d) is gone; %s its empty cgroup %s and %s the report to %s\n",
-		       dry_run ? "would report" : "reported", id, pid,
-		       dry_run ? "would remove" : "removed", st.cgroup,
-		       dry_run ? "would write" : "wrote", report);
+		if (fence_held(hc, id, st.attached) == FENCE_NEVER_HELD)
+			printf("%s %s: depfence run (pid %d) is gone; %s its empty cgroup %s; the fence was never completely attached: no report\n",
+			       dry_run ? "would remove" : "removed", id, pid,
+			       dry_run ? "would remove" : "removed", st.cgroup);
+		else
+			printf("%s %s: depfence run (pid %d) is gone; %s its empty cgroup %s and %s the report to %s\n",
+			       dry_run ? "would report" : "reported", id, pid,
+			       dry_run ? "would remove" : "removed", st.cgroup,
+			       dry_run ? "would write" : "wrote", report);
 	} else if (errno != ENOENT) {
 		r = -errno;
 		df_err("gc %s: stat cgroup %s: %s; left as it is", id, st.cgroup, strerror(errno));

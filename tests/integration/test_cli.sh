@@ -373,6 +373,30 @@ schema_ok "gc: the report validates against the schema" "$DF_REPORTS/$ID.json"
 out=$("$DF_BIN" gc 2>&1)
 check "gc again: nothing to do" "0 " "$? $out"
 
+# a depfence run killed (SIGKILL) while its job, in a cgroup it made below its
+# own, runs on: gc leaves it while the job runs, then removes the cgroups and reports
+CG2=$(df_cg2root)
+rm -f "$DF_T/killed.cg"
+"$DF_BIN" run --no-confine --report "$DF_T/killed.json" -- sh -c \
+	"c=$CG2\$(sed -n 's/^0:://p' /proc/self/cgroup); mkdir \$c/sub && echo \$\$ >\$c/sub/cgroup.procs && echo \$c >'$DF_T/killed.cg' && exec sleep 60" 2>/dev/null &
+rpid=$!
+for i in $(seq 100); do [ -s "$DF_T/killed.cg" ] && break; sleep 0.05; done
+KCG=$(cat "$DF_T/killed.cg")
+kill -9 "$rpid"
+wait "$rpid" 2>/dev/null
+jpid=$(cat "$KCG/sub/cgroup.procs")
+df_track_pid "$jpid"
+out=$("$DF_BIN" gc 2>&1)
+check "gc, run killed, its job running below its cgroup: left as it is" "0 yes" "$? $([ -d "$KCG/sub" ] && ls "$DF_STATE" | grep -q "^run-$rpid-" && echo yes)"
+kill -9 "$jpid"
+for i in $(seq 100); do grep -q 'populated 0' "$KCG/cgroup.events" && break; sleep 0.05; done
+out=$("$DF_BIN" gc 2>&1)
+case $out in
+*"depfence run (pid $rpid) is gone; removed its empty cgroup $KCG and wrote the report to $DF_REPORTS/run-$rpid-"*) ok "gc, the job ended: cgroups removed, report written" ;;
+*) notok "gc, the job ended: cgroups removed, report written" "$out" ;;
+esac
+check "gc, the job ended: no cgroup left" "no" "$([ -d "$KCG" ] && echo yes || echo no)"
+
 # gc and a createRuntime of the same id take turns on the id's lock: gc
 # judges a fence stale only under it. Here the state file names a cgroup that
 # is gone (a stale fence) while the test holds the lock, and is put back as a
@@ -385,7 +409,7 @@ RACE_CG=$W_CG RACE_PID=$W_PID
 cp "$DF_STATE/$ID.json" "$DF_T/race.state"
 jq -c --arg c "$RACE_CG-gone" '.cgroup = $c' "$DF_T/race.state" >"$DF_STATE/.race.tmp" &&
 	mv "$DF_STATE/.race.tmp" "$DF_STATE/$ID.json"
-df_hold_lock "$ID" 1.5 || notok "gc race: hold the id's lock" "not held after 5 s"
+df_hold_lock "$ID" 2.5 || notok "gc race: hold the id's lock" "not held after 5 s"
 "$DF_BIN" gc --grace 0 >"$DF_T/race.out" 2>&1 &
 gc_pid=$!
 df_track_pid "$gc_pid"
@@ -435,7 +459,7 @@ done
 check "gc --dry-run on orphan pins: says what it would do" "would recover $ID: pins $DF_PINS/$ID without a state file, 1 record; report $DF_REPORTS/$ID.json" "$out"
 # a hook of the id writes its state file (under the id's lock) while gc is
 # at the pins: gc judges them under that lock, and leaves them
-df_hold_lock "$ID" 1.5 || notok "gc orphan race: hold the id's lock" "not held after 5 s"
+df_hold_lock "$ID" 2.5 || notok "gc orphan race: hold the id's lock" "not held after 5 s"
 "$DF_BIN" gc --grace 0 >"$DF_T/orace.out" 2>&1 &
 gc_pid=$!
 df_track_pid "$gc_pid"
