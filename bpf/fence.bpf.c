@@ -941,6 +941,7 @@ int df_sendmsg6(struct bpf_sock_addr *ctx)
 struct pkt {
 	__u32 off; /* DNS message */
 	__u32 len; /* bytes from off to the end */
+	__u16 alt_off, alt_len; /* TCP: read the other way (dns_start); alt_len 0: none */
 	__u8 proto;
 	__u8 family;
 	__u16 sport, dport;
@@ -1028,6 +1029,14 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
  * without them is not; a length equal to the rest of the segment is one
  * unless only the reading without it has qdcount 1. Only the first message
  * is judged.
+ *
+ * That is a guess, and the sender picks the bytes: a message whose flags are
+ * 0x0001 has qdcount 1 both ways, and read without its length its id is the
+ * flags (0x8001: an answer). So the guess only says how a message is read
+ * first; the other reading is kept (alt_off, alt_len), and a question judge
+ * reads it too when it is a question of one name (other_question): a segment
+ * or write passes only when no reading that gives a question refuses it, and
+ * never as "an answer" while the other reading asks something.
  */
 /*
  * Do the first two bytes of len bytes of TCP stream read as a length (pl)?
@@ -1045,6 +1054,7 @@ static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
 	__u16 w[4], pl;
 	int qd_pre, qd_raw;
 
+	p->alt_len = 0;
 	if (p->proto != IPPROTO_TCP_)
 		return p->len >= sizeof(struct dnshdr) ? 0 : -1;
 	if (p->len < sizeof(struct dnshdr))
@@ -1055,10 +1065,45 @@ static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
 	qd_raw = bpf_ntohs(w[2]) == 1;
 	qd_pre = bpf_ntohs(w[3]) == 1;
 	if (pl <= p->len - 2 && length_first(pl, p->len, qd_pre, qd_raw)) {
+		p->alt_off = p->off;
+		p->alt_len = p->len > 0xffff ? 0xffff : p->len; /* a name needs far less */
 		p->off += 2;
 		p->len = pl;
+	} else if (pl >= sizeof(struct dnshdr) && p->len >= 2 + sizeof(struct dnshdr)) {
+		/* a length that runs past the segment: its message is cut there */
+		p->alt_off = p->off + 2;
+		p->alt_len = pl < p->len - 2 ? pl : p->len - 2;
 	}
 	return 0;
+}
+
+/* A query of one name: QR 0, opcode 0 (flags and qd in host order). */
+static __always_inline int one_question(__u16 flags, __u16 qd)
+{
+	return (flags & 0xf800) == 0 && qd == 1;
+}
+
+/* 1 when p's other reading (dns_start) is a query of one name. */
+static __always_inline int other_question(struct __sk_buff *skb, const struct pkt *p)
+{
+	__u16 w[2]; /* flags, qdcount */
+
+	if (p->alt_len < sizeof(struct dnshdr) ||
+	    bpf_skb_load_bytes(skb, p->alt_off + 2, w, sizeof(w)))
+		return 0;
+	return one_question(bpf_ntohs(w[0]), bpf_ntohs(w[1]));
+}
+
+/* Read p the other way from now on, its header into h: 0, or -1 when it cannot be read. */
+static __always_inline int take_other(struct __sk_buff *skb, struct pkt *p, struct dnshdr *h)
+{
+	__u32 off = p->off, len = p->len;
+
+	p->off = p->alt_off;
+	p->len = p->alt_len;
+	p->alt_off = (__u16)off;
+	p->alt_len = len > 0xffff ? 0xffff : len;
+	return bpf_skb_load_bytes(skb, p->off, h, sizeof(*h)) ? -1 : 0;
 }
 
 /*
@@ -1415,6 +1460,31 @@ static __always_inline int question_verdict(const struct df_prefix_val *v, struc
 		}
 	}
 	return 0;
+}
+
+/*
+ * 1 when the policy refuses the question whose name df_parse_name or
+ * df_msg_parse_name left in scratch (wire_len bytes): judge_question's verdict,
+ * with nothing recorded. For a segment's other reading (dns_start). Global, so
+ * the verifier walks the matching once more in all, not once per caller.
+ */
+__attribute__((noinline)) int df_question_denied(__u32 wire_len)
+{
+	const struct df_prefix_val *v = NULL;
+	const struct df_config *cfg;
+	struct df_dns_scratch *sc;
+	struct judged j;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	sc = scratch_here();
+	if (!cfg || !sc)
+		return 0;
+	if (name_rules_on && df_match_name(wire_len))
+		v = bpf_map_lookup_elem(&name_rules, &sc->match);
+	if (!question_verdict(v, &j))
+		judge_default(cfg, &j);
+	return j.verdict == DF_DENY;
 }
 
 /*
@@ -1964,7 +2034,7 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	struct judged j;
 	__u32 zero = 0;
 	__u16 qtype = 0, flags;
-	int len, refuse = 0;
+	int len, refuse = 0, other;
 	__u8 ev;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
@@ -1996,8 +2066,16 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	if (dns_start(skb, p) < 0 || bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
 		return TO_BACKSTOP;
 	flags = bpf_ntohs(h.flags);
-	if (flags & 0x8000)
-		return TO_BACKSTOP; /* an answer going to a port 53 client: not a question */
+	other = other_question(skb, p);
+	if (flags & 0x8000) {
+		if (!other)
+			return TO_BACKSTOP; /* an answer (to a DNS port client): not a question */
+		/* read the other way the segment asks a question: that one is judged */
+		if (take_other(skb, p, &h))
+			return TO_BACKSTOP;
+		flags = bpf_ntohs(h.flags);
+		other = 0;
+	}
 
 	sc = scratch_here();
 	c = bpf_map_lookup_elem(&counters, &zero);
@@ -2009,6 +2087,15 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	}
 	__sync_fetch_and_add(&c->dns_queries, 1);
 
+	/* the other reading's question, when refused, is the one judged: either refuses */
+	if (other) {
+		len = df_parse_name(skb, p->alt_off + sizeof(h), p->alt_len - sizeof(h));
+		if (len > 0 && df_question_denied((__u32)len)) {
+			if (take_other(skb, p, &h))
+				return cfg->mode == DF_MODE_ENFORCE ? SKB_DROP : TO_BACKSTOP;
+			flags = bpf_ntohs(h.flags);
+		}
+	}
 	len = -1;
 	if (((flags >> 11) & 0xf) == 0 && bpf_ntohs(h.qd) == 1)
 		len = df_parse_name(skb, p->off + sizeof(h), p->len - sizeof(h));
@@ -2183,10 +2270,10 @@ static __always_inline int dns_msg_run(struct sk_msg_md *msg)
 	struct df_name_id name = {};
 	struct task_info t = {};
 	struct judged j;
-	__u32 zero = 0, size, want, need, off, daddr[4] = {};
-	__u16 qtype = 0, flags, qd;
+	__u32 zero = 0, size, want, need, off, pl, daddr[4] = {};
+	__u16 qtype = 0, flags, qd, w1, w2, w3;
 	__u8 *data, *end, family;
-	int len = -1, raw;
+	int len = -1, other;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || cfg->mode != DF_MODE_ENFORCE)
@@ -2207,32 +2294,50 @@ static __always_inline int dns_msg_run(struct sk_msg_md *msg)
 	end = msg->data_end;
 	if (data + 2 + sizeof(struct dnshdr) > end)
 		return pass_message(msg, size);
-	want = (__u32)data[0] << 8 | data[1];
-	qd = (__u16)data[6] << 8 | data[7];
-	raw = ((__u16)data[4] << 8 | data[5]) == 1;
+	pl = (__u32)data[0] << 8 | data[1];
+	/* w1: flags read without a length; w2: qdcount without, flags with; w3: qdcount with */
+	w1 = (__u16)data[2] << 8 | data[3];
+	w2 = (__u16)data[4] << 8 | data[5];
+	w3 = (__u16)data[6] << 8 | data[7];
 	/* as dns_start reads a segment, but the message may go on in the next write */
-	if (length_first(want, size, qd == 1, raw)) {
-		off = 2;
-		want += 2;
-	} else {
-		off = 0;
-		want = size;
+	off = length_first(pl, size, w3 == 1, w2 == 1) ? 2 : 0;
+	flags = off ? w2 : w1;
+	qd = off ? w3 : w2;
+	/* the other reading, as dns_start keeps it: a query of one name, or nothing */
+	other = (off || pl >= sizeof(struct dnshdr)) && one_question(off ? w1 : w2, off ? w2 : w3);
+	if (flags & 0x8000) {
+		if (!other)
+			return pass_message(msg, off ? pl + 2 : size); /* an answer */
+		/* read the other way the write asks a question: that one is judged */
+		off = 2 - off;
+		flags = off ? w2 : w1;
+		qd = off ? w3 : w2;
+		other = 0;
 	}
 	/*
 	 * A pass holds for the rest of this message only (apply_bytes), so the
-	 * next one is judged where it starts. A refusal holds for the whole
-	 * write: nothing of it is sent and send() fails (a pass before it in the
-	 * same write was sent: send() returns those bytes).
+	 * next one is judged where it starts: the length read, or the whole
+	 * write without one, but no further than a length the other reading
+	 * asks a question after. A refusal holds for the whole write: nothing
+	 * of it is sent and send() fails (a pass before it in the same write was
+	 * sent: send() returns those bytes).
 	 */
-	flags = off ? (__u16)data[4] << 8 | data[5] : (__u16)data[2] << 8 | data[3];
-	qd = off ? qd : (__u16)data[4] << 8 | data[5];
-	if (flags & 0x8000)
-		return pass_message(msg, want); /* an answer, not a question */
+	want = off || (other && pl + 2 < size) ? pl + 2 : size;
 
 	sc = scratch_here();
 	c = bpf_map_lookup_elem(&counters, &zero);
 	if (!sc || !c)
 		return pass_message(msg, want);
+	/* the other reading's question, when refused, is the one judged: either refuses */
+	if (other) {
+		len = df_msg_parse_name(msg, 2 - off, need - (2 - off) - sizeof(struct dnshdr));
+		if (len > 0 && df_question_denied((__u32)len)) {
+			off = 2 - off;
+			flags = off ? w2 : w1;
+			qd = off ? w3 : w2;
+		}
+		len = -1;
+	}
 	if (((flags >> 11) & 0xf) == 0 && qd == 1)
 		len = df_msg_parse_name(msg, off, need - off - sizeof(struct dnshdr));
 	judge_question(cfg, sc, len, &j, &target, &name);

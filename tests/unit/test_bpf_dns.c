@@ -380,6 +380,8 @@ struct qcase {
 #define BLOCKED(R) REC(DF_EV_BLOCKED, R)
 
 static struct wire w_short_hdr, w_tcp_ack, w_tcp_prefix_only, w_tcp_pipelined, w_tcp_trailing;
+/* two messages in one TCP write whose first reads both with and without its length (ambig()) */
+static struct wire w_amb_denied, w_amb_default, w_amb_allowed, w_amb_raw_root;
 
 static const struct qcase qcases[] = {
 	/* exact, *., **. */
@@ -500,6 +502,25 @@ static const struct qcase qcases[] = {
 	  .name = "github.com", PASS, CNT(1, 0, 1) },
 	{ "TCP, question followed by one more byte", &P_MAIN, .proto = TCP, .split = 1,
 	  .whole = &w_tcp_trailing, DROP, CNT(1, 1, 0), BLOCKED(1) },
+	/*
+	 * [len][id 0x8001, flags 0x0001: github.com][len][a question]: qdcount 1
+	 * read with the length and without it, and without it the id reads as
+	 * flags with QR set; the guess reads it without, but the question the
+	 * resolver reads is judged
+	 */
+	{ "TCP, flags 0x0001 and id 0x8001 before another message: github.com refused", &P_MAIN,
+	  .proto = TCP, .split = 1, .whole = &w_amb_denied, .norm = "github.com", DROP,
+	  CNT(1, 1, 0), BLOCKED(1) },
+	{ "TCP, flags 0x0001 and id 0x8001 before another message, default deny: refused",
+	  &P_DENYDEF, .proto = TCP, .split = 1, .whole = &w_amb_default, .norm = "www.example.org",
+	  DROP, CNT(1, 1, 0), BLOCKED(DF_RULE_DEFAULT) },
+	{ "TCP, flags 0x0001 and id 0x8001 before another message: an allowed one is a question",
+	  &P_MAIN, .proto = TCP, .split = 1, .whole = &w_amb_allowed, .txid = 0x8001,
+	  .norm = "api.example.com", PASS, CNT(1, 0, 0) },
+	/* id 0x0100: without its length it reads as a question for the root, allowed */
+	{ "TCP, flags 0x0001 and id 0x0100 before another message: both readings judged", &P_MAIN,
+	  .proto = TCP, .split = 1, .whole = &w_amb_raw_root, .norm = "github.com", DROP,
+	  CNT(1, 1, 0), BLOCKED(1) },
 	/* modes and defaults */
 	{ "audit: denied name passes, would-block record", &P_AUDIT, .name = "github.com", PASS,
 	  CNT(1, 0, 0), REC(DF_EV_WOULD_BLOCK, 1) },
@@ -1542,6 +1563,27 @@ static void fuzz(void)
 
 /* ====================================================================== */
 
+/*
+ * [len][id, flags 0x0001, qdcount 1: name A][len][id 0x7777: api.example.com A]
+ * in one TCP write or segment: qdcount reads 1 with the first length and
+ * without it, and the length is not the rest of the write.
+ */
+static void ambig(struct wire *out, uint16_t id, const char *name)
+{
+	struct wire d;
+
+	out->n = 0;
+	for (int i = 0; i < 2; i++) {
+		d.n = 0;
+		dns_header(&d, i ? 0x7777 : id, i ? 0x0100 : 0x0001, 1, 0);
+		put_name(&d, i ? "api.example.com" : name);
+		put16(&d, 1);
+		put16(&d, 1);
+		put16(out, (uint16_t)d.n);
+		put(out, d.b, d.n);
+	}
+}
+
 static void make_names(void)
 {
 	struct wire d;
@@ -1605,6 +1647,11 @@ static void make_names(void)
 	put16(&w_tcp_trailing, (uint16_t)d.n);
 	put(&w_tcp_trailing, d.b, d.n);
 	put8(&w_tcp_trailing, 0);
+
+	ambig(&w_amb_denied, 0x8001, "github.com");
+	ambig(&w_amb_default, 0x8001, "www.example.org");
+	ambig(&w_amb_allowed, 0x8001, "api.example.com");
+	ambig(&w_amb_raw_root, 0x0100, "github.com");
 }
 
 /* The whole table on one build of the fence's object (hook/fence_obj.h). */
