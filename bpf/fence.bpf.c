@@ -2016,6 +2016,22 @@ __attribute__((noinline)) int df_sent_to(struct __sk_buff *skb, __u32 family, __
 	return is_dns_port(cfg, (__u16)dport) || is_dns_port(cfg, port);
 }
 
+/*
+ * A DNS answer leaving the fence from a DNS port, whatever port it goes to:
+ * the question it answers (its key reversed) is cancelled, so the answer,
+ * when it comes back in, is no answer to a question of this fence.
+ */
+static __always_inline void answer_leaves(const struct pkt *p, __u16 txid)
+{
+	struct df_dns_scratch *sc = scratch_here();
+
+	if (!sc)
+		return;
+	pending_key(&sc->qk, p, txid, 1);
+	if (df_pending_look())
+		df_pending_drop();
+}
+
 /* what egress_run leaves to the backstop, besides SKB_PASS and SKB_DROP */
 #define TO_BACKSTOP 2
 #define TO_BACKSTOP_PORTLESS 3
@@ -2049,15 +2065,8 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	if (is_dns_port(cfg, p->sport) && !is_dns_port(cfg, p->dport)) {
 		if (dns_start(skb, p) < 0 || bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
 			return TO_BACKSTOP;
-		if (bpf_ntohs(h.flags) & 0x8000) {
-			/* an answer's own key is the key of the question it answers */
-			sc = scratch_here();
-			if (sc) {
-				pending_key(&sc->qk, p, h.id, 1);
-				if (df_pending_look())
-					df_pending_drop();
-			}
-		}
+		if (bpf_ntohs(h.flags) & 0x8000)
+			answer_leaves(p, h.id);
 		return TO_BACKSTOP;
 	}
 	/* a question: to a DNS port, as the packet or its socket says */
@@ -2068,6 +2077,12 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	flags = bpf_ntohs(h.flags);
 	other = other_question(skb, p);
 	if (flags & 0x8000) {
+		/*
+		 * An answer to a client whose port is a DNS port too: from a
+		 * DNS port, it cancels its question as any answer from inside.
+		 */
+		if (is_dns_port(cfg, p->sport))
+			answer_leaves(p, h.id);
 		if (!other)
 			return TO_BACKSTOP; /* an answer (to a DNS port client): not a question */
 		/* read the other way the segment asks a question: that one is judged */

@@ -1448,6 +1448,57 @@ static void sequences(void)
 		CHECK_INT(N("not a question"), 0, after.dns_queries - before.dns_queries);
 		CHECK_INT(N("pending cleared"), 0, pending_count(map_fd(skel->maps.pending)));
 	}
+
+	/*
+	 * A client bound to port 53 asks a resolver on port 53; another socket
+	 * in the fence sends it an answer from the resolver's address and port
+	 * (loopback, both bound to 127.0.0.1:53). That answer leaves the fence
+	 * to a DNS port, and it cancels the question all the same: the answer
+	 * that comes in is untrusted. Without it the same exchange is trusted.
+	 */
+	for (int fake = 0; fake < 2; fake++) {
+		struct wire q, a, d = {};
+		struct l34 tq = { 4, UDP, 0, 0, CLI4, RES4, 53, 53 };
+		struct l34 ta = { 4, UDP, 0, 0, RES4, CLI4, 53, 53 };
+		int ret = -1;
+
+		desc_now = fake ? "egress: an answer sent to a client on port 53 clears the question"
+				: "ingress: an answer to a client on port 53 is trusted";
+		apply(&P_MAIN);
+		reset_state();
+		dns_header(&d, 0x4545, 0x0100, 1, 0);
+		put_name(&d, "api.example.com");
+		put16(&d, 1);
+		put16(&d, 1);
+		packet(&q, &tq, &d);
+		run(skel->progs.df_egress, &q, &ret);
+		CHECK_INT(N("question passes"), 1, ret);
+		CHECK_INT(N("pending after the question"), 1, pending_count(map_fd(skel->maps.pending)));
+		d.n = 0;
+		dns_header(&d, 0x4545, 0x8180, 1, 1);
+		put_name(&d, "api.example.com");
+		put16(&d, 1);
+		put16(&d, 1);
+		put16(&d, 0xc00c);
+		rr(&d, 1, 30, 4);
+		put_addr4(&d, "203.0.113.73");
+		packet(&a, &ta, &d);
+		before = map_counters(skel->maps.counters);
+		if (fake) {
+			ret = -1;
+			run(skel->progs.df_egress, &a, &ret);
+			CHECK_INT(N("the fake answer leaves"), 1, ret);
+			CHECK_INT(N("pending cleared"), 0, pending_count(map_fd(skel->maps.pending)));
+		}
+		ret = -1;
+		run(skel->progs.df_ingress, &a, &ret);
+		after = map_counters(skel->maps.counters);
+		CHECK_INT(N("answer passes"), 1, ret);
+		CHECK_INT(N("not a question"), 0, after.dns_queries - before.dns_queries);
+		CHECK_INT(N("dns_answers"), !fake, after.dns_answers - before.dns_answers);
+		CHECK_INT(N("dns_untrusted"), fake, after.dns_untrusted - before.dns_untrusted);
+		CHECK_INT(N("203.0.113.73 learned"), !fake, lookup_prov("203.0.113.73", &pv) == 0);
+	}
 }
 
 /* ======================================================================
