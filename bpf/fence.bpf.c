@@ -941,7 +941,6 @@ int df_sendmsg6(struct bpf_sock_addr *ctx)
 struct pkt {
 	__u32 off; /* DNS message */
 	__u32 len; /* bytes from off to the end */
-	__u16 alt_off, alt_len; /* TCP: read the other way (dns_start); alt_len 0: none */
 	__u8 proto;
 	__u8 family;
 	__u16 sport, dport;
@@ -1033,10 +1032,10 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
  * That is a guess, and the sender picks the bytes: a message whose flags are
  * 0x0001 has qdcount 1 both ways, and read without its length its id is the
  * flags (0x8001: an answer). So the guess only says how a message is read
- * first; the other reading is kept (alt_off, alt_len), and a question judge
- * reads it too when it is a question of one name (other_question): a segment
- * or write passes only when no reading that gives a question refuses it, and
- * never as "an answer" while the other reading asks something.
+ * first; a question judge reads the other way too when that gives a query
+ * of one name (df_dns_reading in egress, dns_msg_run): a segment or write
+ * passes only when no reading that gives a question refuses it, and never as
+ * "an answer" while the other reading asks something.
  */
 /*
  * Do the first two bytes of len bytes of TCP stream read as a length (pl)?
@@ -1049,14 +1048,19 @@ static __always_inline int length_first(__u32 pl, __u32 len, int qd_pre, int qd_
 	       ((qd_pre && !qd_raw) || (pl == len - 2 && (qd_pre || !qd_raw)));
 }
 
+/* what dns_start read: UDP, or TCP with or without a length first */
+#define DNS_UDP 0
+#define DNS_TCP_RAW 1
+#define DNS_TCP_LEN 2
+
+/* Where the DNS message of p starts: DNS_UDP, DNS_TCP_RAW or DNS_TCP_LEN, or -1 for none. */
 static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
 {
 	__u16 w[4], pl;
 	int qd_pre, qd_raw;
 
-	p->alt_len = 0;
 	if (p->proto != IPPROTO_TCP_)
-		return p->len >= sizeof(struct dnshdr) ? 0 : -1;
+		return p->len >= sizeof(struct dnshdr) ? DNS_UDP : -1;
 	if (p->len < sizeof(struct dnshdr))
 		return -1; /* a bare length prefix or an ACK */
 	if (bpf_skb_load_bytes(skb, p->off, w, sizeof(w)))
@@ -1065,45 +1069,17 @@ static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
 	qd_raw = bpf_ntohs(w[2]) == 1;
 	qd_pre = bpf_ntohs(w[3]) == 1;
 	if (pl <= p->len - 2 && length_first(pl, p->len, qd_pre, qd_raw)) {
-		p->alt_off = p->off;
-		p->alt_len = p->len > 0xffff ? 0xffff : p->len; /* a name needs far less */
 		p->off += 2;
 		p->len = pl;
-	} else if (pl >= sizeof(struct dnshdr) && p->len >= 2 + sizeof(struct dnshdr)) {
-		/* a length that runs past the segment: its message is cut there */
-		p->alt_off = p->off + 2;
-		p->alt_len = pl < p->len - 2 ? pl : p->len - 2;
+		return DNS_TCP_LEN;
 	}
-	return 0;
+	return DNS_TCP_RAW;
 }
 
 /* A query of one name: QR 0, opcode 0 (flags and qd in host order). */
 static __always_inline int one_question(__u16 flags, __u16 qd)
 {
 	return (flags & 0xf800) == 0 && qd == 1;
-}
-
-/* 1 when p's other reading (dns_start) is a query of one name. */
-static __always_inline int other_question(struct __sk_buff *skb, const struct pkt *p)
-{
-	__u16 w[2]; /* flags, qdcount */
-
-	if (p->alt_len < sizeof(struct dnshdr) ||
-	    bpf_skb_load_bytes(skb, p->alt_off + 2, w, sizeof(w)))
-		return 0;
-	return one_question(bpf_ntohs(w[0]), bpf_ntohs(w[1]));
-}
-
-/* Read p the other way from now on, its header into h: 0, or -1 when it cannot be read. */
-static __always_inline int take_other(struct __sk_buff *skb, struct pkt *p, struct dnshdr *h)
-{
-	__u32 off = p->off, len = p->len;
-
-	p->off = p->alt_off;
-	p->len = p->alt_len;
-	p->alt_off = (__u16)off;
-	p->alt_len = len > 0xffff ? 0xffff : len;
-	return bpf_skb_load_bytes(skb, p->off, h, sizeof(*h)) ? -1 : 0;
 }
 
 /*
@@ -1485,6 +1461,51 @@ __attribute__((noinline)) int df_question_denied(__u32 wire_len)
 	if (!question_verdict(v, &j))
 		judge_default(cfg, &j);
 	return j.verdict == DF_DENY;
+}
+
+/* a DNS message's start and length as df_dns_reading returns them (len at most 0xffff) */
+#define READING(off, len) ((__u32)(off) | ((__u32)((len) > 0xffff ? 0xffff : (len)) << 16))
+
+/*
+ * The reading of a DNS message over TCP that egress judges, of the message
+ * dns_start found at off (len bytes; framing: what dns_start returned), as
+ * READING(off, len): the other reading (with the length when dns_start read
+ * without it, or without when it read with it) when that is a query of one
+ * name and either the first reading is an answer or the other's question is
+ * refused; else the first. Global: the verifier walks it once, and egress goes on
+ * from one unknown offset and length instead of once per reading.
+ */
+__attribute__((noinline)) int df_dns_reading(struct __sk_buff *skb, __u32 off, __u32 len,
+					     __u32 framing)
+{
+	__u32 keep = READING(off, len), aoff, alen;
+	struct dnshdr h;
+	__u16 w[2]; /* the other reading's flags and qdcount */
+	int n;
+
+	if (!skb || framing == DNS_UDP || len < sizeof(h) || off < 2 ||
+	    bpf_skb_load_bytes(skb, off, &h, sizeof(h)))
+		return keep;
+	if (framing == DNS_TCP_LEN) {
+		aoff = off - 2;
+		alen = skb->len > aoff ? skb->len - aoff : 0;
+	} else {
+		/* read without a length, the id is one */
+		alen = bpf_ntohs(h.id);
+		if (alen < sizeof(h) || len < 2 + sizeof(h))
+			return keep;
+		aoff = off + 2;
+		alen = alen < len - 2 ? alen : len - 2; /* cut where the segment ends */
+	}
+	if (alen < sizeof(h) || bpf_skb_load_bytes(skb, aoff + 2, w, sizeof(w)) ||
+	    !one_question(bpf_ntohs(w[0]), bpf_ntohs(w[1])))
+		return keep;
+	if (bpf_ntohs(h.flags) & 0x8000)
+		return READING(aoff, alen);
+	n = df_parse_name(skb, aoff + sizeof(h), alen - sizeof(h));
+	if (n > 0 && df_question_denied((__u32)n))
+		return READING(aoff, alen);
+	return keep;
 }
 
 /*
@@ -2050,7 +2071,8 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	struct judged j;
 	__u32 zero = 0;
 	__u16 qtype = 0, flags;
-	int len, refuse = 0, other;
+	int len, refuse = 0, framing;
+	__u32 reading;
 	__u8 ev;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
@@ -2072,25 +2094,24 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	/* a question: to a DNS port, as the packet or its socket says */
 	if (!df_sent_to(skb, p->family, p->proto, p->dport))
 		return TO_BACKSTOP;
-	if (dns_start(skb, p) < 0 || bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
+	framing = dns_start(skb, p);
+	if (framing < 0 || bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
+		return TO_BACKSTOP;
+	/*
+	 * An answer to a client whose port is a DNS port too: from a DNS
+	 * port, it cancels its question as any answer from inside.
+	 */
+	if ((bpf_ntohs(h.flags) & 0x8000) && is_dns_port(cfg, p->sport))
+		answer_leaves(p, h.id);
+	/* over TCP, the reading that asks (or is refused), when the guess is not it */
+	reading = df_dns_reading(skb, p->off, p->len, (__u32)framing);
+	p->off = reading & 0xffff;
+	p->len = reading >> 16;
+	if (bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
 		return TO_BACKSTOP;
 	flags = bpf_ntohs(h.flags);
-	other = other_question(skb, p);
-	if (flags & 0x8000) {
-		/*
-		 * An answer to a client whose port is a DNS port too: from a
-		 * DNS port, it cancels its question as any answer from inside.
-		 */
-		if (is_dns_port(cfg, p->sport))
-			answer_leaves(p, h.id);
-		if (!other)
-			return TO_BACKSTOP; /* an answer (to a DNS port client): not a question */
-		/* read the other way the segment asks a question: that one is judged */
-		if (take_other(skb, p, &h))
-			return TO_BACKSTOP;
-		flags = bpf_ntohs(h.flags);
-		other = 0;
-	}
+	if (flags & 0x8000)
+		return TO_BACKSTOP; /* an answer (to a DNS port client): not a question */
 
 	sc = scratch_here();
 	c = bpf_map_lookup_elem(&counters, &zero);
@@ -2102,15 +2123,6 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	}
 	__sync_fetch_and_add(&c->dns_queries, 1);
 
-	/* the other reading's question, when refused, is the one judged: either refuses */
-	if (other) {
-		len = df_parse_name(skb, p->alt_off + sizeof(h), p->alt_len - sizeof(h));
-		if (len > 0 && df_question_denied((__u32)len)) {
-			if (take_other(skb, p, &h))
-				return cfg->mode == DF_MODE_ENFORCE ? SKB_DROP : TO_BACKSTOP;
-			flags = bpf_ntohs(h.flags);
-		}
-	}
 	len = -1;
 	if (((flags >> 11) & 0xf) == 0 && bpf_ntohs(h.qd) == 1)
 		len = df_parse_name(skb, p->off + sizeof(h), p->len - sizeof(h));
