@@ -1028,6 +1028,14 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
  * without them is not; a length equal to the rest of the segment is one
  * unless only the reading without it has qdcount 1. Only the first message
  * is judged.
+ *
+ * That is a guess, and the sender picks the bytes: a message whose flags are
+ * 0x0001 has qdcount 1 both ways, and read without its length its id is the
+ * flags (0x8001: an answer). So the guess only says how a message is read
+ * first; a question judge reads the other way too when that gives a query
+ * of one name (df_dns_reading in egress, dns_msg_run): a segment or write
+ * passes only when no reading that gives a question refuses it, and never as
+ * "an answer" while the other reading asks something.
  */
 /*
  * Do the first two bytes of len bytes of TCP stream read as a length (pl)?
@@ -1040,13 +1048,19 @@ static __always_inline int length_first(__u32 pl, __u32 len, int qd_pre, int qd_
 	       ((qd_pre && !qd_raw) || (pl == len - 2 && (qd_pre || !qd_raw)));
 }
 
+/* what dns_start read: UDP, or TCP with or without a length first */
+#define DNS_UDP 0
+#define DNS_TCP_RAW 1
+#define DNS_TCP_LEN 2
+
+/* Where the DNS message of p starts: DNS_UDP, DNS_TCP_RAW or DNS_TCP_LEN, or -1 for none. */
 static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
 {
 	__u16 w[4], pl;
 	int qd_pre, qd_raw;
 
 	if (p->proto != IPPROTO_TCP_)
-		return p->len >= sizeof(struct dnshdr) ? 0 : -1;
+		return p->len >= sizeof(struct dnshdr) ? DNS_UDP : -1;
 	if (p->len < sizeof(struct dnshdr))
 		return -1; /* a bare length prefix or an ACK */
 	if (bpf_skb_load_bytes(skb, p->off, w, sizeof(w)))
@@ -1057,8 +1071,15 @@ static __always_inline int dns_start(struct __sk_buff *skb, struct pkt *p)
 	if (pl <= p->len - 2 && length_first(pl, p->len, qd_pre, qd_raw)) {
 		p->off += 2;
 		p->len = pl;
+		return DNS_TCP_LEN;
 	}
-	return 0;
+	return DNS_TCP_RAW;
+}
+
+/* A query of one name: QR 0, opcode 0 (flags and qd in host order). */
+static __always_inline int one_question(__u16 flags, __u16 qd)
+{
+	return (flags & 0xf800) == 0 && qd == 1;
 }
 
 /*
@@ -1415,6 +1436,76 @@ static __always_inline int question_verdict(const struct df_prefix_val *v, struc
 		}
 	}
 	return 0;
+}
+
+/*
+ * 1 when the policy refuses the question whose name df_parse_name or
+ * df_msg_parse_name left in scratch (wire_len bytes): judge_question's verdict,
+ * with nothing recorded. For a segment's other reading (dns_start). Global, so
+ * the verifier walks the matching once more in all, not once per caller.
+ */
+__attribute__((noinline)) int df_question_denied(__u32 wire_len)
+{
+	const struct df_prefix_val *v = NULL;
+	const struct df_config *cfg;
+	struct df_dns_scratch *sc;
+	struct judged j;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	sc = scratch_here();
+	if (!cfg || !sc)
+		return 0;
+	if (name_rules_on && df_match_name(wire_len))
+		v = bpf_map_lookup_elem(&name_rules, &sc->match);
+	if (!question_verdict(v, &j))
+		judge_default(cfg, &j);
+	return j.verdict == DF_DENY;
+}
+
+/* a DNS message's start and length as df_dns_reading returns them (len at most 0xffff) */
+#define READING(off, len) ((__u32)(off) | ((__u32)((len) > 0xffff ? 0xffff : (len)) << 16))
+
+/*
+ * The reading of a DNS message over TCP that egress judges, of the message
+ * dns_start found at off (len bytes; framing: what dns_start returned), as
+ * READING(off, len): the other reading (with the length when dns_start read
+ * without it, or without when it read with it) when that is a query of one
+ * name and either the first reading is an answer or the other's question is
+ * refused; else the first. Global: the verifier walks it once, and egress goes on
+ * from one unknown offset and length instead of once per reading.
+ */
+__attribute__((noinline)) int df_dns_reading(struct __sk_buff *skb, __u32 off, __u32 len,
+					     __u32 framing)
+{
+	__u32 keep = READING(off, len), aoff, alen;
+	struct dnshdr h;
+	__u16 w[2]; /* the other reading's flags and qdcount */
+	int n;
+
+	if (!skb || framing == DNS_UDP || len < sizeof(h) || off < 2 ||
+	    bpf_skb_load_bytes(skb, off, &h, sizeof(h)))
+		return keep;
+	if (framing == DNS_TCP_LEN) {
+		aoff = off - 2;
+		alen = skb->len > aoff ? skb->len - aoff : 0;
+	} else {
+		/* read without a length, the id is one */
+		alen = bpf_ntohs(h.id);
+		if (alen < sizeof(h) || len < 2 + sizeof(h))
+			return keep;
+		aoff = off + 2;
+		alen = alen < len - 2 ? alen : len - 2; /* cut where the segment ends */
+	}
+	if (alen < sizeof(h) || bpf_skb_load_bytes(skb, aoff + 2, w, sizeof(w)) ||
+	    !one_question(bpf_ntohs(w[0]), bpf_ntohs(w[1])))
+		return keep;
+	if (bpf_ntohs(h.flags) & 0x8000)
+		return READING(aoff, alen);
+	n = df_parse_name(skb, aoff + sizeof(h), alen - sizeof(h));
+	if (n > 0 && df_question_denied((__u32)n))
+		return READING(aoff, alen);
+	return keep;
 }
 
 /*
@@ -1949,6 +2040,22 @@ __attribute__((noinline)) int df_sent_to(struct __sk_buff *skb, __u32 family, __
 	return is_dns_port(cfg, (__u16)dport) || is_dns_port(cfg, port);
 }
 
+/*
+ * A DNS answer leaving the fence from a DNS port, whatever port it goes to:
+ * the question it answers (its key reversed) is cancelled, so the answer,
+ * when it comes back in, is no answer to a question of this fence.
+ */
+static __always_inline void answer_leaves(const struct pkt *p, __u16 txid)
+{
+	struct df_dns_scratch *sc = scratch_here();
+
+	if (!sc)
+		return;
+	pending_key(&sc->qk, p, txid, 1);
+	if (df_pending_look())
+		df_pending_drop();
+}
+
 /* what egress_run leaves to the backstop, besides SKB_PASS and SKB_DROP */
 #define TO_BACKSTOP 2
 #define TO_BACKSTOP_PORTLESS 3
@@ -1967,7 +2074,8 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	struct judged j;
 	__u32 zero = 0;
 	__u16 qtype = 0, flags;
-	int len, refuse = 0;
+	int len, refuse = 0, framing;
+	__u32 reading;
 	__u8 ev;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
@@ -1982,25 +2090,31 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	if (is_dns_port(cfg, p->sport) && !is_dns_port(cfg, p->dport)) {
 		if (dns_start(skb, p) < 0 || bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
 			return TO_BACKSTOP;
-		if (bpf_ntohs(h.flags) & 0x8000) {
-			/* an answer's own key is the key of the question it answers */
-			sc = scratch_here();
-			if (sc) {
-				pending_key(&sc->qk, p, h.id, 1);
-				if (df_pending_look())
-					df_pending_drop();
-			}
-		}
+		if (bpf_ntohs(h.flags) & 0x8000)
+			answer_leaves(p, h.id);
 		return TO_BACKSTOP;
 	}
 	/* a question: to a DNS port, as the packet or its socket says */
 	if (!df_sent_to(skb, p->family, p->proto, p->dport))
 		return TO_BACKSTOP;
-	if (dns_start(skb, p) < 0 || bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
+	framing = dns_start(skb, p);
+	if (framing < 0 || bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
+		return TO_BACKSTOP;
+	/*
+	 * An answer to a client whose port is a DNS port too: from a DNS
+	 * port, it cancels its question as any answer from inside.
+	 */
+	if ((bpf_ntohs(h.flags) & 0x8000) && is_dns_port(cfg, p->sport))
+		answer_leaves(p, h.id);
+	/* over TCP, the reading that asks (or is refused), when the guess is not it */
+	reading = df_dns_reading(skb, p->off, p->len, (__u32)framing);
+	p->off = reading & 0xffff;
+	p->len = reading >> 16;
+	if (bpf_skb_load_bytes(skb, p->off, &h, sizeof(h)))
 		return TO_BACKSTOP;
 	flags = bpf_ntohs(h.flags);
 	if (flags & 0x8000)
-		return TO_BACKSTOP; /* an answer going to a port 53 client: not a question */
+		return TO_BACKSTOP; /* an answer (to a DNS port client): not a question */
 
 	sc = scratch_here();
 	c = bpf_map_lookup_elem(&counters, &zero);
@@ -2190,10 +2304,10 @@ static __always_inline int dns_msg_run(struct sk_msg_md *msg)
 	struct df_name_id name = {};
 	struct task_info t = {};
 	struct judged j;
-	__u32 zero = 0, size, want, need, off, daddr[4] = {};
-	__u16 qtype = 0, flags, qd;
+	__u32 zero = 0, size, want, need, off, pl, daddr[4] = {};
+	__u16 qtype = 0, flags, qd, w1, w2, w3;
 	__u8 *data, *end, family;
-	int len = -1, raw;
+	int len = -1, other;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || cfg->mode != DF_MODE_ENFORCE)
@@ -2214,32 +2328,50 @@ static __always_inline int dns_msg_run(struct sk_msg_md *msg)
 	end = msg->data_end;
 	if (data + 2 + sizeof(struct dnshdr) > end)
 		return pass_message(msg, size);
-	want = (__u32)data[0] << 8 | data[1];
-	qd = (__u16)data[6] << 8 | data[7];
-	raw = ((__u16)data[4] << 8 | data[5]) == 1;
+	pl = (__u32)data[0] << 8 | data[1];
+	/* w1: flags read without a length; w2: qdcount without, flags with; w3: qdcount with */
+	w1 = (__u16)data[2] << 8 | data[3];
+	w2 = (__u16)data[4] << 8 | data[5];
+	w3 = (__u16)data[6] << 8 | data[7];
 	/* as dns_start reads a segment, but the message may go on in the next write */
-	if (length_first(want, size, qd == 1, raw)) {
-		off = 2;
-		want += 2;
-	} else {
-		off = 0;
-		want = size;
+	off = length_first(pl, size, w3 == 1, w2 == 1) ? 2 : 0;
+	flags = off ? w2 : w1;
+	qd = off ? w3 : w2;
+	/* the other reading, as dns_start keeps it: a query of one name, or nothing */
+	other = (off || pl >= sizeof(struct dnshdr)) && one_question(off ? w1 : w2, off ? w2 : w3);
+	if (flags & 0x8000) {
+		if (!other)
+			return pass_message(msg, off ? pl + 2 : size); /* an answer */
+		/* read the other way the write asks a question: that one is judged */
+		off = 2 - off;
+		flags = off ? w2 : w1;
+		qd = off ? w3 : w2;
+		other = 0;
 	}
 	/*
 	 * A pass holds for the rest of this message only (apply_bytes), so the
-	 * next one is judged where it starts. A refusal holds for the whole
-	 * write: nothing of it is sent and send() fails (a pass before it in the
-	 * same write was sent: send() returns those bytes).
+	 * next one is judged where it starts: the length read, or the whole
+	 * write without one, but no further than a length the other reading
+	 * asks a question after. A refusal holds for the whole write: nothing
+	 * of it is sent and send() fails (a pass before it in the same write was
+	 * sent: send() returns those bytes).
 	 */
-	flags = off ? (__u16)data[4] << 8 | data[5] : (__u16)data[2] << 8 | data[3];
-	qd = off ? qd : (__u16)data[4] << 8 | data[5];
-	if (flags & 0x8000)
-		return pass_message(msg, want); /* an answer, not a question */
+	want = off || (other && pl + 2 < size) ? pl + 2 : size;
 
 	sc = scratch_here();
 	c = bpf_map_lookup_elem(&counters, &zero);
 	if (!sc || !c)
 		return pass_message(msg, want);
+	/* the other reading's question, when refused, is the one judged: either refuses */
+	if (other) {
+		len = df_msg_parse_name(msg, 2 - off, need - (2 - off) - sizeof(struct dnshdr));
+		if (len > 0 && df_question_denied((__u32)len)) {
+			off = 2 - off;
+			flags = off ? w2 : w1;
+			qd = off ? w3 : w2;
+		}
+		len = -1;
+	}
 	if (((flags >> 11) & 0xf) == 0 && qd == 1)
 		len = df_msg_parse_name(msg, off, need - off - sizeof(struct dnshdr));
 	judge_question(cfg, sc, len, &j, &target, &name);

@@ -136,6 +136,38 @@ check "tcp pipeline: the refused one recorded" "blocked github.com" \
 	"$(ev '[.events[] | select(.hook == "dns" and .verdict == "blocked")] | map("\(.verdict) \(.name)") | join(",")')"
 fenced --mode enforce --deny github.com -- python3 "$DF_T/pipeline.py" $R mirror.internal api.github.com
 check "tcp pipeline: both allowed, both go" "sent answer 1" "$out"
+# one write of [len][id 0x8001, flags 0x0001: NAME][len][mirror.internal]:
+# qdcount reads 1 with the first length and without it, so the framing is a
+# guess, and read without the length the id is flags with QR set (an answer);
+# the question the resolver reads is judged all the same
+cat >"$DF_T/ambig.py" <<'PY'
+import errno, socket, struct, sys
+def q(i, flags, name):
+    m = struct.pack(">HHHHHH", i, flags, 1, 0, 0, 0)
+    m += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0\0\1\0\1"
+    return struct.pack(">H", len(m)) + m
+s = socket.create_connection((sys.argv[1], 53), timeout=3)
+try:
+    s.send(q(0x8001, 0x0001, sys.argv[2]) + q(0x7777, 0x0100, "mirror.internal"))
+except OSError as e:
+    print(errno.errorcode[e.errno])
+    sys.exit(0)
+n = struct.unpack(">H", s.recv(2))[0]
+print("sent answer %#x" % struct.unpack(">H", s.recv(n)[:2])[0])
+PY
+fenced --mode enforce --deny github.com -- python3 "$DF_T/ambig.py" $R github.com
+check "tcp flags 0x0001, id 0x8001: the write is refused" "EACCES" "$out"
+check "tcp flags 0x0001, id 0x8001: the refused question recorded" "1 1 blocked github.com github.com" \
+	"$(ev '"\(.summary.dns_queries) \(.summary.dns_blocked) " + ([.events[] | select(.hook == "dns")] | map("\(.verdict) \(.name) \(.rule)") | join(","))')"
+fenced --mode enforce --default deny --allow "tcp/$R:53 mirror.internal" -- python3 "$DF_T/ambig.py" $R github.com
+check "tcp flags 0x0001, id 0x8001, default deny: refused" "EACCES blocked github.com default" \
+	"$out $(ev '[.events[] | select(.hook == "dns")] | map("\(.verdict) \(.name) \(.rule)") | join(",")')"
+fenced --mode enforce --deny github.com -- python3 "$DF_T/ambig.py" $R mirror.internal
+check "tcp flags 0x0001, id 0x8001: an allowed question goes and is answered" "sent answer 0x8001" "$out"
+# the same write in audit, where no sk_msg reader is loaded: egress reads it
+fenced --mode audit --deny github.com -- python3 "$DF_T/ambig.py" $R github.com
+check "tcp flags 0x0001, id 0x8001, audit: egress records the question" "sent answer 0x8001 would-block github.com" \
+	"$out $(ev '[.events[] | select(.hook == "dns")] | map("\(.verdict) \(.name)") | join(",")')"
 
 # --- provenance: names decide for addresses learned from answers ---
 ALLOWLIST=(--mode enforce --default deny --allow "udp/$R:53 **.pkg.example.com api.example.com")

@@ -380,6 +380,8 @@ struct qcase {
 #define BLOCKED(R) REC(DF_EV_BLOCKED, R)
 
 static struct wire w_short_hdr, w_tcp_ack, w_tcp_prefix_only, w_tcp_pipelined, w_tcp_trailing;
+/* two messages in one TCP write whose first reads both with and without its length (ambig()) */
+static struct wire w_amb_denied, w_amb_default, w_amb_allowed, w_amb_raw_root;
 
 static const struct qcase qcases[] = {
 	/* exact, *., **. */
@@ -500,6 +502,25 @@ static const struct qcase qcases[] = {
 	  .name = "github.com", PASS, CNT(1, 0, 1) },
 	{ "TCP, question followed by one more byte", &P_MAIN, .proto = TCP, .split = 1,
 	  .whole = &w_tcp_trailing, DROP, CNT(1, 1, 0), BLOCKED(1) },
+	/*
+	 * [len][id 0x8001, flags 0x0001: github.com][len][a question]: qdcount 1
+	 * read with the length and without it, and without it the id reads as
+	 * flags with QR set; the guess reads it without, but the question the
+	 * resolver reads is judged
+	 */
+	{ "TCP, flags 0x0001 and id 0x8001 before another message: github.com refused", &P_MAIN,
+	  .proto = TCP, .split = 1, .whole = &w_amb_denied, .norm = "github.com", DROP,
+	  CNT(1, 1, 0), BLOCKED(1) },
+	{ "TCP, flags 0x0001 and id 0x8001 before another message, default deny: refused",
+	  &P_DENYDEF, .proto = TCP, .split = 1, .whole = &w_amb_default, .norm = "www.example.org",
+	  DROP, CNT(1, 1, 0), BLOCKED(DF_RULE_DEFAULT) },
+	{ "TCP, flags 0x0001 and id 0x8001 before another message: an allowed one is a question",
+	  &P_MAIN, .proto = TCP, .split = 1, .whole = &w_amb_allowed, .txid = 0x8001,
+	  .norm = "api.example.com", PASS, CNT(1, 0, 0) },
+	/* id 0x0100: without its length it reads as a question for the root, allowed */
+	{ "TCP, flags 0x0001 and id 0x0100 before another message: both readings judged", &P_MAIN,
+	  .proto = TCP, .split = 1, .whole = &w_amb_raw_root, .norm = "github.com", DROP,
+	  CNT(1, 1, 0), BLOCKED(1) },
 	/* modes and defaults */
 	{ "audit: denied name passes, would-block record", &P_AUDIT, .name = "github.com", PASS,
 	  CNT(1, 0, 0), REC(DF_EV_WOULD_BLOCK, 1) },
@@ -1427,6 +1448,57 @@ static void sequences(void)
 		CHECK_INT(N("not a question"), 0, after.dns_queries - before.dns_queries);
 		CHECK_INT(N("pending cleared"), 0, pending_count(map_fd(skel->maps.pending)));
 	}
+
+	/*
+	 * A client bound to port 53 asks a resolver on port 53; another socket
+	 * in the fence sends it an answer from the resolver's address and port
+	 * (loopback, both bound to 127.0.0.1:53). That answer leaves the fence
+	 * to a DNS port, and it cancels the question all the same: the answer
+	 * that comes in is untrusted. Without it the same exchange is trusted.
+	 */
+	for (int fake = 0; fake < 2; fake++) {
+		struct wire q, a, d = {};
+		struct l34 tq = { 4, UDP, 0, 0, CLI4, RES4, 53, 53 };
+		struct l34 ta = { 4, UDP, 0, 0, RES4, CLI4, 53, 53 };
+		int ret = -1;
+
+		desc_now = fake ? "egress: an answer sent to a client on port 53 clears the question"
+				: "ingress: an answer to a client on port 53 is trusted";
+		apply(&P_MAIN);
+		reset_state();
+		dns_header(&d, 0x4545, 0x0100, 1, 0);
+		put_name(&d, "api.example.com");
+		put16(&d, 1);
+		put16(&d, 1);
+		packet(&q, &tq, &d);
+		run(skel->progs.df_egress, &q, &ret);
+		CHECK_INT(N("question passes"), 1, ret);
+		CHECK_INT(N("pending after the question"), 1, pending_count(map_fd(skel->maps.pending)));
+		d.n = 0;
+		dns_header(&d, 0x4545, 0x8180, 1, 1);
+		put_name(&d, "api.example.com");
+		put16(&d, 1);
+		put16(&d, 1);
+		put16(&d, 0xc00c);
+		rr(&d, 1, 30, 4);
+		put_addr4(&d, "203.0.113.73");
+		packet(&a, &ta, &d);
+		before = map_counters(skel->maps.counters);
+		if (fake) {
+			ret = -1;
+			run(skel->progs.df_egress, &a, &ret);
+			CHECK_INT(N("the fake answer leaves"), 1, ret);
+			CHECK_INT(N("pending cleared"), 0, pending_count(map_fd(skel->maps.pending)));
+		}
+		ret = -1;
+		run(skel->progs.df_ingress, &a, &ret);
+		after = map_counters(skel->maps.counters);
+		CHECK_INT(N("answer passes"), 1, ret);
+		CHECK_INT(N("not a question"), 0, after.dns_queries - before.dns_queries);
+		CHECK_INT(N("dns_answers"), !fake, after.dns_answers - before.dns_answers);
+		CHECK_INT(N("dns_untrusted"), fake, after.dns_untrusted - before.dns_untrusted);
+		CHECK_INT(N("203.0.113.73 learned"), !fake, lookup_prov("203.0.113.73", &pv) == 0);
+	}
 }
 
 /* ======================================================================
@@ -1542,6 +1614,27 @@ static void fuzz(void)
 
 /* ====================================================================== */
 
+/*
+ * [len][id, flags 0x0001, qdcount 1: name A][len][id 0x7777: api.example.com A]
+ * in one TCP write or segment: qdcount reads 1 with the first length and
+ * without it, and the length is not the rest of the write.
+ */
+static void ambig(struct wire *out, uint16_t id, const char *name)
+{
+	struct wire d;
+
+	out->n = 0;
+	for (int i = 0; i < 2; i++) {
+		d.n = 0;
+		dns_header(&d, i ? 0x7777 : id, i ? 0x0100 : 0x0001, 1, 0);
+		put_name(&d, i ? "api.example.com" : name);
+		put16(&d, 1);
+		put16(&d, 1);
+		put16(out, (uint16_t)d.n);
+		put(out, d.b, d.n);
+	}
+}
+
 static void make_names(void)
 {
 	struct wire d;
@@ -1605,6 +1698,11 @@ static void make_names(void)
 	put16(&w_tcp_trailing, (uint16_t)d.n);
 	put(&w_tcp_trailing, d.b, d.n);
 	put8(&w_tcp_trailing, 0);
+
+	ambig(&w_amb_denied, 0x8001, "github.com");
+	ambig(&w_amb_default, 0x8001, "www.example.org");
+	ambig(&w_amb_allowed, 0x8001, "api.example.com");
+	ambig(&w_amb_raw_root, 0x0100, "github.com");
 }
 
 /* The whole table on one build of the fence's object (hook/fence_obj.h). */
