@@ -2305,22 +2305,25 @@ static __always_inline int dns_msg_run(struct sk_msg_md *msg)
 	struct task_info t = {};
 	struct judged j;
 	__u32 zero = 0, size, want, need, off, pl, daddr[4] = {};
-	__u16 qtype = 0, flags, qd, w1, w2, w3;
+	__u16 qtype = 0, flags, qd;
 	__u8 *data, *end, family;
-	int len = -1, other;
+	int len = -1;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg || cfg->mode != DF_MODE_ENFORCE)
 		return SK_PASS;
 	/*
-	 * Each run starts where a message does: its length, then the message,
-	 * unless the length went out alone in the write before (read as in
-	 * dns_start). A length alone, or anything too short for a DNS header,
-	 * passes: its message is judged in the next write.
+	 * Each run starts where a message does: its length, then the message
+	 * (or, read as in dns_start, the message without it). Written in pieces
+	 * (a length alone, a question a few bytes a write), it is held back
+	 * (corked) until enough of it is there to be judged whole: the send()
+	 * that completes it gets the verdict, those before it returned at once.
 	 */
 	size = msg->size;
-	if (size < 2 + sizeof(struct dnshdr))
-		return pass_message(msg, size);
+	if (size < 2 + sizeof(struct dnshdr)) {
+		bpf_msg_cork_bytes(msg, 2 + sizeof(struct dnshdr));
+		return SK_PASS;
+	}
 	need = size < TCP_Q_JUDGE ? size : TCP_Q_JUDGE;
 	if (bpf_msg_pull_data(msg, 0, need, 0))
 		return pass_message(msg, size);
@@ -2329,49 +2332,32 @@ static __always_inline int dns_msg_run(struct sk_msg_md *msg)
 	if (data + 2 + sizeof(struct dnshdr) > end)
 		return pass_message(msg, size);
 	pl = (__u32)data[0] << 8 | data[1];
-	/* w1: flags read without a length; w2: qdcount without, flags with; w3: qdcount with */
-	w1 = (__u16)data[2] << 8 | data[3];
-	w2 = (__u16)data[4] << 8 | data[5];
-	w3 = (__u16)data[6] << 8 | data[7];
-	/* as dns_start reads a segment, but the message may go on in the next write */
-	off = length_first(pl, size, w3 == 1, w2 == 1) ? 2 : 0;
-	flags = off ? w2 : w1;
-	qd = off ? w3 : w2;
-	/* the other reading, as dns_start keeps it: a query of one name, or nothing */
-	other = (off || pl >= sizeof(struct dnshdr)) && one_question(off ? w1 : w2, off ? w2 : w3);
-	if (flags & 0x8000) {
-		if (!other)
-			return pass_message(msg, off ? pl + 2 : size); /* an answer */
-		/* read the other way the write asks a question: that one is judged */
-		off = 2 - off;
-		flags = off ? w2 : w1;
-		qd = off ? w3 : w2;
-		other = 0;
-	}
 	/*
-	 * A pass holds for the rest of this message only (apply_bytes), so the
-	 * next one is judged where it starts: the length read, or the whole
-	 * write without one, but no further than a length the other reading
-	 * asks a question after. A refusal holds for the whole write: nothing
-	 * of it is sent and send() fails (a pass before it in the same write was
-	 * sent: send() returns those bytes).
+	 * Read as the resolver reads the stream: the socket is in the hash from
+	 * its first byte, a verdict holds to the end of its message
+	 * (apply_bytes) and a piece of one is held until there is enough of it
+	 * (cork), so each run starts where a message does, with its length.
+	 * (Egress, which sees segments, not writes, has to guess: dns_start.)
+	 * A pass holds for the rest of this message only; a refusal for the
+	 * whole write: nothing of it is sent and send() fails (a pass before it
+	 * in the same write was sent: send() returns those bytes).
 	 */
-	want = off || (other && pl + 2 < size) ? pl + 2 : size;
+	off = 2;
+	flags = (__u16)data[4] << 8 | data[5];
+	qd = (__u16)data[6] << 8 | data[7];
+	want = pl + 2;
+	if ((flags & 0x8000) || pl < sizeof(struct dnshdr))
+		return pass_message(msg, want); /* an answer, or too short to ask anything */
+	/* the message, as far as judging needs, before anything of it goes */
+	if (size < want && size < TCP_Q_JUDGE) {
+		bpf_msg_cork_bytes(msg, want < TCP_Q_JUDGE ? want : TCP_Q_JUDGE);
+		return SK_PASS;
+	}
 
 	sc = scratch_here();
 	c = bpf_map_lookup_elem(&counters, &zero);
 	if (!sc || !c)
 		return pass_message(msg, want);
-	/* the other reading's question, when refused, is the one judged: either refuses */
-	if (other) {
-		len = df_msg_parse_name(msg, 2 - off, need - (2 - off) - sizeof(struct dnshdr));
-		if (len > 0 && df_question_denied((__u32)len)) {
-			off = 2 - off;
-			flags = off ? w2 : w1;
-			qd = off ? w3 : w2;
-		}
-		len = -1;
-	}
 	if (((flags >> 11) & 0xf) == 0 && qd == 1)
 		len = df_msg_parse_name(msg, off, need - off - sizeof(struct dnshdr));
 	judge_question(cfg, sc, len, &j, &target, &name);

@@ -169,6 +169,33 @@ fenced --mode audit --deny github.com -- python3 "$DF_T/ambig.py" $R github.com
 check "tcp flags 0x0001, id 0x8001, audit: egress records the question" "sent answer 0x8001 would-block github.com" \
 	"$out $(ev '[.events[] | select(.hook == "dns")] | map("\(.verdict) \(.name)") | join(",")')"
 
+# a question written a few bytes a write (TCP_NODELAY: each its own segment):
+# held back until it can be judged whole, then refused or sent
+cat >"$DF_T/pieces.py" <<'PY'
+import errno, socket, struct, sys, time
+m = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+m += b"".join(bytes([len(l)]) + l.encode() for l in sys.argv[2].split(".")) + b"\0\0\1\0\1"
+m = struct.pack(">H", len(m)) + m
+s = socket.create_connection((sys.argv[1], 53), timeout=3)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+try:
+    for i in range(0, len(m), int(sys.argv[3])):
+        s.send(m[i:i + int(sys.argv[3])])
+        time.sleep(0.02)
+except OSError as e:
+    print(errno.errorcode[e.errno])
+    sys.exit(0)
+n = struct.unpack(">H", s.recv(2))[0]
+print("answered %d bytes" % len(s.recv(n)))
+PY
+for step in 1 5 13; do
+	fenced --mode enforce --deny github.com -- python3 "$DF_T/pieces.py" $R github.com $step
+	check "tcp question in writes of $step bytes: refused, recorded" "EACCES blocked github.com" \
+		"$out $(ev '[.events[] | select(.hook == "dns")] | map("\(.verdict) \(.name)") | join(",")')"
+	fenced --mode enforce --deny github.com -- python3 "$DF_T/pieces.py" $R mirror.internal $step
+	check "tcp question in writes of $step bytes: an allowed one is answered" "answered 49 bytes" "$out"
+done
+
 # --- provenance: names decide for addresses learned from answers ---
 ALLOWLIST=(--mode enforce --default deny --allow "udp/$R:53 **.pkg.example.com api.example.com")
 fenced "${ALLOWLIST[@]}" -- sh -c "$Q $R 53 a.pkg.example.com >/dev/null; $C tcp 203.0.113.20 80"
