@@ -14,6 +14,13 @@
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
+#define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_ROUTING_ 43
+#define IPPROTO_DSTOPTS_ 60
+#define IPOPT_END_ 0
+#define IPOPT_NOOP_ 1
+#define IPOPT_LSRR_ 131
+#define IPOPT_SSRR_ 137
 #define SOCK_STREAM_ 1
 #define SOCK_DGRAM_ 2
 #define AF_INET_ 2
@@ -944,6 +951,8 @@ struct pkt {
 	__u8 proto;
 	__u8 family;
 	__u16 sport, dport;
+	__u8 opts; /* IPv4 options, or IPv6 extension headers first: may route it (df_routed) */
+	__u8 pad;
 	__u32 saddr[4], daddr[4];
 };
 
@@ -984,6 +993,8 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
 		p->family = 4;
 		p->saddr[0] = ip.saddr;
 		p->daddr[0] = ip.daddr;
+		/* (a source route option is copied into every fragment) */
+		p->opts = (ip.vihl & 0xf) > 5;
 		if (bpf_ntohs(ip.frag) & 0x1fff) /* not the first fragment */
 			return 1;
 		hl = (ip.vihl & 0xf) * 4;
@@ -996,6 +1007,8 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
 			return -1;
 		hl = 40;
 		p->proto = ip.nexthdr; /* extension headers: not DNS as far as we judge */
+		p->opts = ip.nexthdr == IPPROTO_HOPOPTS_ || ip.nexthdr == IPPROTO_ROUTING_ ||
+			  ip.nexthdr == IPPROTO_DSTOPTS_;
 		p->family = 6;
 		__builtin_memcpy(p->saddr, ip.saddr, 16);
 		__builtin_memcpy(p->daddr, ip.daddr, 16);
@@ -1719,12 +1732,88 @@ static __always_inline void bs_provenance(struct bs_scratch *bs, const struct df
 		*j = bs->nj;
 }
 
+/*
+ * Source routes. A socket may carry a route of its own (IPV6_RTHDR, IP_OPTIONS
+ * with LSRR or SSRR): the kernel then writes the route's first hop as the
+ * packet's destination and the address connect or sendmsg judged as its last,
+ * so the packet goes first where no program judged it. Such a packet is
+ * refused whatever its addresses (see DF_RULE_SOURCE_ROUTE), before the
+ * backstop's fast paths pass it on its socket's mark or freshness.
+ */
+
+/* The packet in bs_pkt: routed past its destination? 1 or 0. */
+__attribute__((noinline)) int df_routed(struct __sk_buff *skb)
+{
+	struct bs_scratch *bs = bs_here();
+	__u32 off, nh, step, nop;
+	__u8 h[2];
+	__u16 ports[2];
+
+	if (!bs || !skb)
+		return 0;
+	if (bs->p.family == 4) {
+		if (bpf_skb_load_bytes(skb, 0, h, 1))
+			return 0;
+		nh = (h[0] & 0xf) * 4; /* the header's length: options from 20 to it */
+		off = 20;
+		/* each option takes a byte at least: 40 steps cover the most an IHL holds */
+		for (__u32 i = 0; i < 40; i++) {
+			if (off >= nh)
+				return 0;
+			/* a packet ends past its options: unreadable ones are not let through */
+			if (bpf_skb_load_bytes(skb, off, h, 2))
+				return 1;
+			if (h[0] == IPOPT_END_)
+				return 0;
+			if (h[0] == IPOPT_LSRR_ || h[0] == IPOPT_SSRR_)
+				return 1;
+			/* a no-op is one byte, any other option says its length: one path a step */
+			nop = OPAQUE_ZERO(h[0] ^ IPOPT_NOOP_);
+			step = nop + (nop ^ 1) * h[1];
+			if (step + nop < 2)
+				return 1; /* a length below 2: nothing after it can be read */
+			off += step;
+		}
+		return 0;
+	}
+	/* IPv6: a routing header, first or after hop-by-hop and destination options */
+	nh = bs->p.proto;
+	off = 40;
+	for (__u32 i = 0; i < DF_EXT_WALK; i++) {
+		if (nh != IPPROTO_HOPOPTS_ && nh != IPPROTO_DSTOPTS_)
+			break;
+		if (bpf_skb_load_bytes(skb, off, h, 2))
+			return 1;
+		nh = h[0];
+		off += ((__u32)h[1] + 1) * 8;
+	}
+	if (nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_DSTOPTS_)
+		return 1; /* a longer chain than the kernel writes: not walked, not let through */
+	if (nh != IPPROTO_ROUTING_)
+		return 0;
+	/* what it carries, for the report: the header after the route, and its ports */
+	if (bpf_skb_load_bytes(skb, off, h, 2) == 0) {
+		bs->p.proto = h[0];
+		off += ((__u32)h[1] + 1) * 8;
+		if ((h[0] == IPPROTO_TCP_ || h[0] == IPPROTO_UDP_) &&
+		    bpf_skb_load_bytes(skb, off, ports, sizeof(ports)) == 0) {
+			bs->p.sport = bpf_ntohs(ports[0]);
+			bs->p.dport = bpf_ntohs(ports[1]);
+		}
+	}
+	return 1;
+}
+
+/* df_backstop_judge's kinds of packet */
+#define BS_PORTS 0
+#define BS_PORTLESS 1
+#define BS_ROUTED 2 /* df_routed said so: refused, whatever its addresses */
 
 /*
  * The slow path: judge the packet in bs_pkt by destination, count and record
  * it as connect does. A global function: verified once, not once per caller.
  */
-__attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portless)
+__attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int kind)
 {
 	const struct df_config *cfg;
 	const struct df_prefix_val *rule;
@@ -1736,10 +1825,15 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 	__u16 port;
 	__u8 pbit, ev;
 
+	int portless = kind == BS_PORTLESS;
+
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	bs = bs_here();
-	if (!cfg || !bs || !skb)
+	if (!cfg || !skb)
 		return SKB_PASS;
+	/* no slot (nested too deep): a routed packet is not judged, so not let through */
+	if (!bs)
+		return kind == BS_ROUTED && cfg->mode == DF_MODE_ENFORCE ? SKB_DROP : SKB_PASS;
 	p = &bs->p;
 	__builtin_memset(&bs->t, 0, sizeof(bs->t));
 	__builtin_memset(&bs->name, 0, sizeof(bs->name));
@@ -1762,7 +1856,11 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 	if (!bs_scan(rule, pbit, port, portless, &j))
 		judge_default(cfg, &j);
 	bs_provenance(bs, pv, pbit, port, portless, &j);
-
+	if (kind == BS_ROUTED) {
+		/* (judged as any other first: one path on from here) */
+		j.verdict = DF_DENY;
+		j.rule_id = DF_RULE_SOURCE_ROUTE;
+	}
 	ev = count_verdict(cfg, j.verdict);
 	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE) {
 		if (skb_task_helpers) {
@@ -1949,6 +2047,18 @@ __attribute__((noinline)) int df_sent_to(struct __sk_buff *skb, __u32 family, __
 /* what egress_run leaves to the backstop, besides SKB_PASS and SKB_DROP */
 #define TO_BACKSTOP 2
 #define TO_BACKSTOP_PORTLESS 3
+#define TO_ROUTED 4 /* a source route: the packet is in bs_pkt */
+
+/* Copy the packet to bs_pkt and look for a source route there (no slot: refused as one). */
+static __always_inline int source_routed(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct bs_scratch *slot = bs_here();
+
+	if (!slot)
+		return 1;
+	slot->p = *p;
+	return df_routed(skb) == 1;
+}
 
 /*
  * A packet's verdict, or TO_BACKSTOP(_PORTLESS) with the packet in p: the
@@ -1973,6 +2083,9 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	len = parse_pkt(skb, p);
 	if (len < 0)
 		return SKB_PASS;
+	/* routed past its destination: refused before anything reads it as DNS */
+	if (p->opts && source_routed(skb, p))
+		return TO_ROUTED;
 	if (len > 0)
 		return TO_BACKSTOP_PORTLESS;
 	/* a DNS server inside the fence answering: never trusted as provenance */
@@ -2059,7 +2172,25 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	return TO_BACKSTOP;
 }
 
-/* A packet of a quiet TCP connection (quiet_tcp): most of a job's packets. */
+/*
+ * An IP header straight to TCP: IPv4 without options, IPv6 without extension
+ * headers (the packet data starts at the IP header). Anything else may carry
+ * a route the socket was given (IPV6_RTHDR, IP_OPTIONS): egress_run reads it.
+ * One byte for IPv4, two for IPv6, no helper call.
+ */
+static __always_inline int plain_ip(struct __sk_buff *skb)
+{
+	__u8 *d = (__u8 *)(long)skb->data, *end = (__u8 *)(long)skb->data_end;
+
+	if (d + 8 > end)
+		return 0;
+	return d[0] == 0x45 || ((d[0] >> 4) == 6 && d[6] == IPPROTO_TCP_);
+}
+
+/*
+ * A packet of a quiet TCP connection (quiet_tcp) whose header routes it
+ * nowhere else (plain_ip): most of a job's packets.
+ */
 static __always_inline int egress_quiet(struct __sk_buff *skb)
 {
 	const struct df_config *cfg;
@@ -2067,7 +2198,7 @@ static __always_inline int egress_quiet(struct __sk_buff *skb)
 	__u32 zero = 0;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	return cfg && sk && quiet_tcp(cfg, bpf_sk_fullsock(sk));
+	return cfg && sk && quiet_tcp(cfg, bpf_sk_fullsock(sk)) && plain_ip(skb);
 }
 
 SEC("cgroup_skb/egress")
@@ -2081,7 +2212,9 @@ int df_egress(struct __sk_buff *skb)
 		return SKB_PASS;
 	scratch_enter();
 	r = egress_run(skb, &p);
-	if (r == TO_BACKSTOP || r == TO_BACKSTOP_PORTLESS)
+	if (r == TO_ROUTED)
+		r = df_backstop_judge(skb, BS_ROUTED) == SKB_DROP ? SKB_DROP : SKB_PASS;
+	else if (r == TO_BACKSTOP || r == TO_BACKSTOP_PORTLESS)
 		r = backstop(skb, &p, r == TO_BACKSTOP_PORTLESS);
 	scratch_leave();
 	return r;
