@@ -2281,7 +2281,6 @@ int df_egress(struct __sk_buff *skb)
 	if (egress_quiet(skb))
 		return SKB_PASS;
 	scratch_enter();
-	r = egress_run(skb, &p);
 	if (may_route(skb) && df_routed(skb) == 1) {
 		/* refused before anything reads it as DNS or passes it on its socket */
 		r = df_refuse_routed(skb) == SKB_DROP ? SKB_DROP : SKB_PASS;
