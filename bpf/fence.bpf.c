@@ -14,6 +14,13 @@
 
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
+#define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_ROUTING_ 43
+#define IPPROTO_DSTOPTS_ 60
+#define IPOPT_END_ 0
+#define IPOPT_NOOP_ 1
+#define IPOPT_LSRR_ 131
+#define IPOPT_SSRR_ 137
 #define SOCK_STREAM_ 1
 #define SOCK_DGRAM_ 2
 #define AF_INET_ 2
@@ -384,10 +391,10 @@ static __always_inline void record(__u8 ev, __u8 hook, __u8 proto, __u8 family, 
 {
 	struct df_rec_key key;
 	struct df_rec_val *val, init = {};
-	__u64 now = bpf_ktime_get_ns();
 	struct df_counters *c;
 	struct df_proc *proc;
 	__u32 zero = 0;
+	__u64 now;
 	long err;
 
 	__builtin_memset(&key, 0, sizeof(key));
@@ -413,6 +420,8 @@ static __always_inline void record(__u8 ev, __u8 hook, __u8 proto, __u8 family, 
 		__builtin_memcpy(key.daddr, addr, 16);
 
 	val = bpf_map_lookup_elem(&records, &key);
+	/* read here, not at the top: nothing holds it across the lookups (a spill in egress) */
+	now = bpf_ktime_get_ns();
 	if (val) {
 		__sync_fetch_and_add(&val->count, 1);
 		val->last_ns = now;
@@ -1813,6 +1822,141 @@ static __always_inline void bs_provenance(struct bs_scratch *bs, const struct df
 		*j = bs->nj;
 }
 
+/*
+ * Source routes. A socket may carry a route of its own (IPV6_RTHDR, IP_OPTIONS
+ * with LSRR or SSRR): the kernel then writes the route's first hop as the
+ * packet's destination and the address connect or sendmsg judged as its last,
+ * so the packet goes first where no program judged it. Such a packet is
+ * refused whatever its addresses (see DF_RULE_SOURCE_ROUTE), before the
+ * backstop's fast paths pass it on its socket's mark or freshness.
+ */
+
+/*
+ * An IPv4 header of hl bytes: a loose or strict source route among its
+ * options? 1 or 0. Global, as df_route6: what follows them is walked once,
+ * not once per exit of their loops.
+ */
+__attribute__((noinline)) int df_route4(struct __sk_buff *skb, __u32 hl)
+{
+	__u32 off = 20, step, nop;
+	__u8 h[2];
+
+	if (!skb)
+		return 0;
+	/* each option takes a byte at least: 40 steps cover the most an IHL holds */
+	for (__u32 i = 0; i < 40; i++) {
+		if (off >= hl)
+			return 0;
+		/* a packet ends past its options: unreadable ones are not let through */
+		if (bpf_skb_load_bytes(skb, off, h, 2))
+			return 1;
+		if (h[0] == IPOPT_END_)
+			return 0;
+		if (h[0] == IPOPT_LSRR_ || h[0] == IPOPT_SSRR_)
+			return 1;
+		/* a no-op is one byte, any other option says its length: one path a step */
+		nop = OPAQUE_ZERO(h[0] ^ IPOPT_NOOP_);
+		step = nop + (nop ^ 1) * h[1];
+		if (step + nop < 2)
+			return 1; /* a length below 2: nothing after it can be read */
+		off += step;
+	}
+	return 0;
+}
+
+/* an IPv6 header chain that routes the packet but cannot be read or walked */
+#define ROUTE6_UNREAD 0xffff
+
+/*
+ * IPv6 headers from nh: a routing header, first or after hop-by-hop and
+ * destination options? Then where the header after it is (at least 40), or
+ * ROUTE6_UNREAD (a chain longer than the kernel writes, or cut short: not
+ * walked, not let through); else 0.
+ */
+__attribute__((noinline)) int df_route6(struct __sk_buff *skb, __u32 nh)
+{
+	__u32 off = 40;
+	__u8 h[2];
+
+	if (!skb)
+		return 0;
+	for (__u32 i = 0; i < DF_EXT_WALK; i++) {
+		if (nh != IPPROTO_HOPOPTS_ && nh != IPPROTO_DSTOPTS_)
+			break;
+		if (bpf_skb_load_bytes(skb, off, h, 2))
+			return ROUTE6_UNREAD;
+		nh = h[0];
+		off += ((__u32)h[1] + 1) * 8;
+	}
+	if (nh == IPPROTO_ROUTING_)
+		return off < ROUTE6_UNREAD ? (int)off : ROUTE6_UNREAD;
+	return nh == IPPROTO_HOPOPTS_ || nh == IPPROTO_DSTOPTS_ ? ROUTE6_UNREAD : 0;
+}
+
+/*
+ * Routed past its destination? 1, with the packet parsed into bs_pkt (or no
+ * slot there: not judged, so not let through), or 0. Global: verified once,
+ * and egress's own frame keeps its size (512 bytes for the two on 5.10, 6.1).
+ * The walk comes before the parse, so it is verified once, not once per
+ * path of the parse.
+ */
+__attribute__((noinline)) int df_routed(struct __sk_buff *skb)
+{
+	struct bs_scratch *bs = bs_here();
+	__u32 off, v4;
+	__u8 h[8];
+	__u16 ports[2];
+
+	if (!skb)
+		return 0;
+	if (!bs)
+		return 1;
+	if (bpf_skb_load_bytes(skb, 0, h, sizeof(h)))
+		return 0;
+	v4 = (h[0] >> 4) == 4;
+	off = v4 ? df_route4(skb, (h[0] & 0xf) * 4) : df_route6(skb, h[6]);
+	if (!off)
+		return 0;
+	__builtin_memset(&bs->p, 0, sizeof(bs->p));
+	if (parse_pkt(skb, &bs->p) < 0)
+		return 1; /* (not IP as the socket says: the walk read it as its version says) */
+	if (v4 || off == ROUTE6_UNREAD)
+		return 1;
+	/* what it carries, for the report: the header after the route, and its ports */
+	if (bpf_skb_load_bytes(skb, off, h, 2) == 0) {
+		bs->p.proto = h[0];
+		off += ((__u32)h[1] + 1) * 8;
+		if ((h[0] == IPPROTO_TCP_ || h[0] == IPPROTO_UDP_) &&
+		    bpf_skb_load_bytes(skb, off, ports, sizeof(ports)) == 0) {
+			bs->p.sport = bpf_ntohs(ports[0]);
+			bs->p.dport = bpf_ntohs(ports[1]);
+		}
+	}
+	return 1;
+}
+
+/* Count a judged packet in bs_pkt, record it as the mode asks: its verdict for skb. */
+static __always_inline int bs_finish(struct __sk_buff *skb, const struct df_config *cfg,
+				     struct bs_scratch *bs, const struct judged *j, __u16 port)
+{
+	__u8 ev = count_verdict(cfg, j->verdict);
+
+	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE) {
+		if (skb_task_helpers) {
+			current_task(&bs->t);
+		} else {
+			struct task_info *o;
+
+			bs->cookie = bpf_get_socket_cookie(skb);
+			o = bpf_map_lookup_elem(&sock_owner, &bs->cookie);
+			if (o)
+				bs->t = *o;
+		}
+		record(ev, DF_HOOK_EGRESS, bs->p.proto, bs->p.family, bs->p.daddr, port, j->rule_id,
+		       &bs->name, 0, &bs->t);
+	}
+	return ev == DF_EV_BLOCKED ? SKB_DROP : SKB_PASS;
+}
 
 /*
  * The slow path: judge the packet in bs_pkt by destination, count and record
@@ -1873,6 +2017,29 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 		       &bs->name, 0, &bs->t);
 	}
 	return ev == DF_EV_BLOCKED ? SKB_DROP : SKB_PASS;
+}
+
+/*
+ * Refuse the source-routed packet df_routed left in bs_pkt, whatever its
+ * addresses (DF_RULE_SOURCE_ROUTE): counted and recorded as the backstop's.
+ */
+__attribute__((noinline)) int df_refuse_routed(struct __sk_buff *skb)
+{
+	const struct df_config *cfg;
+	struct bs_scratch *bs;
+	struct judged j = { .rule_id = DF_RULE_SOURCE_ROUTE, .verdict = DF_DENY };
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	bs = bs_here();
+	if (!cfg || !skb)
+		return SKB_PASS;
+	/* no slot (nested too deep): not judged, so not let through */
+	if (!bs)
+		return cfg->mode == DF_MODE_ENFORCE ? SKB_DROP : SKB_PASS;
+	__builtin_memset(&bs->t, 0, sizeof(bs->t));
+	__builtin_memset(&bs->name, 0, sizeof(bs->name));
+	return bs_finish(skb, cfg, bs, &j, bs->p.dport);
 }
 
 /*
@@ -2060,6 +2227,7 @@ static __always_inline void answer_leaves(const struct pkt *p, __u16 txid)
 #define TO_BACKSTOP 2
 #define TO_BACKSTOP_PORTLESS 3
 
+
 /*
  * A packet's verdict, or TO_BACKSTOP(_PORTLESS) with the packet in p: the
  * caller runs the backstop from one place, so the verifier walks it once
@@ -2180,7 +2348,40 @@ static __always_inline int egress_run(struct __sk_buff *skb, struct pkt *p)
 	return TO_BACKSTOP;
 }
 
-/* A packet of a quiet TCP connection (quiet_tcp): most of a job's packets. */
+/*
+ * An IP header straight to TCP: IPv4 without options, IPv6 without extension
+ * headers (the packet data starts at the IP header). Anything else may carry
+ * a route the socket was given (IPV6_RTHDR, IP_OPTIONS): egress_run reads it.
+ * One byte for IPv4, two for IPv6, no helper call.
+ */
+static __always_inline int plain_ip(struct __sk_buff *skb)
+{
+	__u8 *d = (__u8 *)(long)skb->data, *end = (__u8 *)(long)skb->data_end;
+
+	if (d + 8 > end)
+		return 0;
+	return d[0] == 0x45 || ((d[0] >> 4) == 6 && d[6] == IPPROTO_TCP_);
+}
+
+/*
+ * IPv4 options, or an IPv6 extension header that is or may come before a
+ * routing header (or a header not in the linear data): df_routed looks.
+ */
+static __always_inline int may_route(struct __sk_buff *skb)
+{
+	__u8 *d = (__u8 *)(long)skb->data, *end = (__u8 *)(long)skb->data_end;
+
+	if (d + 8 > end)
+		return 1;
+	if ((d[0] >> 4) == 4)
+		return d[0] != 0x45;
+	return d[6] == IPPROTO_HOPOPTS_ || d[6] == IPPROTO_ROUTING_ || d[6] == IPPROTO_DSTOPTS_;
+}
+
+/*
+ * A packet of a quiet TCP connection (quiet_tcp) whose header routes it
+ * nowhere else (plain_ip): most of a job's packets.
+ */
 static __always_inline int egress_quiet(struct __sk_buff *skb)
 {
 	const struct df_config *cfg;
@@ -2188,7 +2389,7 @@ static __always_inline int egress_quiet(struct __sk_buff *skb)
 	__u32 zero = 0;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	return cfg && sk && quiet_tcp(cfg, bpf_sk_fullsock(sk));
+	return cfg && sk && quiet_tcp(cfg, bpf_sk_fullsock(sk)) && plain_ip(skb);
 }
 
 SEC("cgroup_skb/egress")
@@ -2201,9 +2402,14 @@ int df_egress(struct __sk_buff *skb)
 	if (egress_quiet(skb))
 		return SKB_PASS;
 	scratch_enter();
-	r = egress_run(skb, &p);
-	if (r == TO_BACKSTOP || r == TO_BACKSTOP_PORTLESS)
-		r = backstop(skb, &p, r == TO_BACKSTOP_PORTLESS);
+	if (may_route(skb) && df_routed(skb) == 1) {
+		/* refused before anything reads it as DNS or passes it on its socket */
+		r = df_refuse_routed(skb) == SKB_DROP ? SKB_DROP : SKB_PASS;
+	} else {
+		r = egress_run(skb, &p);
+		if (r == TO_BACKSTOP || r == TO_BACKSTOP_PORTLESS)
+			r = backstop(skb, &p, r == TO_BACKSTOP_PORTLESS);
+	}
 	scratch_leave();
 	return r;
 }

@@ -113,6 +113,15 @@ struct df_sk_mark {
 #define DF_RULE_DEFAULT 0
 /* A DNS question that could not be parsed to a name (judged by the default). */
 #define DF_RULE_UNPARSABLE 0xffffffffu
+/*
+ * A packet routed past its destination (an IPv6 routing header, an IPv4 loose
+ * or strict source route option): refused by egress whatever the rules say
+ * (report: rule "source-route"). Its header names only the next hop; the
+ * addresses after it, and the one connect or sendmsg judged, ride in the route.
+ */
+#define DF_RULE_SOURCE_ROUTE 0xfffffffeu
+/* IPv6 hop-by-hop and destination options headers walked before a routing header */
+#define DF_EXT_WALK 3
 
 /* DNS */
 #define DF_DNS_NAME_MAX 256 /* wire bytes of a name, terminating zero included */

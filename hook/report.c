@@ -278,6 +278,8 @@ int report_build(const struct fence_state *st, const struct fence_data *d, char 
 			rule = p->rules[k->rule_id - 1].text;
 		else if (k->rule_id == DF_RULE_UNPARSABLE)
 			rule = "default";
+		else if (k->rule_id == DF_RULE_SOURCE_ROUTE)
+			rule = "source-route"; /* no rule: egress refuses every source route */
 		else if (k->rule_id > 0)
 			rule = "unknown";
 		format_addr(k, addr, sizeof(addr));

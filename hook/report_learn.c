@@ -117,6 +117,11 @@ static int learn_event(struct learned *l, const struct rdoc *d, size_t i, int pr
 	struct df_error e = {};
 	int r;
 
+	if (ev->rule && !strcmp(ev->rule, "source-route")) {
+		note(l,
+		     "a source-routed packet (IPv6 routing header, IPv4 source route option) was seen: refused in enforce whatever the rules; no rule lets it through");
+		return 0;
+	}
 	if (is_dns(ev)) {
 		/* the resolver, reached the way the question went */
 		if (address_rule(ev, prefixes, text, sizeof(text)) == 0) {

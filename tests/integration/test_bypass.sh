@@ -194,6 +194,93 @@ check "short raw udp: refused by the backstop" "EPERM egress 203.0.113.10" \
 	"$out $(jqr "$rep" '.events[0] | "\(.hook) \(.daddr)"')"
 [ "$out" = EPERM ] && refused=$((refused + 1))
 
+# --- a source route on the socket: connect/sendmsg judge the allowed final
+# address, the kernel sends to the route's first hop (the denied one). An
+# unprivileged process may set an IPv6 segment routing header (IPV6_RTHDR);
+# IPv4's LSRR (IP_OPTIONS) takes CAP_NET_RAW. The hops in NS process the
+# route (seg6_enabled, accept_source_route), and an nft counter there counts
+# what reaches the denied hop still carrying it. ---
+in_ns "$NS" sysctl -qw net.ipv6.conf.all.seg6_enabled=1 net.ipv6.conf.lo.seg6_enabled=1 \
+	net.ipv4.conf.all.accept_source_route=1 net.ipv4.conf.lo.accept_source_route=1
+in_ns "$NS" nft -f - <<NFT
+table inet dfroute {
+	counter via6 { }
+	counter via4 { }
+	chain pre {
+		type filter hook prerouting priority 0;
+		ip6 daddr 2001:db8::10 rt type 4 counter name via6
+		ip daddr 203.0.113.10 ip option lsrr exists counter name via4
+	}
+}
+NFT
+# via NAME: packets that reached the denied hop with the route since the last call
+via() { in_ns "$NS" nft reset counter inet dfroute "$1" 2>/dev/null | awk '/packets/ {print $2}'; }
+# route_events REPORT VERDICT: its events of that verdict, "hook proto daddr dport rule"
+route_events() { jqr "$1" "[.events[] | select(.verdict == \"$2\") | \"\\(.hook) \\(.proto) \\(.daddr) \\(.dport) \\(.rule)\"] | unique | join(\",\")"; }
+# name | dfbypass arguments | enforce outcome (!ok: anything but ok) | counter | event: hook proto daddr dport rule
+RCASES="
+ipv6 routing header, udp (nobody)  |route udp 2001:db8::20 $PORT 2001:db8::10|EPERM|via6|egress udp 2001:db8::10 $PORT source-route
+ipv6 routing header, tcp (nobody)  |route tcp 2001:db8::20 $PORT 2001:db8::10|!ok|via6|egress tcp 2001:db8::10 $PORT source-route
+ipv4 lsrr, udp (CAP_NET_RAW)       |route-priv udp 203.0.113.20 $PORT 203.0.113.10|EPERM|via4|egress udp 203.0.113.10 $PORT source-route
+"
+route_check() { # LABEL WANT OUT COUNTER-NAME EVENT REPORT [VERDICT]
+	if [ "$2" = '!ok' ]; then
+		[ -n "$3" ] && [ "$3" != ok ] && ok "$1: refused ($3)" || notok "$1: refused" "got '$3'"
+	else
+		check "$1: refused" "$2" "$3"
+	fi
+	check "$1: nothing reached the denied hop" "0" "$(via "$4")"
+	check "$1: blocked event" "$5" "$(route_events "$6" blocked)"
+	case ",$(jqr "$6" '[.events[] | .process.comm] | unique | join(",")')," in
+	*,dfbypass,*) ok "$1: event names the process" ;;
+	*) notok "$1: event names the process" "$(jqr "$6" '[.events[] | .process.comm] | unique | join(",")')" ;;
+	esac
+}
+while IFS='|' read -r name args want ctr ev; do
+	name=$(echo "$name" | sed 's/ *$//')
+	[ -z "$name" ] && continue
+	total=$((total + 1))
+	via "$ctr" >/dev/null
+	# shellcheck disable=SC2086
+	base=$(in_ns "$NS" "$B" $args 2>&1)
+	# (the hop processed the route and passed the packet on: an answer came, unless IPv4)
+	n=$(via "$ctr")
+	[ "${n:-0}" -gt 0 ] && ok "$name: unfenced it reaches the denied hop ($base, $n packets)" ||
+		notok "$name: unfenced it reaches the denied hop" "$base, counter '${n}'"
+	rep=$DF_T/route-$total.json
+	# shellcheck disable=SC2086
+	out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- "$B" $args 2>/dev/null)
+	route_check "run: $name" "$want" "$out" "$ctr" "$ev" "$rep"
+	r1=$out
+	# a hook fence that marks (its process held a TCP socket when the hook ran)
+	id=route-marked-$total
+	# shellcheck disable=SC2086
+	df_hook_attach "$id" "$DENY_JSON" "$B" held "$DF_T/$id.go" $args
+	flags=$(df_cfg_flags "$id")
+	df_hook_detach "$id"
+	check "hook, marking fence: $name: config flags 0" "0" "$flags"
+	route_check "hook, marking fence: $name" "$want" "$HOOK_OUT" "$ctr" "$ev" "$HOOK_REP"
+	[ "$r1" != ok ] && [ "$HOOK_OUT" != ok ] && refused=$((refused + 1))
+	# audit: recorded, let through
+	rep=$DF_T/route-audit-$total.json
+	# shellcheck disable=SC2086
+	out=$(in_ns "$NS" "$DF_BIN" run --mode audit --deny "$DENY" --report "$rep" -- "$B" $args 2>/dev/null)
+	n=$(via "$ctr")
+	[ "${n:-0}" -gt 0 ] && ok "audit: $name: let through ($out, $n packets)" || notok "audit: $name: let through" "$out, counter '${n}'"
+	check "audit: $name: would-block event" "$ev" "$(route_events "$rep" would-block)"
+done <<<"$RCASES"
+# an allowed first hop does not make the route allowed: refused whatever its addresses
+rep=$DF_T/route-allowed.json
+out=$(in_ns "$NS" "$DF_BIN" run --mode enforce --deny "$DENY" --report "$rep" -- "$B" route udp 2001:db8::20 $PORT 2001:db8::20 2>/dev/null)
+check "route through allowed hops only: refused" "EPERM egress udp 2001:db8::20 $PORT source-route" "$out $(route_events "$rep" blocked)"
+# observe records it and lets it through
+rep=$DF_T/route-observe.json
+out=$(in_ns "$NS" "$DF_BIN" run --mode observe --deny "$DENY" --report "$rep" -- "$B" route udp 2001:db8::20 $PORT 2001:db8::10 2>/dev/null)
+n=$(via via6)
+check "observe: routed udp recorded and let through" "ok egress udp 2001:db8::10 $PORT source-route" "$out $(route_events "$rep" would-block)"
+[ "${n:-0}" -gt 0 ] && ok "observe: routed udp reached the hop" || notok "observe: routed udp reached the hop" "counter '$n'"
+in_ns "$NS" nft delete table inet dfroute
+
 # --- audit and observe: the backstop records, refuses nothing ---
 rep=$DF_T/audit.json
 out=$(in_ns "$NS" "$DF_BIN" run --mode audit --deny "$DENY" --report "$rep" -- "$B" raw-udp 203.0.113.10 $PORT 2>/dev/null)

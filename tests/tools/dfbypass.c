@@ -21,7 +21,7 @@
  *                                         thread-tcp: a thread with a fd table of its
  *                                         own holds it), say "ready", wait until
  *                                         GO-FILE exists, then say "ok"
- *   dfbypass held GO-FILE serve PORT | MODE ADDR PORT
+ *   dfbypass held GO-FILE serve PORT | MODE ADDR PORT | route[-priv] udp|tcp ADDR PORT HOP
  *                                         hold a TCP socket (never connected), say
  *                                         "ready", wait until GO-FILE exists, then
  *                                         serve or run MODE (a container's fence
@@ -29,6 +29,13 @@
  *   dfbypass give-fd UNIX-PATH            (outside) hand a fresh UDP socket to
  *                                         the first client of UNIX-PATH
  *   dfbypass take-fd UNIX-PATH ADDR PORT  send through the socket handed in
+ *   dfbypass route udp|tcp ADDR PORT HOP  as nobody (when run as root), give the
+ *                                         socket a source route through HOP
+ *                                         (IPv6: a type 4 routing header, IPV6_RTHDR;
+ *                                         IPv4: LSRR, IP_OPTIONS), then send to /
+ *                                         connect to ADDR: the kernel sends to HOP
+ *   dfbypass route-priv udp|tcp ADDR PORT HOP   the same with the privileges it has
+ *                                         (IPv4's source route takes CAP_NET_RAW)
  *   dfbypass escape PROCS-FILE ADDR PORT  move to another cgroup, then tcp
  *   dfbypass bpf-get PATH                 bpf(BPF_OBJ_GET) on a pinned link
  *   dfbypass unlink PATH                  remove a pinned link
@@ -52,6 +59,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -669,6 +677,68 @@ static int do_take_fd(const char *path, const char *a, const char *p)
 	return expect_echo(s);
 }
 
+/* ------------------------------------------------------------ source routes */
+
+/*
+ * The route through hop, on the socket: what an unprivileged process may set.
+ * IPv6: a segment routing header (type 4), segments [0] = the destination's
+ * place (the kernel writes it) and [1] = hop, one left. IPv4: a loose source
+ * route whose first hop the kernel takes as the packet's destination.
+ */
+static int set_route(int fd, int family, const char *hop)
+{
+	uint8_t h[8 + 2 * 16] = { 0, 4, 4, 1, 1, 0, 0, 0 };
+	uint8_t o[8] = { 131, 7, 4, 0, 0, 0, 0, 0 }; /* LSRR, one address, then the end */
+
+	if (family == AF_INET6) {
+		if (inet_pton(AF_INET6, hop, h + 8 + 16) != 1)
+			return -EINVAL;
+		return setsockopt(fd, IPPROTO_IPV6, IPV6_RTHDR, h, sizeof(h)) < 0 ? -errno : 0;
+	}
+	if (inet_pton(AF_INET, hop, o + 3) != 1)
+		return -EINVAL;
+	return setsockopt(fd, IPPROTO_IP, IP_OPTIONS, o, sizeof(o)) < 0 ? -errno : 0;
+}
+
+static int do_route(int drop, const char *proto, const char *a, const char *p, const char *hop)
+{
+	struct sockaddr_storage ss;
+	struct pollfd pfd;
+	socklen_t len;
+	int fd, tcp = !strcmp(proto, "tcp"), err;
+
+	parse_addr(a, p, &ss, &len);
+	if (drop && geteuid() == 0 && (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+			       setresuid(65534, 65534, 65534) < 0)) {
+		printf("setup %s\n", errname(errno));
+		return 2;
+	}
+	fd = socket(ss.ss_family, (tcp ? SOCK_STREAM | SOCK_NONBLOCK : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return say_err(errno);
+	err = set_route(fd, ss.ss_family, hop);
+	if (err < 0) {
+		printf("setup %s\n", errname(-err));
+		return 2;
+	}
+	if (!tcp) {
+		if (sendto(fd, MSG, sizeof(MSG), 0, (struct sockaddr *)&ss, len) < 0)
+			return say_err(errno);
+		return expect_echo(fd);
+	}
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS)
+		return say_err(errno);
+	pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+	if (poll(&pfd, 1, WAIT_MS) != 1)
+		return say("timeout");
+	len = sizeof(err);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err)
+		return say_err(err ? err : errno);
+	if (send(fd, MSG, sizeof(MSG), MSG_NOSIGNAL) < 0)
+		return say_err(errno);
+	return expect_echo(fd);
+}
+
 /* ------------------------------------------------------------ the fence itself */
 
 static int do_escape(const char *procs, const char *a, const char *p)
@@ -831,7 +901,7 @@ int main(int argc, char **argv)
 		return do_pre(argv[2], argv[3], argv[4]);
 	if (!strcmp(m, "hold") && argc == 4)
 		return do_hold(argv[2], argv[3]);
-	if (!strcmp(m, "held") && (argc == 5 || argc == 6)) {
+	if (!strcmp(m, "held") && (argc == 5 || argc == 6 || argc == 8)) {
 		int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 		if (t < 0)
@@ -842,12 +912,16 @@ int main(int argc, char **argv)
 			return do_serve(argv[4]);
 		if (argc == 6)
 			return run_mode(argv[3], argv[4], argv[5]);
+		if (argc == 8 && (!strcmp(argv[3], "route") || !strcmp(argv[3], "route-priv")))
+			return do_route(!strcmp(argv[3], "route"), argv[4], argv[5], argv[6], argv[7]);
 		return 2;
 	}
 	if (!strcmp(m, "give-fd") && argc == 3)
 		return do_give_fd(argv[2]);
 	if (!strcmp(m, "take-fd") && argc == 5)
 		return do_take_fd(argv[2], argv[3], argv[4]);
+	if ((!strcmp(m, "route") || !strcmp(m, "route-priv")) && argc == 6)
+		return do_route(!strcmp(m, "route"), argv[2], argv[3], argv[4], argv[5]);
 	if (!strcmp(m, "escape") && argc == 5)
 		return do_escape(argv[2], argv[3], argv[4]);
 	if (!strcmp(m, "bpf-get") && argc == 3)

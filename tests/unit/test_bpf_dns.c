@@ -1705,6 +1705,150 @@ static void make_names(void)
 	ambig(&w_amb_raw_root, 0x0100, "github.com");
 }
 
+/* ======================================================================
+ * Egress: source routes (IPv6 routing header, IPv4 LSRR/SSRR): refused in
+ * enforce whatever the addresses and the socket, recorded with rule
+ * DF_RULE_SOURCE_ROUTE; other options and extension headers pass as before.
+ * ====================================================================== */
+
+/* Extension headers of 8 bytes each: next header, length 0 (routing: 16 more, one segment). */
+static void ext6(struct wire *w, uint8_t next, int routing)
+{
+	put8(w, next);
+	put8(w, routing ? 2 : 0);
+	if (routing) {
+		put8(w, 4); /* segment routing */
+		put8(w, 0); /* segments left */
+		put8(w, 0); /* last entry */
+		put8(w, 0);
+		put16(w, 0);
+		put(w, OTH6, 16);
+	} else {
+		put8(w, 1); /* PadN, 4 bytes */
+		put8(w, 4);
+		put32(w, 0);
+	}
+}
+
+struct rcase {
+	const char *desc;
+	int fam;
+	const char *chain; /* IPv6: the headers before UDP, "h" hop-by-hop, "d" dest options, "r" routing */
+	const uint8_t *opts; /* IPv4: options, a multiple of 4 bytes */
+	size_t opts_n;
+	int mode;
+	int ret; /* 1 pass, 0 drop */
+	int routed; /* a record with rule source-route: its verdict */
+};
+
+static const uint8_t O_LSRR[8] = { 131, 7, 4, 198, 51, 100, 54, 0 };
+static const uint8_t O_NOP_SSRR[12] = { 1, 1, 137, 7, 4, 198, 51, 100, 54, 0, 0, 0 };
+static const uint8_t O_RR[8] = { 7, 7, 4, 0, 0, 0, 0, 0 };
+static const uint8_t O_NOPS[4] = { 1, 1, 1, 0 };
+static const uint8_t O_BADLEN[4] = { 68, 1, 0, 0 }; /* a timestamp whose length is 1 */
+static const uint8_t O_RR_SSRR[16] = { 7, 7, 4, 0, 0, 0, 0, 1, 137, 7, 4, 198, 51, 100, 54, 0 };
+
+static const struct rcase rcases[] = {
+	{ "ipv6 routing header", 6, "r", NULL, 0, DF_MODE_ENFORCE, 0, DF_EV_BLOCKED },
+	{ "ipv6 hop-by-hop, routing header", 6, "hr", NULL, 0, DF_MODE_ENFORCE, 0, DF_EV_BLOCKED },
+	{ "ipv6 hop-by-hop, dest options, routing header", 6, "hdr", NULL, 0, DF_MODE_ENFORCE, 0, DF_EV_BLOCKED },
+	{ "ipv6 four options headers (longer than walked)", 6, "hddd", NULL, 0, DF_MODE_ENFORCE, 0, DF_EV_BLOCKED },
+	{ "ipv6 routing header, audit", 6, "r", NULL, 0, DF_MODE_AUDIT, 1, DF_EV_WOULD_BLOCK },
+	{ "ipv6 routing header, observe", 6, "r", NULL, 0, DF_MODE_OBSERVE, 1, DF_EV_WOULD_BLOCK },
+	{ "ipv6 hop-by-hop only", 6, "h", NULL, 0, DF_MODE_ENFORCE, 1, -1 },
+	{ "ipv6 hop-by-hop, dest options, no route", 6, "hd", NULL, 0, DF_MODE_ENFORCE, 1, -1 },
+	{ "ipv4 lsrr", 4, NULL, O_LSRR, sizeof(O_LSRR), DF_MODE_ENFORCE, 0, DF_EV_BLOCKED },
+	{ "ipv4 no-ops, ssrr", 4, NULL, O_NOP_SSRR, sizeof(O_NOP_SSRR), DF_MODE_ENFORCE, 0, DF_EV_BLOCKED },
+	{ "ipv4 record route, ssrr", 4, NULL, O_RR_SSRR, sizeof(O_RR_SSRR), DF_MODE_ENFORCE, 0, DF_EV_BLOCKED },
+	{ "ipv4 lsrr, audit", 4, NULL, O_LSRR, sizeof(O_LSRR), DF_MODE_AUDIT, 1, DF_EV_WOULD_BLOCK },
+	{ "ipv4 option length 1 (unreadable past it)", 4, NULL, O_BADLEN, sizeof(O_BADLEN), DF_MODE_ENFORCE, 0, DF_EV_BLOCKED },
+	{ "ipv4 record route only", 4, NULL, O_RR, sizeof(O_RR), DF_MODE_ENFORCE, 1, -1 },
+	{ "ipv4 no-ops only", 4, NULL, O_NOPS, sizeof(O_NOPS), DF_MODE_ENFORCE, 1, -1 },
+};
+
+static void route_packet(struct wire *out, const struct rcase *c)
+{
+	static const uint8_t mac[12] = { 2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2 };
+	struct wire ext = {};
+	size_t l4 = 8 + 4;
+
+	out->n = 0;
+	put(out, mac, sizeof(mac));
+	put16(out, c->fam == 6 ? 0x86dd : 0x0800);
+	if (c->fam == 6) {
+		size_t n = strlen(c->chain);
+
+		for (size_t i = 0; i < n; i++) {
+			char nx = i + 1 < n ? c->chain[i + 1] : 'u';
+
+			ext6(&ext, nx == 'h' ? 0 : nx == 'd' ? 60 : nx == 'r' ? 43 : UDP, c->chain[i] == 'r');
+		}
+		put32(out, 0x60000000);
+		put16(out, (uint16_t)(ext.n + l4));
+		put8(out, c->chain[0] == 'h' ? 0 : c->chain[0] == 'd' ? 60 : 43);
+		put8(out, 64);
+		put(out, CLI6, 16);
+		put(out, RES6, 16);
+		put(out, ext.b, ext.n);
+	} else {
+		size_t hl = 20 + c->opts_n, start = out->n;
+
+		put8(out, (uint8_t)(0x40 | hl / 4));
+		put8(out, 0);
+		put16(out, (uint16_t)(hl + l4));
+		put16(out, 1);
+		put16(out, 0x4000);
+		put8(out, 64);
+		put8(out, UDP);
+		put16(out, 0);
+		put(out, CLI4, 4);
+		put(out, RES4, 4);
+		put(out, c->opts, c->opts_n);
+		set16(out, start + 10, ip_csum(out->b + start, hl));
+	}
+	put16(out, CPORT);
+	put16(out, 7777);
+	put16(out, (uint16_t)l4);
+	put16(out, 0);
+	put32(out, 0x64667274);
+}
+
+static void check_route(const struct rcase *c)
+{
+	struct df_rec_key keys[8];
+	struct df_rec_val vals[8];
+	const struct df_rec_key *k = NULL;
+	struct pol p = { c->mode, DF_ALLOW, NULL, NULL };
+	struct wire pkt;
+	int ret, err, n, routed = 0;
+
+	desc_now = c->desc;
+	if (apply(&p) < 0)
+		return;
+	reset_state();
+	route_packet(&pkt, c);
+	err = run(skel->progs.df_egress, &pkt, &ret);
+	CHECK_INT(N("test run"), 0, err);
+	CHECK_INT(N("retval"), c->ret, ret);
+	n = find_records(keys, vals, 8);
+	for (int i = 0; i < n; i++)
+		if (keys[i].rule_id == DF_RULE_SOURCE_ROUTE) {
+			routed++;
+			k = &keys[i];
+		}
+	CHECK_INT(N("source-route records"), c->routed >= 0 ? 1 : 0, routed);
+	if (!k || c->routed < 0)
+		return;
+	CHECK_INT(N("verdict"), c->routed, k->verdict);
+	CHECK_INT(N("hook"), DF_HOOK_EGRESS, k->hook);
+	CHECK_INT(N("family"), c->fam, k->family);
+	/* what the packet carries, past its route: UDP to 7777 (a chain not walked: its first header) */
+	CHECK_INT(N("proto"), c->fam == 4 || strchr(c->chain, 'r') ? UDP : 0, k->proto);
+	CHECK_INT(N("dport"), c->fam == 4 || strchr(c->chain, 'r') ? 7777 : 0, k->dport);
+	CHECK(N("daddr is the header's"),
+	      !memcmp(k->daddr, c->fam == 6 ? RES6 : RES4, c->fam == 6 ? 16 : 4), "other address");
+}
+
 /* The whole table on one build of the fence's object (hook/fence_obj.h). */
 static void run_build(bool loop)
 {
@@ -1743,6 +1887,13 @@ static void run_build(bool loop)
 		snprintf(name, sizeof(name), "ingress: %s", c.desc);
 		c.desc = name;
 		check_answer(&c);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(rcases); i++) {
+		struct rcase c = rcases[i];
+
+		snprintf(name, sizeof(name), "egress: source route: %s", c.desc);
+		c.desc = name;
+		check_route(&c);
 	}
 	sequences();
 	fuzz();
