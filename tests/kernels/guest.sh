@@ -171,7 +171,15 @@ if [ -n "$NS" ]; then
 	outcome "dns: tcp question refused" EACCES
 	event "dns: tcp question refused" "blocked dns **.github.com api.github.com" '.hook == "dns" and .proto == "tcp"'
 	fenced --mode enforce --deny '**.github.com' -- "$DF_TOOLS/dfdns" -m tcp-split $R 53 api.github.com
-	outcome "dns: tcp question split from its prefix refused" EACCES
+	# the write that completes a question held back (corked) gets the verdict;
+	# 5.10's sk_msg fails it with ENOENT rather than EACCES: refused all the same
+	case $(uname -r) in
+	5.10.*) outcome "dns: tcp question split from its prefix refused" ENOENT ;;
+	*) outcome "dns: tcp question split from its prefix refused" EACCES ;;
+	esac
+	event "dns: tcp question split from its prefix refused" "blocked dns **.github.com api.github.com" '.hook == "dns" and .proto == "tcp"'
+	fenced --mode enforce --deny '**.github.com' -- "$DF_TOOLS/dfdns" -m tcp-split $R 53 mirror.internal
+	outcome "dns: tcp question split from its prefix allowed" "ok 198.51.100.10"
 	fenced --mode enforce --deny '**.github.com' -- "$DF_TOOLS/dfdns" -m tcp $R 53 mirror.internal
 	outcome "dns: tcp question allowed" "ok 198.51.100.10"
 	# the answer teaches the fence github.com -> 198.51.100.2; the connect is judged by name
