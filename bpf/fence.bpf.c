@@ -1972,7 +1972,7 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 	struct pkt *p;
 	__u32 zero = 0;
 	__u16 port;
-	__u8 pbit, ev;
+	__u8 pbit;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	bs = bs_here();
@@ -2000,23 +2000,7 @@ __attribute__((noinline)) int df_backstop_judge(struct __sk_buff *skb, int portl
 	if (!bs_scan(rule, pbit, port, portless, &j))
 		judge_default(cfg, &j);
 	bs_provenance(bs, pv, pbit, port, portless, &j);
-
-	ev = count_verdict(cfg, j.verdict);
-	if (ev != DF_EV_ALLOWED || cfg->mode == DF_MODE_OBSERVE) {
-		if (skb_task_helpers) {
-			current_task(&bs->t);
-		} else {
-			struct task_info *o;
-
-			bs->cookie = bpf_get_socket_cookie(skb);
-			o = bpf_map_lookup_elem(&sock_owner, &bs->cookie);
-			if (o)
-				bs->t = *o;
-		}
-		record(ev, DF_HOOK_EGRESS, p->proto, p->family, p->daddr, port, j.rule_id,
-		       &bs->name, 0, &bs->t);
-	}
-	return ev == DF_EV_BLOCKED ? SKB_DROP : SKB_PASS;
+	return bs_finish(skb, cfg, bs, &j, port);
 }
 
 /*
