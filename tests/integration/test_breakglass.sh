@@ -61,42 +61,41 @@ check "report: blocked before and after, would-block during" "2 1" \
 	"$(jqr "$rep" '"\(.summary.blocked) \(.summary.would_block)"')"
 check "report: configured mode stays enforce" "enforce" "$(jqr "$rep" .mode)"
 
+# live_job NAME: a live enforce fence whose job connects to 203.0.113.10:80
+# once for each next_connect, twice in all; JOB: its pid
+live_job() {
+	mkfifo "$DF_T/$1.go"
+	nsenter --net="/run/netns/$NS" -- "$DF_BIN" run --mode enforce --deny 203.0.113.10 --report "$DF_T/$1.json" -- \
+		sh -c "for i in 1 2; do read x <$DF_T/$1.go; $C tcp 203.0.113.10 80 >>$DF_T/$1.out; done" 2>/dev/null &
+	JOB=$!
+	df_track_pid $JOB
+	for i in $(seq 50); do [ -n "$(find "$DF_PINS" -mindepth 2 -maxdepth 2 -name config 2>/dev/null)" ] && break; sleep 0.1; done
+}
+# next_connect NAME N: let the job connect once more; its Nth result
+next_connect() {
+	echo go >"$DF_T/$1.go"
+	for i in $(seq 50); do [ "$(wc -l <"$DF_T/$1.out" 2>/dev/null || echo 0)" -ge "$2" ] && break; sleep 0.1; done
+	sed -n "${2}p" "$DF_T/$1.out"
+}
+
 # an 'on' cut short once its file was written (killed, or a fence it could not
 # switch): running 'on' again switches the live fences, not just "already on"
-FIFO2=$DF_T/go2
-mkfifo "$FIFO2"
-nsenter --net="/run/netns/$NS" -- "$DF_BIN" run --mode enforce --deny 203.0.113.10 --report "$DF_T/retry.json" -- \
-	sh -c "for i in 1 2; do read x <$FIFO2; $C tcp 203.0.113.10 80 >>$DF_T/out2; done" 2>/dev/null &
-job2=$!
-df_track_pid $job2
-for i in $(seq 50); do [ -n "$(find "$DF_PINS" -mindepth 2 -maxdepth 2 -name config 2>/dev/null)" ] && break; sleep 0.1; done
+live_job retry
 printf '{"periods":[{"reason":"cut short","from_ns":%s,"to_ns":0}]}\n' "$(date +%s%N)" >"$DF_STATE/.break-glass.json"
 check "cut short: status says on" "1" "$("$DF_BIN" break-glass status | grep -c 'cut short')"
-echo go >"$FIFO2"
-for i in $(seq 50); do [ -s "$DF_T/out2" ] && break; sleep 0.1; done
-check "cut short: the live fence was not switched" "EPERM" "$(sed -n 1p "$DF_T/out2")"
+check "cut short: the live fence was not switched" "EPERM" "$(next_connect retry 1)"
 check "on again: exit 0" "0" "$("$DF_BIN" break-glass on --reason "cut short" >/dev/null 2>&1; echo $?)"
-echo go >"$FIFO2"
-wait $job2
-check "on again: the live fence lets it through" "ok" "$(sed -n 2p "$DF_T/out2")"
+check "on again: the live fence lets it through" "ok" "$(next_connect retry 2)"
+wait $JOB
 check "off after it: exit 0" "0" "$("$DF_BIN" break-glass off >/dev/null 2>&1; echo $?)"
 # the same for off: cut short once its file was gone, the fences stay in audit until it runs again
 "$DF_BIN" break-glass on --reason "again" >/dev/null 2>&1
-FIFO3=$DF_T/go3
-mkfifo "$FIFO3"
-nsenter --net="/run/netns/$NS" -- "$DF_BIN" run --mode enforce --deny 203.0.113.10 --report "$DF_T/retry3.json" -- \
-	sh -c "for i in 1 2; do read x <$FIFO3; $C tcp 203.0.113.10 80 >>$DF_T/out3; done" 2>/dev/null &
-job3=$!
-df_track_pid $job3
-for i in $(seq 50); do [ -n "$(find "$DF_PINS" -mindepth 2 -maxdepth 2 -name config 2>/dev/null)" ] && break; sleep 0.1; done
+live_job retry-off
 rm -f "$DF_STATE/.break-glass.json"
-echo go >"$FIFO3"
-for i in $(seq 50); do [ -s "$DF_T/out3" ] && break; sleep 0.1; done
-check "off cut short: the live fence still lets it through" "ok" "$(sed -n 1p "$DF_T/out3")"
+check "off cut short: the live fence still lets it through" "ok" "$(next_connect retry-off 1)"
 check "off again: exit 0" "0" "$("$DF_BIN" break-glass off >/dev/null 2>&1; echo $?)"
-echo go >"$FIFO3"
-wait $job3
-check "off again: the live fence refuses again" "EPERM" "$(sed -n 2p "$DF_T/out3")"
+check "off again: the live fence refuses again" "EPERM" "$(next_connect retry-off 2)"
+wait $JOB
 
 check "on: reason required" "2" "$("$DF_BIN" break-glass on >/dev/null 2>&1; echo $?)"
 check "unknown action" "2" "$("$DF_BIN" break-glass maybe >/dev/null 2>&1; echo $?)"
