@@ -403,21 +403,28 @@ check "gc, the job ended: no cgroup left" "no" "$([ -d "$KCG" ] && echo yes || e
 # live fence's before the lock is let go, as a createRuntime holding the lock
 # (finishing the stale fence, attaching a new one) would: gc must see the new
 # fence and leave it
+# gc_locked ID STATE OUT: gc --grace 0 while the id's lock is held (2.5 s),
+# STATE put back as the id's state file meanwhile, as a hook holding the lock
+# would write it; gc's output in OUT, GC_RC its exit status
+gc_locked() {
+	df_hold_lock "$1" 2.5 || notok "gc under a held lock: hold $1's lock" "not held after 5 s"
+	"$DF_BIN" gc --grace 0 >"$3" 2>&1 &
+	gc_pid=$!
+	df_track_pid "$gc_pid"
+	sleep 0.4
+	cp "$2" "$DF_STATE/.locked.tmp" && mv "$DF_STATE/.locked.tmp" "$DF_STATE/$1.json"
+	timeout 30 tail --pid="$gc_pid" -f /dev/null
+	wait "$gc_pid"
+	GC_RC=$?
+}
 ID=gc-race-$$
 fence race "$ID" "exec sleep 300" || { notok "gc race: set up a fence" "$(oneline <"$DF_T/err")"; exit 1; }
 RACE_CG=$W_CG RACE_PID=$W_PID
 cp "$DF_STATE/$ID.json" "$DF_T/race.state"
 jq -c --arg c "$RACE_CG-gone" '.cgroup = $c' "$DF_T/race.state" >"$DF_STATE/.race.tmp" &&
 	mv "$DF_STATE/.race.tmp" "$DF_STATE/$ID.json"
-df_hold_lock "$ID" 2.5 || notok "gc race: hold the id's lock" "not held after 5 s"
-"$DF_BIN" gc --grace 0 >"$DF_T/race.out" 2>&1 &
-gc_pid=$!
-df_track_pid "$gc_pid"
-sleep 0.4
-cp "$DF_T/race.state" "$DF_STATE/.race.tmp" && mv "$DF_STATE/.race.tmp" "$DF_STATE/$ID.json"
-timeout 30 tail --pid="$gc_pid" -f /dev/null
-wait "$gc_pid"
-check "gc race: gc waits for the lock, then finds the live fence: exit 0, nothing done" "0 " "$? $(oneline <"$DF_T/race.out")"
+gc_locked "$ID" "$DF_T/race.state" "$DF_T/race.out"
+check "gc race: gc waits for the lock, then finds the live fence: exit 0, nothing done" "0 " "$GC_RC $(oneline <"$DF_T/race.out")"
 check "gc race: the live fence's programs stay attached" "6" \
 	"$(bpftool cgroup show "$RACE_CG" 2>/dev/null | grep -cE 'connect4|connect6|sendmsg4|sendmsg6|egress|ingress')"
 check "gc race: its pins and state stay, no report" "both no report" \
@@ -459,17 +466,10 @@ done
 check "gc --dry-run on orphan pins: says what it would do" "would recover $ID: pins $DF_PINS/$ID without a state file, 1 record; report $DF_REPORTS/$ID.json" "$out"
 # a hook of the id writes its state file (under the id's lock) while gc is
 # at the pins: gc judges them under that lock, and leaves them
-df_hold_lock "$ID" 2.5 || notok "gc orphan race: hold the id's lock" "not held after 5 s"
-"$DF_BIN" gc --grace 0 >"$DF_T/orace.out" 2>&1 &
-gc_pid=$!
-df_track_pid "$gc_pid"
-sleep 0.4
-cp "$DF_T/orphan.state" "$DF_STATE/.orace.tmp" && mv "$DF_STATE/.orace.tmp" "$DF_STATE/$ID.json"
-timeout 30 tail --pid="$gc_pid" -f /dev/null
-wait "$gc_pid"
+gc_locked "$ID" "$DF_T/orphan.state" "$DF_T/orace.out"
 check "gc orphan race: pins that have a state file by the time gc holds the lock are left" \
 	"0 skipped $ID: pins $DF_PINS/$ID have a state file now (a hook of this id started meanwhile) both" \
-	"$? $(oneline <"$DF_T/orace.out" | sed 's/|$//') $(pinned "$ID")"
+	"$GC_RC $(oneline <"$DF_T/orace.out" | sed 's/|$//') $(pinned "$ID")"
 wait "$LOCK_PID" 2>/dev/null
 rm -f "$DF_STATE/$ID.json"
 out=$("$DF_BIN" gc --grace 0 2>"$DF_T/err")
