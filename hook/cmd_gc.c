@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "../oci/json_emit.h"
+#include "pool.h"
 #include "cgroup.h"
 #include "cli.h"
 #include "livefence.h"
@@ -448,6 +449,15 @@ int cmd_gc(int argc, char **argv)
 		} else if (r > 0) {
 			printf("removed %s/%s: attribution programs no fence uses\n", hc.bpffs_root,
 			       DF_ATTRIB_DIR);
+		}
+		/* verified program sets idle past attribution_linger (all, with the pool off) */
+		r = pool_gc(&hc, !pool_enabled(&hc));
+		if (r < 0) {
+			df_err("gc: %s/%s: %s", hc.bpffs_root, POOL_DIR, strerror(-r));
+			failed = 1;
+		} else if (r > 0) {
+			printf("removed %d program set%s the pool kept in %s/%s\n", r, r > 1 ? "s" : "",
+			       hc.bpffs_root, POOL_DIR);
 		}
 	}
 	failed |= gc_temp_files(hc.state_dir, grace, dry_run) < 0;

@@ -14,6 +14,7 @@ void df_config_defaults(struct df_host_config *c)
 	c->max_records = DF_DEFAULT_RECORDS;
 	c->dns_ttl_floor = 60;
 	c->attribution_linger = 300;
+	c->fence_pool = 4;
 	c->dns_ports[0] = 53;
 	snprintf(c->hooks_dirs[0], PATH_MAX, "/usr/share/containers/oci/hooks.d");
 	snprintf(c->hooks_dirs[1], PATH_MAX, "/etc/containers/oci/hooks.d");
@@ -101,7 +102,7 @@ static int take_uint(yajl_val root, const char *key, const char *hint, long long
 
 static const char *const known_keys[] = {
 	"report_dir", "state_dir", "bpffs_root", "profiles_dir", "annotations_may_loosen",
-	"max_records", "dns_ttl_floor", "attribution_linger", "dns_ports", "annotations_may_break_glass", "mode",
+	"max_records", "dns_ttl_floor", "attribution_linger", "fence_pool", "dns_ports", "annotations_may_break_glass", "mode",
 	"default", "deny", "allow", "hooks_dirs",
 };
 
@@ -208,7 +209,9 @@ int df_config_parse(const char *buf, const char *path, struct df_host_config *c,
 	    (r = take_uint(root, "dns_ttl_floor", " (seconds)", 0, 86400, &c->dns_ttl_floor, path,
 			   e)) < 0 ||
 	    (r = take_uint(root, "attribution_linger", " (seconds)", 0, 86400,
-			   &c->attribution_linger, path, e)) < 0)
+			   &c->attribution_linger, path, e)) < 0 ||
+	    (r = take_uint(root, "fence_pool", " (program sets)", 0, 64, &c->fence_pool, path,
+			   e)) < 0)
 		return r;
 	r = json_get_array(root, "dns_ports", &ports, e);
 	if (r < 0 && r != -ENOENT)

@@ -31,6 +31,8 @@ struct df_host_config {
 	unsigned int dns_ttl_floor; /* seconds: provenance lives max(TTL, floor) */
 	/* seconds the attribution programs stay loaded after the last fence; 0: removed with it */
 	unsigned int attribution_linger;
+	/* finished fences whose verified programs wait for the next like them (pool.h); 0: none */
+	unsigned int fence_pool;
 	unsigned short dns_ports[DF_DNS_PORTS]; /* 53 first; 0 = unused */
 	/* where this host's engines read hooks.d files (depfence doctor checks them) */
 	char hooks_dirs[DF_HOOKS_DIRS_MAX][PATH_MAX];

@@ -18,6 +18,7 @@
 #include "fence_obj.h"
 #include "cli.h"
 #include "livefence.h"
+#include "pool.h"
 
 static void fence_bpf_freep(struct fence_bpf **s)
 {
@@ -408,30 +409,38 @@ static int fill_rules(struct bpf_map *map, int family, const struct df_compiled 
 	return 0;
 }
 
-static int fill_config(struct bpf_map *map, const struct df_config *cfg, struct df_error *e)
+/* Unpin the fence's links: its programs let go of the cgroup. 0 or -errno. */
+static int unpin_links(int dfd)
 {
-	__u32 zero = 0;
+	int r = 0;
 
-	if (bpf_map__update_elem(map, &zero, sizeof(zero), cfg, sizeof(*cfg), BPF_ANY) < 0)
-		return df_fail(e, -errno, "fill config: %s", strerror(errno));
-	return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(pin_links); i++)
+		if (unlinkat(dfd, pin_links[i], 0) < 0 && errno != ENOENT)
+			r = -errno;
+	if (unlinkat(dfd, PIN_DNS_TCP, 0) < 0 && errno != ENOENT)
+		r = -errno;
+	return r;
 }
 
-static int pin_map(struct bpf_map *map, const char *dir, const char *name, struct df_error *e)
+int fence_remove_state(const struct df_host_config *hc, const char *id)
 {
 	char path[PATH_MAX];
-	int r;
 
-	join(path, sizeof(path), dir, name, NULL);
-	r = bpf_map__pin(map, path);
-	return r < 0 ? df_fail(e, r, "pin %s: %s", path, strerror(-r)) : 0;
+	if (safe_id(id) < 0)
+		return -EINVAL;
+	if (join(path, sizeof(path), hc->state_dir, id, NULL) < 0)
+		return -ENAMETOOLONG;
+	strncat(path, ".json", sizeof(path) - strlen(path) - 1);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
 }
 
 int fence_remove(const struct df_host_config *hc, const char *id)
 {
-	char dir[PATH_MAX], path[PATH_MAX];
+	char dir[PATH_MAX];
 	DIR *d;
-	int r = 0;
+	int r = 0, r2;
 
 	if (safe_id(id) < 0)
 		return -EINVAL;
@@ -442,11 +451,7 @@ int fence_remove(const struct df_host_config *hc, const char *id)
 		struct dirent *de;
 
 		/* links first: removing their pins detaches the programs */
-		for (size_t i = 0; i < ARRAY_SIZE(pin_links); i++)
-			if (unlinkat(dirfd(d), pin_links[i], 0) < 0 && errno != ENOENT)
-				r = -errno;
-		if (unlinkat(dirfd(d), PIN_DNS_TCP, 0) < 0 && errno != ENOENT)
-			r = -errno;
+		r = unpin_links(dirfd(d));
 		while ((de = readdir(d))) {
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
@@ -459,12 +464,44 @@ int fence_remove(const struct df_host_config *hc, const char *id)
 	} else if (errno != ENOENT) {
 		r = -errno;
 	}
-	if (join(path, sizeof(path), hc->state_dir, id, NULL) < 0)
-		return -ENAMETOOLONG;
-	strncat(path, ".json", sizeof(path) - strlen(path) - 1);
-	if (unlink(path) < 0 && errno != ENOENT)
-		r = -errno;
-	return r;
+	r2 = fence_remove_state(hc, id);
+	return r < 0 ? r : r2;
+}
+
+struct retire_arg {
+	const struct df_host_config *hc;
+	const char *id;
+};
+
+static int retire_state(void *arg)
+{
+	const struct retire_arg *a = arg;
+
+	return fence_remove_state(a->hc, a->id);
+}
+
+int fence_retire(const struct df_host_config *hc, const struct fence_state *st, size_t n_recs)
+{
+	struct retire_arg a = { hc, st->id };
+	_cleanup_close_ int dfd = -1;
+	char dir[PATH_MAX];
+	int r, moved = 0;
+
+	if (!st->pool_sig[0] || n_recs > POOL_MAX_RECORDS || !pool_enabled(hc) ||
+	    safe_id(st->id) < 0 || join(dir, sizeof(dir), hc->bpffs_root, st->id, NULL) < 0)
+		return fence_remove(hc, st->id);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* the links first: the fence lets go of its cgroup before anything is emptied */
+	if (dfd < 0 || unpin_links(dfd) < 0)
+		return fence_remove(hc, st->id);
+	r = pool_park(hc, dir, st->pool_sig, st->cgroup_id, retire_state, &a, &moved);
+	if (r > 0)
+		return 0;
+	if (r < 0 && moved)
+		return r;
+	if (r < 0)
+		df_debug("fence %s: keep its programs in the pool: %s", st->id, strerror(-r));
+	return fence_remove(hc, st->id);
 }
 
 void fence_log_attached(void (*log)(const char *fmt, ...), const struct fence_state *st,
@@ -614,52 +651,181 @@ static int write_state_with_slot(const struct attrib_ref *ref, void *arg)
 	return write_state(w);
 }
 
-/* Attach prog to the cgroup and pin the link as dir/name: the pin holds it from then on. */
-static int attach_pinned(struct bpf_program *prog, int cgfd, const char *dir, const char *name,
-			 const char *cgroup, struct df_error *e)
-{
-	struct bpf_link *link = bpf_program__attach_cgroup(prog, cgfd);
-	char path[PATH_MAX];
-	int r;
+/*
+ * The fence's programs and the maps user space fills or pins, as fds: from
+ * the objects just loaded, or from a set the pool kept (pool.h).
+ */
+enum { FP_CONNECT4, FP_CONNECT6, FP_SENDMSG4, FP_SENDMSG6, FP_EGRESS, FP_INGRESS, FP_SOCKOPS,
+       FP_N };
+static const struct {
+	const char *name; /* the pin, and the program without "df_" */
+	enum bpf_attach_type type;
+} fence_progs[FP_N] = {
+	[FP_CONNECT4] = { "connect4", BPF_CGROUP_INET4_CONNECT },
+	[FP_CONNECT6] = { "connect6", BPF_CGROUP_INET6_CONNECT },
+	[FP_SENDMSG4] = { "sendmsg4", BPF_CGROUP_UDP4_SENDMSG },
+	[FP_SENDMSG6] = { "sendmsg6", BPF_CGROUP_UDP6_SENDMSG },
+	[FP_EGRESS] = { "egress", BPF_CGROUP_INET_EGRESS },
+	[FP_INGRESS] = { "ingress", BPF_CGROUP_INET_INGRESS },
+	[FP_SOCKOPS] = { "sockops", BPF_CGROUP_SOCK_OPS }, /* the TCP reader's only */
+};
+_Static_assert(FP_SOCKOPS == ARRAY_SIZE(pin_links), "the links pinned by name come first");
 
-	if (!link)
-		return df_fail(e, -errno, "attach %s to %s: %s", name, cgroup, strerror(errno));
-	join(path, sizeof(path), dir, name, NULL);
-	r = bpf_link__pin(link, path);
-	/* the pin holds the link now: drop our fd without detaching */
-	bpf_link__disconnect(link);
-	bpf_link__destroy(link);
-	if (r < 0)
-		return df_fail(e, r, "pin %s: %s", path, strerror(-r));
+/* the maps a set is kept with: what user space fills or pins, and what a park empties */
+enum { FM_CONFIG, FM_COUNTERS, FM_RECORDS, FM_NAMES, FM_NAME_RULES, FM_PENDING, FM_PROV4,
+       FM_PROV6, FM_SOCK_OWNER, FM_DNS_WRITERS, FM_DNS_SOCKS, FM_N };
+static const char *const fence_maps[FM_N] = {
+	"config", "counters", "records", "names", "name_rules", "pending",
+	"prov4", "prov6", "sock_owner", "dns_writers", "dns_socks", /* the TCP reader's only */
+};
+
+struct fence_fds {
+	int prog[FP_N];
+	int map[FM_N];
+	int owned; /* opened from pins: closed by fence_fds_close */
+};
+
+static void fence_fds_close(struct fence_fds *f)
+{
+	for (size_t i = 0; f->owned && i < FP_N; i++)
+		if (f->prog[i] >= 0)
+			close(f->prog[i]);
+	for (size_t i = 0; f->owned && i < FM_N; i++)
+		if (f->map[i] >= 0)
+			close(f->map[i]);
+}
+#define _cleanup_fds_ _cleanup_(fence_fds_close)
+
+static void fence_fds_init(struct fence_fds *f)
+{
+	memset(f, 0, sizeof(*f));
+	memset(f->prog, -1, sizeof(f->prog));
+	memset(f->map, -1, sizeof(f->map));
+}
+
+/* The fds of the objects loaded (owned by them); with pin_dir, also pinned there for the pool. */
+static int fds_of_objs(const struct fence_objs *o, int tcp_reader, struct fence_fds *f,
+		       const char *pin_dir, struct df_error *e)
+{
+	char path[PATH_MAX], name[64];
+
+	for (size_t i = 0; i < FP_N; i++) {
+		struct bpf_program *p;
+
+		if (i == FP_SOCKOPS && !tcp_reader)
+			continue;
+		snprintf(name, sizeof(name), "df_%s", fence_progs[i].name);
+		p = fence_prog(o, name);
+		if (!p)
+			return df_fail(e, -ENOENT, "program %s was not loaded", name);
+		f->prog[i] = bpf_program__fd(p);
+		snprintf(name, sizeof(name), POOL_PIN "p_%s", fence_progs[i].name);
+		if (pin_dir && (join(path, sizeof(path), pin_dir, name, NULL) < 0 ||
+				bpf_obj_pin(f->prog[i], path) < 0))
+			return df_fail(e, -errno, "pin %s: %s", path, strerror(errno));
+	}
+	for (size_t i = 0; i < FM_N; i++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(o->maps->obj, fence_maps[i]);
+
+		if (i == FM_DNS_SOCKS && !tcp_reader)
+			continue;
+		if (!m || bpf_map__fd(m) < 0)
+			return df_fail(e, -ENOENT, "map %s was not made", fence_maps[i]);
+		f->map[i] = bpf_map__fd(m);
+		snprintf(name, sizeof(name), POOL_PIN "m_%s", fence_maps[i]);
+		if (pin_dir && (join(path, sizeof(path), pin_dir, name, NULL) < 0 ||
+				bpf_obj_pin(f->map[i], path) < 0))
+			return df_fail(e, -errno, "pin %s: %s", path, strerror(errno));
+	}
 	return 0;
+}
+
+/* The fds of the set the pool gave (its pins in dir). */
+static int fds_of_pins(const char *dir, int tcp_reader, struct fence_fds *f, struct df_error *e)
+{
+	char path[PATH_MAX];
+	int n;
+
+	f->owned = 1;
+	for (size_t i = 0; i < FP_N + FM_N; i++) {
+		int *fd = i < FP_N ? &f->prog[i] : &f->map[i - FP_N];
+
+		if ((i == FP_SOCKOPS || i == FP_N + FM_DNS_SOCKS) && !tcp_reader)
+			continue;
+		n = i < FP_N ? snprintf(path, sizeof(path), "%s/" POOL_PIN "p_%s", dir,
+					fence_progs[i].name)
+			     : snprintf(path, sizeof(path), "%s/" POOL_PIN "m_%s", dir,
+					fence_maps[i - FP_N]);
+		if (n < 0 || (size_t)n >= sizeof(path))
+			return df_fail(e, -ENAMETOOLONG, "%s: path too long", dir);
+		*fd = bpf_obj_get(path);
+		if (*fd < 0)
+			return df_fail(e, -errno, "open the kept program set's %s: %s", path,
+				       strerror(errno));
+	}
+	return 0;
+}
+
+static int fill_config(int fd, const struct df_config *cfg, struct df_error *e)
+{
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(fd, &zero, cfg, BPF_ANY) < 0)
+		return df_fail(e, -errno, "fill config: %s", strerror(errno));
+	return 0;
+}
+
+static int pin_fd(int fd, const char *dir, const char *name, struct df_error *e)
+{
+	char path[PATH_MAX];
+
+	if (join(path, sizeof(path), dir, name, NULL) < 0 || bpf_obj_pin(fd, path) < 0)
+		return df_fail(e, -errno, "pin %s/%s: %s", dir, name, strerror(errno));
+	return 0;
+}
+
+/* Attach the program to the cgroup and pin the link as dir/name: the pin holds it from then on. */
+static int attach_pinned(int prog_fd, enum bpf_attach_type type, int cgfd, const char *dir,
+			 const char *name, const char *cgroup, struct df_error *e)
+{
+	_cleanup_close_ int fd = bpf_link_create(prog_fd, cgfd, type, NULL);
+
+	if (fd < 0)
+		return df_fail(e, -errno, "attach %s to %s: %s", name, cgroup, strerror(errno));
+	/* the pin holds the link now: closing our fd does not detach it */
+	return pin_fd(fd, dir, name, e);
 }
 
 /*
  * The reader of DNS questions over TCP: its sk_msg program on the sockhash
- * first, then the sock_ops program that fills the hash on the cgroup. The
- * hash is pinned: a sockhash lets its programs go when the last reference
- * from user space does (the sock_ops program's does not count). These pins
- * are not among pin_maps and pin_links: without them the fence still refuses
- * those questions (egress drops them), the client only waits for its timeout.
+ * first (a kept set's is on it still), then the sock_ops program that fills
+ * the hash on the cgroup. The hash is pinned: a sockhash lets its programs
+ * go when the last reference from user space does (the sock_ops program's
+ * does not count). These pins are not among pin_maps and pin_links: without
+ * them the fence still refuses those questions (egress drops them), the
+ * client only waits for its timeout.
  */
-static int attach_dns_tcp(const struct fence_objs *o, int cgfd, const char *dir,
-			  const char *cgroup, struct df_error *e)
+static int attach_dns_tcp(const struct fence_objs *o, const struct fence_fds *f, int cgfd,
+			  const char *dir, const char *cgroup, struct df_error *e)
 {
-	struct bpf_program *msg = fence_prog(o, "df_dns_msg"), *ops = fence_prog(o, "df_sockops");
-	char path[PATH_MAX];
 	int r;
 
-	if (!msg || !ops)
-		return df_fail(e, -ENOENT, "the DNS-over-TCP reader was not loaded");
-	join(path, sizeof(path), dir, PIN_DNS_SOCKS, NULL);
-	r = bpf_map__pin(o->maps->maps.dns_socks, path);
+	r = pin_fd(f->map[FM_DNS_SOCKS], dir, PIN_DNS_SOCKS, e);
 	if (r < 0)
-		return df_fail(e, r, "pin %s: %s", path, strerror(-r));
-	if (bpf_prog_attach(bpf_program__fd(msg), bpf_map__fd(o->maps->maps.dns_socks),
-			    BPF_SK_MSG_VERDICT, 0) < 0)
-		return df_fail(e, -errno, "attach the DNS-over-TCP reader to its socket map: %s",
-			       strerror(errno));
-	return attach_pinned(ops, cgfd, dir, PIN_DNS_TCP, cgroup, e);
+		return r;
+	if (o) {
+		struct bpf_program *msg = fence_prog(o, "df_dns_msg");
+
+		if (!msg)
+			return df_fail(e, -ENOENT, "the DNS-over-TCP reader was not loaded");
+		if (bpf_prog_attach(bpf_program__fd(msg), f->map[FM_DNS_SOCKS],
+				    BPF_SK_MSG_VERDICT, 0) < 0)
+			return df_fail(e, -errno,
+				       "attach the DNS-over-TCP reader to its socket map: %s",
+				       strerror(errno));
+	}
+	return attach_pinned(f->prog[FP_SOCKOPS], fence_progs[FP_SOCKOPS].type, cgfd, dir,
+			     PIN_DNS_TCP, cgroup, e);
 }
 
 int fence_lock_wait(const struct df_host_config *hc, const char *id, int wait_ms)
@@ -678,11 +844,100 @@ int fence_lock(const struct df_host_config *hc, const char *id)
 	return fence_lock_wait(hc, id, -1);
 }
 
+/* The map's kernel id, 0 when fd is not one. */
+static unsigned int map_id_of(int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	return fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+/*
+ * Open, size and load the fence's programs (the kernel verifies them), fill
+ * the rules, and make the pin directory: with keep, the objects a set is kept
+ * with are pinned there too. procs_fd: the host-wide attribution map, or -1;
+ * when the fence cannot use it, stw->attrib is cleared (and the slot given
+ * back) and so is stw->pool_sig.
+ */
+static int load_fresh(const struct df_host_config *hc, struct state_writer *sw,
+		      struct fence_objs *objs, const struct df_compiled *c4,
+		      const struct df_compiled *c6, size_t n_names, int tcp_reader, int procs_fd,
+		      const char *dir, struct fence_fds *fds, struct df_error *e)
+{
+	struct fence_state *stw = sw->stw;
+	struct fence_bpf *skel;
+	int r;
+
+	objs->loop = fence_kernel_has_bpf_loop();
+	skel = objs->maps = fence_bpf_open_build(objs->loop);
+	if (!skel)
+		return df_fail(e, -errno, "open BPF object: %s", strerror(errno));
+	/* cgroup_skb may ask who the current task is only on recent kernels (6.18) */
+	skel->rodata->skb_task_helpers = fence_probe_skb_task_helpers() > 0;
+	skel->rodata->name_rules_on = n_names > 0;
+#if defined(__x86_64__)
+	/* the sendmsg verdict cache needs x86's ordering of loads and of stores (fence.bpf.c) */
+	skel->rodata->send_cache_on = 1;
+#endif
+	df_compiled_filter(c4, skel->rodata->addr_filter[0]);
+	df_compiled_filter(c6, skel->rodata->addr_filter[1]);
+	bpf_map__set_max_entries(skel->maps.rules4, c4->n ? (__u32)c4->n : 1);
+	bpf_map__set_max_entries(skel->maps.rules6, c6->n ? (__u32)c6->n : 1);
+	bpf_map__set_max_entries(skel->maps.records, hc->max_records);
+	bpf_map__set_max_entries(skel->maps.name_rules, n_names ? (__u32)n_names : 1);
+	/*
+	 * Process attribution is best effort: without it the fence holds and the
+	 * report says why events name only pid and comm.
+	 */
+	if (stw->attrib.gen && bpf_map__reuse_fd(skel->maps.attrib_procs, procs_fd) < 0) {
+		struct attrib_ref claimed = stw->attrib;
+
+		memset(&stw->attrib, 0, sizeof(stw->attrib));
+		snprintf(stw->attrib.error, sizeof(stw->attrib.error),
+			 "hand the attribution map to the fence: %s", strerror(errno));
+		stw->pool_sig[0] = 0;
+		/* the state file stops naming the slot before it is released */
+		if (write_state(sw) == 0)
+			attrib_detach(hc, &claimed);
+		else
+			stw->attrib = claimed;
+	}
+	/*
+	 * Without the host-wide map (no slot left, no BTF) the fence's own stays
+	 * empty: one entry, not the 1 MiB of buckets a 65,536-entry hash costs.
+	 */
+	if (!stw->attrib.gen)
+		bpf_map__set_max_entries(skel->maps.attrib_procs, 1);
+	/*
+	 * The TCP question reader is loaded (and verified: ~30 ms) only where a
+	 * question can be refused: enforce, with a name rule or default deny.
+	 */
+	if (!tcp_reader) {
+		bpf_program__set_autoload(skel->progs.df_sockops, false);
+		bpf_program__set_autoload(skel->progs.df_dns_msg, false);
+	} else {
+		skel->rodata->dns_tcp_reader = 1;
+	}
+	r = fence_objs_load(objs);
+	if (r < 0)
+		return df_fail(e, r, "load BPF programs: %s (run with --verbose for the verifier log)",
+			       strerror(-r));
+	if ((r = fill_rules(skel->maps.rules4, 4, c4, e)) < 0 ||
+	    (r = fill_rules(skel->maps.rules6, 6, c6, e)) < 0)
+		return r;
+	/* whatever is pinned from here on can be found through the state file and removed */
+	if (mkdir(dir, 0700) < 0)
+		return df_fail(e, -errno, "create pin directory %s: %s%s", dir, strerror(errno),
+			       errno == EEXIST ? " (a fence with this id exists; depfence gc removes stale ones)" : "");
+	return fds_of_objs(objs, tcp_reader, fds, stw->pool_sig[0] ? dir : NULL, e);
+}
+
 int fence_start(const struct df_host_config *hc, const struct fence_state *st, struct df_error *e)
 {
 	_cleanup_objs_ struct fence_objs objs = {};
-	struct fence_bpf *skel;
-	_cleanup_close_ int cgfd = -1, idlock = -1;
+	_cleanup_fds_ struct fence_fds fds;
+	_cleanup_close_ int cgfd = -1, idlock = -1, procs_fd = -1;
 	struct df_compiled c4 = {}, c6 = {};
 	struct df_compiled_names cn = {};
 	struct df_config cfg = {};
@@ -691,8 +946,9 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	struct state_writer sw = { .hc = hc, .stw = &stw, .name = name };
 	struct df_error ae = {};
 	__u32 bases[2];
-	int r, procs_fd = -1, tcp_reader;
+	int r, tcp_reader, taken = 0;
 
+	fence_fds_init(&fds);
 	if (safe_id(st->id) < 0)
 		return df_fail(e, -EINVAL, "container id \"%.80s\" is not a safe file name", st->id);
 	/* until this start is done, another for the same id waits (then finds this fence) */
@@ -701,6 +957,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		return df_fail(e, idlock, "lock %s/%s for %s: %s", hc->state_dir, FENCE_LOCKS, st->id,
 			       strerror(-idlock));
 	memset(&stw.attrib, 0, sizeof(stw.attrib));
+	stw.pool_sig[0] = 0;
 	r = df_policy_compile(&st->policy, 4, &c4, e);
 	if (r < 0)
 		return r;
@@ -741,30 +998,8 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		r = df_fail(e, -errno, "open cgroup %s: %s", st->cgroup, strerror(errno));
 		goto out;
 	}
-
-	objs.loop = fence_kernel_has_bpf_loop();
-	skel = objs.maps = fence_bpf_open_build(objs.loop);
-	if (!skel) {
-		r = df_fail(e, -errno, "open BPF object: %s", strerror(errno));
-		goto out;
-	}
-	/* cgroup_skb may ask who the current task is only on recent kernels (6.18) */
-	skel->rodata->skb_task_helpers = fence_probe_skb_task_helpers() > 0;
-	skel->rodata->name_rules_on = cn.n > 0;
-#if defined(__x86_64__)
-	/* the sendmsg verdict cache needs x86's ordering of loads and of stores (fence.bpf.c) */
-	skel->rodata->send_cache_on = 1;
-#endif
-	df_compiled_filter(&c4, skel->rodata->addr_filter[0]);
-	df_compiled_filter(&c6, skel->rodata->addr_filter[1]);
-	bpf_map__set_max_entries(skel->maps.rules4, c4.n ? (__u32)c4.n : 1);
-	bpf_map__set_max_entries(skel->maps.rules6, c6.n ? (__u32)c6.n : 1);
-	bpf_map__set_max_entries(skel->maps.records, hc->max_records);
-	bpf_map__set_max_entries(skel->maps.name_rules, cn.n ? (__u32)cn.n : 1);
-	/*
-	 * Process attribution is best effort: without it the fence holds and the
-	 * report says why events name only pid and comm.
-	 */
+	tcp_reader = st->policy.mode == DF_MODE_ENFORCE &&
+		     (cn.n > 0 || st->policy.default_verdict == DF_DENY);
 	/*
 	 * The state file comes first, before anything is claimed or pinned: a
 	 * hook killed at any later step leaves what poststop, gc or the next
@@ -774,20 +1009,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 			  &ae) < 0) {
 		memset(&stw.attrib, 0, sizeof(stw.attrib));
 		snprintf(stw.attrib.error, sizeof(stw.attrib.error), "%s", ae.msg);
-	} else if (bpf_map__reuse_fd(skel->maps.attrib_procs, procs_fd) < 0) {
-		struct attrib_ref claimed = stw.attrib;
-
-		memset(&stw.attrib, 0, sizeof(stw.attrib));
-		snprintf(stw.attrib.error, sizeof(stw.attrib.error),
-			 "hand the attribution map to the fence: %s", strerror(errno));
-		/* the state file stops naming the slot before it is released */
-		if (write_state(&sw) == 0)
-			attrib_detach(hc, &claimed);
-		else
-			stw.attrib = claimed;
 	}
-	if (procs_fd >= 0)
-		close(procs_fd);
 	if (!stw.attrib.gen) {
 		r = write_state(&sw);
 		if (r < 0) {
@@ -795,30 +1017,35 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 			goto out;
 		}
 	}
-	/*
-	 * Without the host-wide map (no slot left, no BTF) the fence's own stays
-	 * empty: one entry, not the 1 MiB of buckets a 65,536-entry hash costs.
-	 */
-	if (!stw.attrib.gen)
-		bpf_map__set_max_entries(skel->maps.attrib_procs, 1);
-	/*
-	 * The TCP question reader is loaded (and verified: ~30 ms) only where a
-	 * question can be refused: enforce, with a name rule or default deny.
-	 */
-	tcp_reader = st->policy.mode == DF_MODE_ENFORCE &&
-		     (cn.n > 0 || st->policy.default_verdict == DF_DENY);
-	if (!tcp_reader) {
-		bpf_program__set_autoload(skel->progs.df_sockops, false);
-		bpf_program__set_autoload(skel->progs.df_dns_msg, false);
+	/* a set verified for a fence like this one, kept by the pool: no verification */
+	if (pool_enabled(hc) && cgroup_id_of(st->cgroup, &stw.cgroup_id) == 0) {
+		struct pool_inputs in = {
+			.c4 = &c4, .c6 = &c6, .n_names = cn.n, .tcp_reader = tcp_reader,
+			.max_records = hc->max_records,
+			.procs_map_id = stw.attrib.gen ? map_id_of(procs_fd) : 0,
+		};
+
+		in.obj[0] = fence_bpf__elf_bytes(&in.obj_sz[0]);
+		in.obj[1] = fence_loop_bpf__elf_bytes(&in.obj_sz[1]);
+		r = pool_sig(hc, &in, stw.pool_sig);
+		if (r == 0)
+			taken = pool_take(hc, stw.pool_sig, stw.cgroup_id, dir);
+		if (r < 0 || taken < 0) {
+			df_info("fence %s: the pool of verified programs: %s; loading them", st->id,
+				strerror(-(r < 0 ? r : taken)));
+			stw.pool_sig[0] = 0;
+			taken = 0;
+		}
+	}
+	if (taken) {
+		df_debug("fence %s: programs verified before, kept by the pool", st->id);
+		r = fds_of_pins(dir, tcp_reader, &fds, e);
 	} else {
-		skel->rodata->dns_tcp_reader = 1;
+		r = load_fresh(hc, &sw, &objs, &c4, &c6, cn.n, tcp_reader, procs_fd, dir, &fds, e);
 	}
-	r = fence_objs_load(&objs);
-	if (r < 0) {
-		r = df_fail(e, r, "load BPF programs: %s (run with --verbose for the verifier log)",
-			    strerror(-r));
+	if (r < 0)
 		goto out;
-	}
+
 	cfg.mode = (__u32)st->policy.mode;
 	{
 		struct df_breakglass bg;
@@ -837,53 +1064,33 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	memcpy(cfg.name_filter, cn.filter, sizeof(cfg.name_filter));
 	for (size_t i = 0; i < DF_DNS_PORTS; i++)
 		cfg.dns_ports[i] = hc->dns_ports[i];
-	if ((r = fill_rules(skel->maps.rules4, 4, &c4, e)) < 0 ||
-	    (r = fill_rules(skel->maps.rules6, 6, &c6, e)) < 0)
-		goto out;
 	for (size_t i = 0; i < cn.n; i++) {
-		if (bpf_map__update_elem(skel->maps.name_rules, &cn.keys[i], sizeof(cn.keys[i]),
-					 &cn.vals[i], sizeof(cn.vals[i]), BPF_ANY) < 0) {
+		if (bpf_map_update_elem(fds.map[FM_NAME_RULES], &cn.keys[i], &cn.vals[i], BPF_ANY) <
+		    0) {
 			r = df_fail(e, -errno, "fill name rules: %s", strerror(errno));
 			goto out;
 		}
 	}
-	r = fill_config(skel->maps.config, &cfg, e);
+	r = fill_config(fds.map[FM_CONFIG], &cfg, e);
 	if (r < 0)
 		goto out;
 
-	/* whatever is pinned from here on can be found through the state file and removed */
-	if (mkdir(dir, 0700) < 0) {
-		r = df_fail(e, -errno, "create pin directory %s: %s%s", dir, strerror(errno),
-			    errno == EEXIST ? " (a fence with this id exists; depfence gc removes stale ones)" : "");
-		goto out;
-	}
+	static const int pinned[] = { FM_COUNTERS, FM_RECORDS, FM_NAMES, FM_CONFIG };
 
-	struct bpf_map *maps[] = { skel->maps.counters, skel->maps.records, skel->maps.names,
-				   skel->maps.config };
-
-	_Static_assert(ARRAY_SIZE(maps) == ARRAY_SIZE(pin_maps), "a pin name for each map");
-	for (size_t i = 0; i < ARRAY_SIZE(maps) - 1; i++) {
-		r = pin_map(maps[i], dir, pin_maps[i], e);
+	_Static_assert(ARRAY_SIZE(pinned) == ARRAY_SIZE(pin_maps), "a pin name for each map");
+	for (size_t i = 0; i < ARRAY_SIZE(pinned) - 1; i++) {
+		r = pin_fd(fds.map[pinned[i]], dir, pin_maps[i], e);
 		if (r < 0)
 			goto out;
 	}
-
 	for (size_t i = 0; i < ARRAY_SIZE(pin_links); i++) {
-		char pname[32];
-		struct bpf_program *p;
-
-		snprintf(pname, sizeof(pname), "df_%s", pin_links[i]);
-		p = fence_prog(&objs, pname);
-		if (!p) {
-			r = df_fail(e, -ENOENT, "program %s was not loaded", pname);
-			goto out;
-		}
-		r = attach_pinned(p, cgfd, dir, pin_links[i], st->cgroup, e);
+		r = attach_pinned(fds.prog[i], fence_progs[i].type, cgfd, dir, pin_links[i],
+				  st->cgroup, e);
 		if (r < 0)
 			goto out;
 	}
 	if (tcp_reader) {
-		r = attach_dns_tcp(&objs, cgfd, dir, st->cgroup, e);
+		r = attach_dns_tcp(taken ? NULL : &objs, &fds, cgfd, dir, st->cgroup, e);
 		if (r < 0)
 			goto out;
 	}
@@ -897,11 +1104,11 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	 */
 	if (!st->fresh && cg2_may_hold_inet_stream(st->cgroup) == 0) {
 		cfg.flags |= DF_CFG_FRESH;
-		r = fill_config(skel->maps.config, &cfg, e);
+		r = fill_config(fds.map[FM_CONFIG], &cfg, e);
 		if (r < 0)
 			goto out;
 	}
-	r = pin_map(maps[ARRAY_SIZE(maps) - 1], dir, pin_maps[ARRAY_SIZE(maps) - 1], e);
+	r = pin_fd(fds.map[FM_CONFIG], dir, pin_maps[ARRAY_SIZE(pin_maps) - 1], e);
 	if (r < 0)
 		goto out;
 	/* from here on, missing link pins mean someone removed them */
@@ -1077,6 +1284,10 @@ int fence_state_to_json(const struct fence_state *st, char **ret, size_t *ret_le
 	r |= jg_key_int(g, "started_at_ns", (long long)st->started_ns);
 	if (st->attached)
 		r |= jg_key_bool(g, "attached", 1);
+	if (st->pool_sig[0]) {
+		r |= jg_key_str(g, "pool", st->pool_sig);
+		r |= jg_key_int(g, "cgroup_id", (long long)st->cgroup_id);
+	}
 	r |= jg_key_str(g, "label", st->policy.label);
 	r |= jg_key_str(g, "mode", df_mode_name(st->policy.mode));
 	r |= jg_key_str(g, "default", df_verdict_name(st->policy.default_verdict));
@@ -1156,6 +1367,13 @@ int fence_state_from_json(const char *buf, struct fence_state *ret, struct df_er
 	st.started_ns = (unsigned long long)n;
 	if (json_get_bool(root, "attached", &st.attached, NULL) < 0)
 		st.attached = 0;
+	/* only what pool_sig makes: anything else is not kept */
+	if (json_get_string(root, "pool", &s, NULL) == 0 && strlen(s) == sizeof(st.pool_sig) - 1 &&
+	    strspn(s, "0123456789abcdef") == sizeof(st.pool_sig) - 1 &&
+	    json_get_int(root, "cgroup_id", &n, NULL) == 0) {
+		snprintf(st.pool_sig, sizeof(st.pool_sig), "%s", s);
+		st.cgroup_id = (unsigned long long)n;
+	}
 	if (json_get_string(root, "label", &s, NULL) == 0 && !(st.policy.label = strdup(s)))
 		goto nomem;
 	if (json_get_string(root, "mode", &s, NULL) < 0 || df_parse_mode(s, &st.policy.mode) < 0)

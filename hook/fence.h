@@ -53,6 +53,12 @@ struct fence_state {
 	 */
 	int attached;
 	/*
+	 * The pool (pool.h): the signature of the fence's verified programs, ""
+	 * when they are not to be kept, and the id of the cgroup they served.
+	 */
+	char pool_sig[33];
+	unsigned long long cgroup_id;
+	/*
 	 * fence_start only, not in the state file: the cgroup was made empty for
 	 * this fence and nothing enters it before fence_start returns (run), so
 	 * every socket of it is made under the fence (DF_CFG_FRESH).
@@ -137,6 +143,14 @@ int fence_collect(const struct df_host_config *hc, const char *id, struct fence_
 
 /* Remove pins (detaching the programs) and the state file. */
 int fence_remove(const struct df_host_config *hc, const char *id);
+/* the state file alone (fence_remove does pins and state) */
+int fence_remove_state(const struct df_host_config *hc, const char *id);
+/*
+ * The end of a finished fence (its report written): its verified programs
+ * go to the pool when they are to be kept and it takes them, else
+ * everything is removed as fence_remove does. 0 or -errno.
+ */
+int fence_retire(const struct df_host_config *hc, const struct fence_state *st, size_t n_recs);
 
 /*
  * Did the fence id hold? attached: its state file says fence_start finished.

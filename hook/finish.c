@@ -146,7 +146,8 @@ int fence_finish_locked(const struct df_host_config *hc, const char *id, const c
 	r = attrib_detach(hc, &st.attrib);
 	if (r < 0)
 		df_err("poststop %s: release process attribution: %s", id, strerror(-r));
-	r = fence_remove(hc, id);
+	/* the verified programs may wait in the pool for the next fence like this one */
+	r = fence_retire(hc, &st, d.n_recs);
 	if (r < 0)
 		df_err("poststop %s: remove pins and state: %s", id, strerror(-r));
 	/* written and cleaned, but not whole: the caller fails (run exits 1, gc counts it) */
