@@ -409,6 +409,17 @@ static int fill_rules(struct bpf_map *map, int family, const struct df_compiled 
 	return 0;
 }
 
+/* the links attach_pinned made, held by this process (see there) */
+static int held_links[ARRAY_SIZE(pin_links) + 1];
+static size_t n_held_links;
+
+/* Let go of the links this process attached: with their pins gone, they detach. */
+static void release_held_links(void)
+{
+	while (n_held_links)
+		close(held_links[--n_held_links]);
+}
+
 /* Unpin the fence's links: its programs let go of the cgroup. 0 or -errno. */
 static int unpin_links(int dfd)
 {
@@ -494,6 +505,7 @@ int fence_retire(const struct df_host_config *hc, const struct fence_state *st, 
 	/* the links first: the fence lets go of its cgroup before anything is emptied */
 	if (dfd < 0 || unpin_links(dfd) < 0)
 		return fence_remove(hc, st->id);
+	release_held_links();
 	r = pool_park(hc, dir, st->pool_sig, st->cgroup_id, retire_state, &a, &moved);
 	if (r > 0)
 		return 0;
@@ -635,7 +647,7 @@ static int write_state(struct state_writer *w)
 	r = fence_state_to_json(w->stw, &json, &len);
 	if (r < 0)
 		return r;
-	r = write_file_atomic(w->hc->state_dir, w->name, json, len, 0600);
+	r = write_file_replace(w->hc->state_dir, w->name, json, len, 0600);
 	if (r < 0)
 		return r;
 	w->written = 1;
@@ -784,17 +796,28 @@ static int pin_fd(int fd, const char *dir, const char *name, struct df_error *e)
 	return 0;
 }
 
-/* Attach the program to the cgroup and pin the link as dir/name: the pin holds it from then on. */
+/*
+ * Attach the program to the cgroup and pin the link as dir/name: the pin
+ * holds it from then on. The link's fd stays open for the life of the
+ * process, holding it too: depfence run lives as long as its job, so its
+ * fence holds even if the pins go (the hook exits, and the pins alone hold
+ * a container's fence).
+ */
 static int attach_pinned(int prog_fd, enum bpf_attach_type type, int cgfd, const char *dir,
 			 const char *name, const char *cgroup, struct df_error *e)
 {
-	_cleanup_close_ int fd = bpf_link_create(prog_fd, cgfd, type, NULL);
+	int fd = bpf_link_create(prog_fd, cgfd, type, NULL), r;
 
 	if (fd < 0)
 		return df_fail(e, -errno, "attach %s to %s: %s", name, cgroup, strerror(errno));
-	/* the pin holds the link now: closing our fd does not detach it */
-	return pin_fd(fd, dir, name, e);
+	r = pin_fd(fd, dir, name, e);
+	if (r < 0 || n_held_links == ARRAY_SIZE(held_links))
+		close(fd);
+	else
+		held_links[n_held_links++] = fd;
+	return r;
 }
+
 
 /*
  * The reader of DNS questions over TCP: its sk_msg program on the sockhash

@@ -369,10 +369,18 @@ static int clear_array(int fd, const struct bpf_map_info *info, int percpu)
 {
 	size_t vsz = percpu ? ((info->value_size + 7) & ~7u) * (size_t)libbpf_num_possible_cpus()
 			    : info->value_size;
-	_cleanup_free_ void *zero = calloc(1, vsz);
+	_cleanup_free_ void *zero = calloc(info->max_entries, vsz);
+	_cleanup_free_ __u32 *keys = calloc(info->max_entries, sizeof(*keys));
+	__u32 count = info->max_entries;
 
-	if (!zero)
+	if (!zero || !keys)
 		return -ENOMEM;
+	for (__u32 i = 0; i < info->max_entries; i++)
+		keys[i] = i;
+	/* one call for them all (5.6+), else one each */
+	if (bpf_map_update_batch(fd, keys, zero, &count, NULL) == 0 &&
+	    count == info->max_entries)
+		return 0;
 	for (__u32 i = 0; i < info->max_entries; i++)
 		if (bpf_map_update_elem(fd, &i, zero, BPF_ANY) < 0)
 			return -errno;

@@ -12,9 +12,9 @@ static void describe(const struct df_host_config *c, char *buf, size_t len)
 {
 	snprintf(
 		buf, len,
-		"report_dir=%s state_dir=%s bpffs_root=%s profiles_dir=%s loosen=%d max_records=%u linger=%u",
+		"report_dir=%s state_dir=%s bpffs_root=%s profiles_dir=%s loosen=%d max_records=%u linger=%u pool=%u",
 		c->report_dir, c->state_dir, c->bpffs_root, c->profiles_dir,
-		c->annotations_may_loosen, c->max_records, c->attribution_linger);
+		c->annotations_may_loosen, c->max_records, c->attribution_linger, c->fence_pool);
 }
 
 static void test_defaults(void)
@@ -27,7 +27,7 @@ static void test_defaults(void)
 	describe(&c, got, sizeof(got));
 	CHECK_STR(
 		"df_config_defaults: the documented defaults",
-		"report_dir=/var/lib/depfence/reports state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300",
+		"report_dir=/var/lib/depfence/reports state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300 pool=4",
 		got);
 	CHECK_STR("df_config_defaults: no file read", "", c.path);
 }
@@ -45,35 +45,38 @@ struct good_case {
 	"bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles"
 
 static const struct good_case good_cases[] = {
-	{ "empty object", "{}", DEF_DIRS " loosen=0 max_records=4096 linger=300" },
+	{ "empty object", "{}", DEF_DIRS " loosen=0 max_records=4096 linger=300 pool=4" },
 	{ "every key",
 	  "{\"report_dir\":\"/srv/reports\",\"state_dir\":\"/run/df\",\"bpffs_root\":\"/sys/fs/bpf/df\","
 	  "\"profiles_dir\":\"/etc/df/profiles\",\"annotations_may_loosen\":true,\"max_records\":100}",
-	  "report_dir=/srv/reports state_dir=/run/df bpffs_root=/sys/fs/bpf/df profiles_dir=/etc/df/profiles loosen=1 max_records=100 linger=300" },
+	  "report_dir=/srv/reports state_dir=/run/df bpffs_root=/sys/fs/bpf/df profiles_dir=/etc/df/profiles loosen=1 max_records=100 linger=300 pool=4" },
 	{ "one key leaves the others", "{\"state_dir\":\"/tmp/state\"}",
-	  "report_dir=/var/lib/depfence/reports state_dir=/tmp/state bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300" },
+	  "report_dir=/var/lib/depfence/reports state_dir=/tmp/state bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300 pool=4" },
 	{ "nulls count as absent",
 	  "{\"report_dir\":null,\"annotations_may_loosen\":null,\"max_records\":null}",
-	  DEF_DIRS " loosen=0 max_records=4096 linger=300" },
+	  DEF_DIRS " loosen=0 max_records=4096 linger=300 pool=4" },
 	{ "false stays false", "{\"annotations_may_loosen\":false}",
-	  DEF_DIRS " loosen=0 max_records=4096 linger=300" },
+	  DEF_DIRS " loosen=0 max_records=4096 linger=300 pool=4" },
 	{ "trailing slashes are dropped", "{\"report_dir\":\"/srv/reports//\"}",
-	  "report_dir=/srv/reports state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300" },
+	  "report_dir=/srv/reports state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300 pool=4" },
 	{ "the root directory stays /", "{\"report_dir\":\"/\"}",
-	  "report_dir=/ state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300" },
+	  "report_dir=/ state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300 pool=4" },
 	{ "dots inside names are fine", "{\"report_dir\":\"/srv/..reports/a..b/.x\"}",
-	  "report_dir=/srv/..reports/a..b/.x state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300" },
+	  "report_dir=/srv/..reports/a..b/.x state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300 pool=4" },
 	{ "comments",
 	  "/* admin: keep reports on the big disk */\n{\n\t// reports\n\t\"report_dir\": \"/srv/r\" /* here */\n}\n",
-	  "report_dir=/srv/r state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300" },
+	  "report_dir=/srv/r state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=4096 linger=300 pool=4" },
 	{ "max_records at the low end", "{\"max_records\":16}",
-	  DEF_DIRS " loosen=0 max_records=16 linger=300" },
+	  DEF_DIRS " loosen=0 max_records=16 linger=300 pool=4" },
 	{ "max_records at the high end", "{\"max_records\":1048576}",
-	  DEF_DIRS " loosen=0 max_records=1048576 linger=300" },
+	  DEF_DIRS " loosen=0 max_records=1048576 linger=300 pool=4" },
 	{ "attribution_linger off", "{\"attribution_linger\":0}",
-	  DEF_DIRS " loosen=0 max_records=4096 linger=0" },
+	  DEF_DIRS " loosen=0 max_records=4096 linger=0 pool=4" },
 	{ "attribution_linger a day", "{\"attribution_linger\":86400}",
-	  DEF_DIRS " loosen=0 max_records=4096 linger=86400" },
+	  DEF_DIRS " loosen=0 max_records=4096 linger=86400 pool=4" },
+	{ "fence_pool off", "{\"fence_pool\":0}", DEF_DIRS " loosen=0 max_records=4096 linger=300 pool=0" },
+	{ "fence_pool at the high end", "{\"fence_pool\":64}",
+	  DEF_DIRS " loosen=0 max_records=4096 linger=300 pool=64" },
 };
 
 static void test_good(void)
@@ -170,6 +173,10 @@ static const struct bad_case bad_cases[] = {
 	  P ": key \"attribution_linger\"", "-1 is not in 0..86400" },
 	{ "attribution_linger a bool", "{\"attribution_linger\":true}", -EINVAL,
 	  "key \"attribution_linger\"", "expected an integer (seconds)" },
+	{ "fence_pool too big", "{\"fence_pool\":65}", -ERANGE, P ": key \"fence_pool\"",
+	  "65 is not in 0..64" },
+	{ "fence_pool a string", "{\"fence_pool\":\"4\"}", -EINVAL, "key \"fence_pool\"",
+	  "expected an integer (program sets)" },
 };
 
 static void test_bad(void)
@@ -257,7 +264,7 @@ static void test_load(void)
 	describe(&hc, got, sizeof(got));
 	CHECK_STR(
 		"df_config_load: file values over defaults",
-		"report_dir=/srv/reports state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=64 linger=300",
+		"report_dir=/srv/reports state_dir=/run/depfence bpffs_root=/sys/fs/bpf/depfence profiles_dir=/etc/depfence/profiles loosen=0 max_records=64 linger=300 pool=4",
 		got);
 	CHECK_STR("df_config_load: path recorded", path, hc.path);
 
@@ -301,7 +308,7 @@ static void test_load(void)
 		CHECK("df_config_load: no DEPFENCE_CONFIG and no default file: defaults", err == 0,
 		      "got %d (%s)", err, e.msg);
 		describe(&hc, got, sizeof(got));
-		CHECK_STR("df_config_load: the defaults", DEF_DIRS " loosen=0 max_records=4096 linger=300",
+		CHECK_STR("df_config_load: the defaults", DEF_DIRS " loosen=0 max_records=4096 linger=300 pool=4",
 			  got);
 		CHECK_STR("df_config_load: no file read", "", hc.path);
 	} else {
