@@ -192,6 +192,38 @@ else
 	notok "dns: veth namespace" "no namespace, no resolver"
 fi
 
+# --- the pool: a fence with the same rules as a finished one takes its
+# verified programs (renamed on bpffs, emptied maps, links made anew) ---
+phase "pool"
+P=/sys/fs/bpf/dfkp
+sed "s|\"bpffs_root\": \"/sys/fs/bpf/dfk\", \"attribution_linger\": 0|\"bpffs_root\": \"$P\", \"attribution_linger\": 60|" \
+	"$T/config.json" >"$T/pool.json"
+sed "s|\"attribution_linger\": 60|\"attribution_linger\": 0, \"fence_pool\": 0|" "$T/pool.json" >"$T/pool-off.json"
+DEPFENCE_CONFIG=$T/pool.json
+PR="--mode enforce --deny 127.0.0.2:80 --deny **.github.com"
+# shellcheck disable=SC2086
+fenced $PR -- "$C" tcp 127.0.0.2 80
+outcome "pool: the first fence holds" EPERM
+check "pool: its programs are kept" 1 "$(ls "$P/@pool" 2>/dev/null | wc -l)"
+# shellcheck disable=SC2086
+fenced $PR -- sh -c "ls '$P/@pool' | wc -l; '$C' tcp 127.0.0.2 80; '$C' tcp 127.0.0.1 80"
+out=$(echo $out)
+outcome "pool: the next fence took them (the pool empty meanwhile) and holds" "0 EPERM ok"
+check "pool: its report has its own event only" "1 blocked" "$(jq -r '"\(.events | length) \(.events[0].verdict)"' "$rep" 2>&1)"
+check "pool: kept again" 1 "$(ls "$P/@pool" 2>/dev/null | wc -l)"
+if [ -n "$NS" ]; then
+	# shellcheck disable=SC2086
+	fenced $PR -- sh -c "ls '$P/@pool' | wc -l; '$DF_TOOLS/dfdns' $R 53 api.github.com; '$DF_TOOLS/dfdns' $R 53 mirror.internal"
+	out=$(echo $out)
+	outcome "pool: names judged by taken programs (keyed anew)" "0 EPERM ok 198.51.100.10"
+	event "pool: names judged by taken programs (keyed anew)" "blocked dns **.github.com api.github.com" '.hook == "dns"'
+fi
+DEPFENCE_CONFIG=$T/pool-off.json
+"$DF_BIN" gc >/dev/null 2>&1
+check "pool: gc with the pool off leaves nothing" "" "$(ls -A "$P" 2>&1)"
+rmdir "$P" 2>/dev/null
+DEPFENCE_CONFIG=$T/config.json
+
 # A kernel that lacks what a program needs: depfence must say what, not dump or crash.
 if grep -q ' failed ' "$T/verify"; then
 	fenced --mode enforce -- true
