@@ -479,6 +479,8 @@ int fence_remove(const struct df_host_config *hc, const char *id)
 	return r < 0 ? r : r2;
 }
 
+static void hold_set(const char *dir, int dfd);
+
 struct retire_arg {
 	const struct df_host_config *hc;
 	const char *id;
@@ -503,7 +505,11 @@ int fence_retire(const struct df_host_config *hc, const struct fence_state *st, 
 		return fence_remove(hc, st->id);
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	/* the links first: the fence lets go of its cgroup before anything is emptied */
-	if (dfd < 0 || unpin_links(dfd) < 0)
+	if (dfd < 0)
+		return fence_remove(hc, st->id);
+	/* held on the hold cgroup first: the kernel's static keys stay on */
+	hold_set(dir, dfd);
+	if (unpin_links(dfd) < 0)
 		return fence_remove(hc, st->id);
 	release_held_links();
 	r = pool_park(hc, dir, st->pool_sig, st->cgroup_id, retire_state, &a, &moved);
@@ -776,6 +782,40 @@ static int fds_of_pins(const char *dir, int tcp_reader, struct fence_fds *f, str
 				       strerror(errno));
 	}
 	return 0;
+}
+
+/*
+ * Attach a finished fence's programs (its pool pins in dfd's directory dir)
+ * to the hold cgroup, before its own links go (pool.h, POOL_HOLD). Best
+ * effort: without the holds the set is kept all the same.
+ */
+static void hold_set(const char *dir, int dfd)
+{
+	_cleanup_fds_ struct fence_fds f;
+	_cleanup_close_ int hfd = -1;
+	struct df_error e = {};
+	char name[64], path[PATH_MAX];
+	int r;
+
+	fence_fds_init(&f);
+	hfd = pool_hold_cgroup();
+	r = hfd < 0 ? hfd
+		    : fds_of_pins(dir, faccessat(dfd, POOL_PIN "p_sockops", F_OK,
+						 AT_SYMLINK_NOFOLLOW) == 0,
+				  &f, &e);
+	for (size_t i = 0; r == 0 && i < FP_N; i++) {
+		_cleanup_close_ int fd = -1;
+
+		if (f.prog[i] < 0)
+			continue;
+		fd = bpf_link_create(f.prog[i], hfd, fence_progs[i].type, NULL);
+		snprintf(name, sizeof(name), POOL_PIN "l_%s", fence_progs[i].name);
+		if (fd < 0 || join(path, sizeof(path), dir, name, NULL) < 0 ||
+		    bpf_obj_pin(fd, path) < 0)
+			r = fd < 0 || errno ? -errno : -ENAMETOOLONG;
+	}
+	if (r < 0)
+		df_debug("hold the programs of %s on %s: %s", dir, POOL_HOLD, strerror(-r));
 }
 
 static int fill_config(int fd, const struct df_config *cfg, struct df_error *e)
@@ -1116,6 +1156,14 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		r = attach_dns_tcp(taken ? NULL : &objs, &fds, cgfd, dir, st->cgroup, e);
 		if (r < 0)
 			goto out;
+	}
+	if (taken) {
+		_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		/* attached here now, the set lets go of the hold cgroup */
+		if (dfd < 0 || pool_unhold(dfd) < 0)
+			df_debug("fence %s: unpin the hold links in %s: %s", st->id, dir,
+				 strerror(errno));
 	}
 	/*
 	 * A container's fence is fresh too when, with its programs attached (so

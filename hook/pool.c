@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "cgroup.h"
 #include "pool.h"
 #include "util.h"
 
@@ -347,6 +348,74 @@ int pool_take(const struct df_host_config *hc, const char *sig, unsigned long lo
 	return 1;
 }
 
+/* ---- the cgroup kept sets stay attached to ---- */
+
+static int hold_path(char *buf, size_t len)
+{
+	char root[PATH_MAX];
+	int r = cg2_mount(root, sizeof(root)), n;
+
+	if (r < 0)
+		return r;
+	n = snprintf(buf, len, "%s/%s", root, POOL_HOLD);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int write_small(const char *dir, const char *name, const char *text)
+{
+	char path[PATH_MAX];
+	_cleanup_close_ int fd = -1;
+	size_t n = strlen(text);
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return write(fd, text, n) == (ssize_t)n ? 0 : -errno;
+}
+
+int pool_hold_cgroup(void)
+{
+	char path[PATH_MAX];
+	int r, fd;
+
+	r = hold_path(path, sizeof(path));
+	if (r < 0)
+		return r;
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	/* frozen: a process put in it is stopped before it runs, so it makes no socket here */
+	r = write_small(path, "cgroup.freeze", "1");
+	if (r < 0)
+		return r;
+	r = cg2_populated(path);
+	if (r != 0)
+		return r < 0 ? r : -EBUSY;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int pool_unhold(int dfd)
+{
+	_cleanup_close_ int dup = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+	struct dirent *de;
+	int r = 0;
+	DIR *d;
+
+	if (dup < 0)
+		return -errno;
+	d = fdopendir(TAKE_FD(dup));
+	if (!d)
+		return -errno;
+	rewinddir(d); /* a dup shares the offset: read the whole directory */
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, POOL_PIN "l_", strlen(POOL_PIN "l_")) &&
+		    unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
+			r = -errno;
+	closedir(d);
+	return r;
+}
+
 /* ---- emptying a set's maps ---- */
 
 static int clear_hash(int fd, const struct bpf_map_info *info)
@@ -526,9 +595,17 @@ int pool_gc(const struct df_host_config *hc, int all)
 	r = walk_pool(hc, pdfd, &w);
 	if (r < 0)
 		return r;
-	/* empty: the directory goes too (bpffs_root holds nothing of the pool's then) */
-	if (w.ready == 0 && pool_dir(hc, dir, sizeof(dir)) == 0 && rmdir(dir) < 0 &&
-	    errno != ENOENT && errno != ENOTEMPTY)
-		return -errno;
+	/*
+	 * Empty: the directory goes too (bpffs_root holds nothing of the pool's
+	 * then), and the cgroup its sets were held on (a pool of another
+	 * bpffs_root that holds sets on it loses no set, only their holds).
+	 */
+	if (w.ready == 0) {
+		if (pool_dir(hc, dir, sizeof(dir)) == 0 && rmdir(dir) < 0 && errno != ENOENT &&
+		    errno != ENOTEMPTY)
+			return -errno;
+		if (hold_path(dir, sizeof(dir)) == 0 && rmdir(dir) < 0 && errno != ENOENT)
+			df_debug("pool: remove %s: %s", dir, strerror(errno));
+	}
 	return w.removed;
 }

@@ -38,6 +38,15 @@
  * refuses names with a dot).
  */
 #define POOL_PIN "pool_"
+/*
+ * Kept sets stay attached, by links pinned as POOL_PIN "l_" and a program's
+ * pin name, to this cgroup under the cgroup2 root: empty and frozen, so
+ * nothing runs in it to make a socket they would judge. The kernel turns on
+ * a static key (patching its text on every CPU) when the first program of a
+ * kind attaches anywhere and off when the last goes: held there, a host's
+ * only fence neither pays that at its start nor at its end.
+ */
+#define POOL_HOLD "depfence.pool"
 
 /* What decides the programs a fence loads and the maps they are bound to. */
 struct pool_inputs {
@@ -76,6 +85,12 @@ int pool_take(const struct df_host_config *hc, const char *sig, unsigned long lo
 int pool_park(const struct df_host_config *hc, const char *dir, const char *sig,
 	      unsigned long long cgroup_id, int (*after_move)(void *arg), void *arg,
 	      int *ret_moved);
+
+/* The hold cgroup, made (empty, frozen) when missing: an open fd, or -errno. */
+int pool_hold_cgroup(void);
+
+/* Unpin the hold links in the directory dfd (the set's links to the hold cgroup). */
+int pool_unhold(int dfd);
 
 /* Remove idle sets (all with all != 0) and leftovers of killed parks. Count removed, -errno. */
 int pool_gc(const struct df_host_config *hc, int all);

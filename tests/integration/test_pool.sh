@@ -41,8 +41,14 @@ check "first: its set is kept" "1" "$(nsets)"
 S1=$(sets)
 X=$(set_prog "$S1")
 check "first: the set holds its programs" "1" "$([ -n "$X" ] && [ "$X" != null ] && echo 1)"
-check "first: the set is only the pool's pins (no links, no fence pins)" "" \
-	"$(ls "$S1" | grep -v '^pool_[mp]_')"
+check "first: the set is only the pool's pins (no fence links, no fence pins)" "" \
+	"$(ls "$S1" | grep -v '^pool_[mpl]_')"
+HOLD=$(df_cg2root)/depfence.pool
+check "first: the set is held on the hold cgroup, a link for each program" \
+	"7 $(stat -c %i "$HOLD" 2>/dev/null)" \
+	"$(ls "$S1" | grep -c '^pool_l_') $(bpftool -j link show pinned "$S1/pool_l_egress" 2>/dev/null | jq -r .cgroup_id)"
+check "first: the hold cgroup is empty and frozen" "0 1" \
+	"$(grep -c . "$HOLD/cgroup.procs") $(awk '$1 == "frozen" {print $2}' "$HOLD/cgroup.events")"
 check "first: its maps are emptied" "0 0" \
 	"$(echo "$(bpftool -j map dump pinned "$S1/pool_m_records" | jq length) $(bpftool -j map dump pinned "$S1/pool_m_names" | jq length)")"
 check "first: no pins or state of the fence left" "" "$(ls "$DF_PINS/p1" "$DF_STATE/p1.json" 2>/dev/null)"
@@ -51,6 +57,7 @@ check "first: no pins or state of the fence left" "" "$(ls "$DF_PINS/p1" "$DF_ST
 df_hook_hold p2 "$A" sh -c "$C tcp 203.0.113.10 443; $C tcp 203.0.113.10 80; $Q 203.0.113.53 53 github.com; $Q 203.0.113.53 53 pkg.example.com"
 check "next: it took the kept set (the same programs, no load)" "$X" "$(live_prog p2)"
 check "next: the pool is empty while it holds them" "0" "$(nsets)"
+check "next: its links are its cgroup's; the hold links went" "" "$(ls "$DF_PINS/p2" | grep '^pool_l_')"
 b2=$(bases p2)
 check "next: its name hashes are keyed anew" "1" "$([ -n "$b2" ] && [ "$b1" != "$b2" ] && echo 1)"
 check "next: its records start empty" "0" "$(bpftool -j map dump pinned "$DF_PINS/p2/records" | jq length)"
@@ -122,6 +129,7 @@ check "gc: idle sets are removed" "0" "$(nsets)"
 check "gc: ... says so" "1" "$(grep -c "program sets\? the pool kept" "$DF_T/gc2.out")"
 check "gc: ... their programs are unloaded" "" "$(bpftool prog show id "$X" 2>/dev/null)"
 check "gc: ... and the pool's directory" "" "$(ls -d "$POOL" 2>/dev/null)"
+check "gc: ... and the hold cgroup" "" "$(ls -d "$HOLD" 2>/dev/null)"
 
 # --- fence_pool 0: nothing kept, and gc empties a pool left from before ---
 jq '.fence_pool = 0' "$DEPFENCE_CONFIG" >"$DF_T/off.json"
