@@ -447,16 +447,12 @@ int fence_remove_state(const struct df_host_config *hc, const char *id)
 	return 0;
 }
 
-int fence_remove(const struct df_host_config *hc, const char *id)
+/* Unpin everything in a fence's pin directory, links first, and remove it. 0 or -errno. */
+static int remove_pin_dir(const char *dir)
 {
-	char dir[PATH_MAX];
 	DIR *d;
-	int r = 0, r2;
+	int r = 0;
 
-	if (safe_id(id) < 0)
-		return -EINVAL;
-	if (join(dir, sizeof(dir), hc->bpffs_root, id, NULL) < 0)
-		return -ENAMETOOLONG;
 	d = opendir(dir);
 	if (d) {
 		struct dirent *de;
@@ -475,6 +471,19 @@ int fence_remove(const struct df_host_config *hc, const char *id)
 	} else if (errno != ENOENT) {
 		r = -errno;
 	}
+	return r;
+}
+
+int fence_remove(const struct df_host_config *hc, const char *id)
+{
+	char dir[PATH_MAX];
+	int r, r2;
+
+	if (safe_id(id) < 0)
+		return -EINVAL;
+	if (join(dir, sizeof(dir), hc->bpffs_root, id, NULL) < 0)
+		return -ENAMETOOLONG;
+	r = remove_pin_dir(dir);
 	r2 = fence_remove_state(hc, id);
 	return r < 0 ? r : r2;
 }
@@ -1101,11 +1110,30 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		}
 	}
 	if (taken) {
+		struct df_counters cnt;
+		static const struct df_counters zero;
+
 		df_debug("fence %s: programs verified before, kept by the pool", st->id);
 		r = fds_of_pins(dir, tcp_reader, &fds, e);
-	} else {
-		r = load_fresh(hc, &sw, &objs, &c4, &c6, cn.n, tcp_reader, procs_fd, dir, &fds, e);
+		if (r < 0)
+			goto out;
+		/*
+		 * Emptied when kept, and held where nothing runs: a set that counted
+		 * anything since (someone thawed the hold cgroup and ran something
+		 * there) would bring that into this fence's report and provenance
+		 */
+		r = fence_read_counters(fds.map[FM_COUNTERS], &cnt);
+		if (r < 0 || memcmp(&cnt, &zero, sizeof(cnt))) {
+			df_info("fence %s: a kept program set %s; unloaded, loading the programs anew",
+				st->id, r < 0 ? "could not be read" : "ran while kept");
+			fence_fds_close(&fds);
+			fence_fds_init(&fds);
+			remove_pin_dir(dir);
+			taken = 0;
+		}
 	}
+	if (!taken)
+		r = load_fresh(hc, &sw, &objs, &c4, &c6, cn.n, tcp_reader, procs_fd, dir, &fds, e);
 	if (r < 0)
 		goto out;
 

@@ -27,6 +27,11 @@ ID=dfb$$
 cleanup() {
 	local c d
 	for c in plain hook first noop peer; do runc delete -f "$ID-$c" >/dev/null 2>&1 || true; done
+	# the kept program sets, and the hold cgroup once none is left
+	if [ -f "$T/config.json" ]; then
+		jq '.fence_pool = 0' "$T/config.json" >"$T/config-gc.json" &&
+			DEPFENCE_CONFIG=$T/config-gc.json "$BIN" gc >/dev/null 2>&1
+	fi
 	for d in /sys/fs/cgroup/*/"$CGP" /sys/fs/cgroup/"$CGP"; do
 		[ -d "$d" ] || continue
 		for c in plain hook first noop peer; do rmdir "$d/$c" 2>/dev/null || true; done
@@ -43,8 +48,9 @@ mkdir -p "$T/plain/rootfs/bin" "$T/reports" "$T/state"
 cp /bin/busybox "$T/plain/rootfs/bin/"
 ln -s busybox "$T/plain/rootfs/bin/true"
 # the product's defaults: attribution_linger keeps the attribution programs
-# loaded between starts; "first" sets it to 0, so every start is a host's
-# first fence and loads them again
+# loaded between starts, and fence_pool the verified programs of a finished
+# fence for the next like it; "first" sets attribution_linger to 0 (no pool
+# then either), so every start is a host's first fence and loads them again
 cat >"$T/config.json" <<EOC
 { "report_dir": "$T/reports", "state_dir": "$T/state", "bpffs_root": "$PINS" }
 EOC

@@ -69,6 +69,21 @@ check "next: ... the refused connect and the refused name" "blocked 443 blocked 
 	"$(jqr "$HOOK_REP" '[.events[] | select(.verdict == "blocked") | if .hook == "dns" then "\(.verdict) \(.name)" else "\(.verdict) \(.dport)" end] | sort | join(" ")')"
 check "next: the set goes back to the pool" "$X" "$(set_prog "$(sets)")"
 
+# --- a kept set that ran while kept (the hold cgroup thawed and used by
+# hand) is not taken: it would bring that into the next fence's report ---
+echo 0 >"$HOLD/cgroup.freeze"
+(echo "$BASHPID" >"$HOLD/cgroup.procs" && exec nsenter --net="/run/netns/$NS" "$C" tcp 203.0.113.10 443) >"$DF_T/thawed.out" 2>&1
+echo 1 >"$HOLD/cgroup.freeze"
+check "thawed: the kept programs judged a process put in the hold cgroup" "EPERM" "$(cat "$DF_T/thawed.out")"
+df_hook_hold p5 "$A" "$C" tcp 203.0.113.10 80
+X5=$(live_prog p5)
+check "thawed: the next fence loads its own programs" "1" "$([ -n "$X5" ] && [ "$X5" != null ] && [ "$X5" != "$X" ] && echo 1)"
+check "thawed: ... and the set that ran is unloaded" "" "$(bpftool prog show id "$X" 2>/dev/null)"
+df_release p5
+df_hook_detach p5
+check "thawed: its report has its own connect only" "1 0" "$(jqr "$HOOK_REP" '"\(.summary.connections) \(.summary.blocked)"')"
+X=$X5
+
 # --- other rules: programs of their own ---
 df_hook_job p3 '{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.20:443"}' \
 	sh -c "$C tcp 203.0.113.20 443; $C tcp 203.0.113.10 443"
