@@ -367,7 +367,7 @@ static void mark_idle(const struct df_host_config *hc)
 {
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%llu\n", boottime_s());
-	int r = write_file_replace(hc->state_dir, ATTRIB_IDLE, buf, (size_t)n, 0600);
+	int r = write_file_atomic(hc->state_dir, ATTRIB_IDLE, buf, (size_t)n, 0600);
 
 	if (r < 0)
 		df_err("mark the attribution programs idle in %s/%s: %s", hc->state_dir,

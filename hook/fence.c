@@ -492,8 +492,21 @@ static void hold_set(const char *dir, int dfd);
 
 struct retire_arg {
 	const struct df_host_config *hc;
-	const char *id;
+	const char *id, *dir;
+	int dfd;
 };
+
+/* the pool's detach step: held on the hold cgroup first, so the kernel's static keys stay on */
+static int retire_links(void *arg)
+{
+	const struct retire_arg *a = arg;
+	int r;
+
+	hold_set(a->dir, a->dfd);
+	r = unpin_links(a->dfd);
+	release_held_links();
+	return r;
+}
 
 static int retire_state(void *arg)
 {
@@ -502,26 +515,23 @@ static int retire_state(void *arg)
 	return fence_remove_state(a->hc, a->id);
 }
 
-int fence_retire(const struct df_host_config *hc, const struct fence_state *st, size_t n_recs)
+int fence_retire(const struct df_host_config *hc, const struct fence_state *st, int keep)
 {
-	struct retire_arg a = { hc, st->id };
+	struct retire_arg a = { hc, st->id, NULL, -1 };
 	_cleanup_close_ int dfd = -1;
 	char dir[PATH_MAX];
 	int r, moved = 0;
 
-	if (!st->pool_sig[0] || n_recs > POOL_MAX_RECORDS || !pool_enabled(hc) ||
-	    safe_id(st->id) < 0 || join(dir, sizeof(dir), hc->bpffs_root, st->id, NULL) < 0)
+	if (!keep || !st->pool_sig[0] || !pool_enabled(hc) || safe_id(st->id) < 0 ||
+	    join(dir, sizeof(dir), hc->bpffs_root, st->id, NULL) < 0)
 		return fence_remove(hc, st->id);
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	/* the links first: the fence lets go of its cgroup before anything is emptied */
 	if (dfd < 0)
 		return fence_remove(hc, st->id);
-	/* held on the hold cgroup first: the kernel's static keys stay on */
-	hold_set(dir, dfd);
-	if (unpin_links(dfd) < 0)
-		return fence_remove(hc, st->id);
-	release_held_links();
-	r = pool_park(hc, dir, st->pool_sig, st->cgroup_id, retire_state, &a, &moved);
+	a.dir = dir;
+	a.dfd = dfd;
+	r = pool_park(hc, dir, st->pool_sig, st->cgroup_id, retire_links, retire_state, &a,
+		      &moved);
 	if (r > 0)
 		return 0;
 	if (r < 0 && moved)
@@ -662,7 +672,7 @@ static int write_state(struct state_writer *w)
 	r = fence_state_to_json(w->stw, &json, &len);
 	if (r < 0)
 		return r;
-	r = write_file_replace(w->hc->state_dir, w->name, json, len, 0600);
+	r = write_file_atomic(w->hc->state_dir, w->name, json, len, 0600);
 	if (r < 0)
 		return r;
 	w->written = 1;
@@ -934,8 +944,9 @@ static unsigned int map_id_of(int fd)
  */
 static int load_fresh(const struct df_host_config *hc, struct state_writer *sw,
 		      struct fence_objs *objs, const struct df_compiled *c4,
-		      const struct df_compiled *c6, size_t n_names, int tcp_reader, int procs_fd,
-		      const char *dir, struct fence_fds *fds, struct df_error *e)
+		      const struct df_compiled *c6, size_t n_names, int tcp_reader,
+		      int skb_task_helpers, int procs_fd, const char *dir, struct fence_fds *fds,
+		      struct df_error *e)
 {
 	struct fence_state *stw = sw->stw;
 	struct fence_bpf *skel;
@@ -945,8 +956,7 @@ static int load_fresh(const struct df_host_config *hc, struct state_writer *sw,
 	skel = objs->maps = fence_bpf_open_build(objs->loop);
 	if (!skel)
 		return df_fail(e, -errno, "open BPF object: %s", strerror(errno));
-	/* cgroup_skb may ask who the current task is only on recent kernels (6.18) */
-	skel->rodata->skb_task_helpers = fence_probe_skb_task_helpers() > 0;
+	skel->rodata->skb_task_helpers = skb_task_helpers;
 	skel->rodata->name_rules_on = n_names > 0;
 #if defined(__x86_64__)
 	/* the sendmsg verdict cache needs x86's ordering of loads and of stores (fence.bpf.c) */
@@ -1018,7 +1028,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	struct state_writer sw = { .hc = hc, .stw = &stw, .name = name };
 	struct df_error ae = {};
 	__u32 bases[2];
-	int r, tcp_reader, taken = 0;
+	int r, tcp_reader, skb_task_helpers, taken = 0;
 
 	fence_fds_init(&fds);
 	if (safe_id(st->id) < 0)
@@ -1089,11 +1099,13 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 			goto out;
 		}
 	}
+	/* cgroup_skb may ask who the current task is only on recent kernels (6.18) */
+	skb_task_helpers = fence_probe_skb_task_helpers() > 0;
 	/* a set verified for a fence like this one, kept by the pool: no verification */
 	if (pool_enabled(hc) && cgroup_id_of(st->cgroup, &stw.cgroup_id) == 0) {
 		struct pool_inputs in = {
 			.c4 = &c4, .c6 = &c6, .n_names = cn.n, .tcp_reader = tcp_reader,
-			.max_records = hc->max_records,
+			.skb_task_helpers = skb_task_helpers, .max_records = hc->max_records,
 			.procs_map_id = stw.attrib.gen ? map_id_of(procs_fd) : 0,
 		};
 
@@ -1113,19 +1125,20 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		struct df_counters cnt;
 		static const struct df_counters zero;
 
+		struct df_error pe = {};
+
 		df_debug("fence %s: programs verified before, kept by the pool", st->id);
-		r = fds_of_pins(dir, tcp_reader, &fds, e);
-		if (r < 0)
-			goto out;
 		/*
 		 * Emptied when kept, and held where nothing runs: a set that counted
 		 * anything since (someone thawed the hold cgroup and ran something
 		 * there) would bring that into this fence's report and provenance
 		 */
-		r = fence_read_counters(fds.map[FM_COUNTERS], &cnt);
+		r = fds_of_pins(dir, tcp_reader, &fds, &pe);
+		if (r == 0)
+			r = fence_read_counters(fds.map[FM_COUNTERS], &cnt);
 		if (r < 0 || memcmp(&cnt, &zero, sizeof(cnt))) {
 			df_info("fence %s: a kept program set %s; unloaded, loading the programs anew",
-				st->id, r < 0 ? "could not be read" : "ran while kept");
+				st->id, r < 0 ? (pe.msg[0] ? pe.msg : "could not be read") : "ran while kept");
 			fence_fds_close(&fds);
 			fence_fds_init(&fds);
 			remove_pin_dir(dir);
@@ -1133,7 +1146,8 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		}
 	}
 	if (!taken)
-		r = load_fresh(hc, &sw, &objs, &c4, &c6, cn.n, tcp_reader, procs_fd, dir, &fds, e);
+		r = load_fresh(hc, &sw, &objs, &c4, &c6, cn.n, tcp_reader, skb_task_helpers,
+			       procs_fd, dir, &fds, e);
 	if (r < 0)
 		goto out;
 

@@ -146,11 +146,11 @@ int fence_remove(const struct df_host_config *hc, const char *id);
 /* the state file alone (fence_remove does pins and state) */
 int fence_remove_state(const struct df_host_config *hc, const char *id);
 /*
- * The end of a finished fence (its report written): its verified programs
- * go to the pool when they are to be kept and it takes them, else
+ * The end of a finished fence (its report written): with keep, its verified
+ * programs go to the pool when they are to be kept and it takes them, else
  * everything is removed as fence_remove does. 0 or -errno.
  */
-int fence_retire(const struct df_host_config *hc, const struct fence_state *st, size_t n_recs);
+int fence_retire(const struct df_host_config *hc, const struct fence_state *st, int keep);
 
 /*
  * Did the fence id hold? attached: its state file says fence_start finished.

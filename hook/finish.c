@@ -6,6 +6,7 @@
 
 #include "breakglass.h"
 #include "cli.h"
+#include "pool.h"
 #include "report.h"
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -146,8 +147,12 @@ int fence_finish_locked(const struct df_host_config *hc, const char *id, const c
 	r = attrib_detach(hc, &st.attrib);
 	if (r < 0)
 		df_err("poststop %s: release process attribution: %s", id, strerror(-r));
-	/* the verified programs may wait in the pool for the next fence like this one */
-	r = fence_retire(hc, &st, d.n_recs);
+	/*
+	 * The verified programs may wait in the pool for the next fence like
+	 * this one: not those of a fence whose pins someone changed, nor of one
+	 * with more records than are quickly emptied
+	 */
+	r = fence_retire(hc, &st, !d.n_lost && d.n_recs <= POOL_MAX_RECORDS);
 	if (r < 0)
 		df_err("poststop %s: remove pins and state: %s", id, strerror(-r));
 	/* written and cleaned, but not whole: the caller fails (run exits 1, gc counts it) */

@@ -58,72 +58,89 @@ static uint64_t le64(const uint8_t *p)
 	return v;
 }
 
-static uint64_t siphash24(const uint64_t k[2], const uint8_t *p, size_t len)
-{
-	struct sip s = { k[0] ^ 0x736f6d6570736575ULL, k[1] ^ 0x646f72616e646f6dULL,
-			 k[0] ^ 0x6c7967656e657261ULL, k[1] ^ 0x7465646279746573ULL };
-	uint8_t last[8] = { 0 };
-	size_t i;
-	uint64_t m;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		m = le64(p + i);
-		s.v3 ^= m;
-		sip_round(&s);
-		sip_round(&s);
-		s.v0 ^= m;
-	}
-	memcpy(last, p + i, len - i);
-	last[7] = (uint8_t)len;
-	m = le64(last);
-	s.v3 ^= m;
-	sip_round(&s);
-	sip_round(&s);
-	s.v0 ^= m;
-	s.v2 ^= 0xff;
-	for (int r = 0; r < 4; r++)
-		sip_round(&s);
-	return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
-}
-
-struct buf {
-	uint8_t *p;
-	size_t len, cap;
-	int err;
+/* SipHash-2-4 over a stream: whole 8-byte words as they come, the tail kept */
+struct sip_stream {
+	struct sip s;
+	uint8_t tail[8];
+	size_t ntail, len;
 };
 
-static void put(struct buf *b, const void *data, size_t len)
+static void sip_init(struct sip_stream *h, const uint64_t k[2])
 {
-	if (b->err)
-		return;
-	if (b->len + len > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		uint8_t *n;
+	memset(h, 0, sizeof(*h));
+	h->s.v0 = k[0] ^ 0x736f6d6570736575ULL;
+	h->s.v1 = k[1] ^ 0x646f72616e646f6dULL;
+	h->s.v2 = k[0] ^ 0x6c7967656e657261ULL;
+	h->s.v3 = k[1] ^ 0x7465646279746573ULL;
+}
 
-		while (cap < b->len + len)
-			cap *= 2;
-		n = realloc(b->p, cap);
-		if (!n) {
-			b->err = -ENOMEM;
-			return;
+static void sip_word(struct sip *s, uint64_t m)
+{
+	s->v3 ^= m;
+	sip_round(s);
+	sip_round(s);
+	s->v0 ^= m;
+}
+
+static void sip_update(struct sip_stream *h, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	h->len += len;
+	while (len) {
+		size_t n = 8 - h->ntail < len ? 8 - h->ntail : len;
+
+		if (h->ntail == 0 && len >= 8) {
+			sip_word(&h->s, le64(p));
+			p += 8;
+			len -= 8;
+			continue;
 		}
-		b->p = n;
-		b->cap = cap;
+		memcpy(h->tail + h->ntail, p, n);
+		h->ntail += n;
+		p += n;
+		len -= n;
+		if (h->ntail == 8) {
+			sip_word(&h->s, le64(h->tail));
+			h->ntail = 0;
+		}
 	}
-	memcpy(b->p + b->len, data, len);
-	b->len += len;
 }
 
-static void put_u64(struct buf *b, uint64_t v)
+static uint64_t sip_final(struct sip_stream *h)
 {
-	put(b, &v, sizeof(v));
+	uint8_t last[8] = { 0 };
+
+	memcpy(last, h->tail, h->ntail);
+	last[7] = (uint8_t)h->len;
+	sip_word(&h->s, le64(last));
+	h->s.v2 ^= 0xff;
+	for (int r = 0; r < 4; r++)
+		sip_round(&h->s);
+	return h->s.v0 ^ h->s.v1 ^ h->s.v2 ^ h->s.v3;
 }
 
-static void put_compiled(struct buf *b, const struct df_compiled *c)
+/* the signature's two hashes, fed together */
+struct sig_hash {
+	struct sip_stream h[2];
+};
+
+static void put(struct sig_hash *g, const void *data, size_t len)
 {
-	put_u64(b, c->n);
-	put(b, c->keys, c->n * sizeof(*c->keys));
-	put(b, c->vals, c->n * sizeof(*c->vals));
+	sip_update(&g->h[0], data, len);
+	sip_update(&g->h[1], data, len);
+}
+
+static void put_u64(struct sig_hash *g, uint64_t v)
+{
+	put(g, &v, sizeof(v));
+}
+
+static void put_compiled(struct sig_hash *g, const struct df_compiled *c)
+{
+	put_u64(g, c->n);
+	put(g, c->keys, c->n * sizeof(*c->keys));
+	put(g, c->vals, c->n * sizeof(*c->vals));
 }
 
 /* The per-boot key (the state dir is a tmpfs, as bpffs is): made on first use. */
@@ -163,34 +180,30 @@ int pool_sig(const struct df_host_config *hc, const struct pool_inputs *in,
 	     char ret[POOL_SIG_LEN])
 {
 	static const char tag[] = "depfence.pool/v1";
-	struct buf b = {};
-	uint64_t key[4], h[2];
+	struct sig_hash g;
+	uint64_t key[4];
 	int r;
 
 	r = pool_key(hc, key);
 	if (r < 0)
 		return r;
-	put(&b, tag, sizeof(tag));
+	sip_init(&g.h[0], key);
+	sip_init(&g.h[1], key + 2);
+	put(&g, tag, sizeof(tag));
 	/* the programs themselves: both builds, whichever this kernel loads */
 	for (int i = 0; i < 2; i++) {
-		put_u64(&b, in->obj_sz[i]);
-		put(&b, in->obj[i], in->obj_sz[i]);
+		put_u64(&g, in->obj_sz[i]);
+		put(&g, in->obj[i], in->obj_sz[i]);
 	}
-	put_compiled(&b, in->c4);
-	put_compiled(&b, in->c6);
-	put_u64(&b, in->n_names);
-	put_u64(&b, (uint64_t)in->tcp_reader);
-	put_u64(&b, in->max_records);
-	put_u64(&b, in->procs_map_id);
-	if (b.err) {
-		free(b.p);
-		return b.err;
-	}
-	h[0] = siphash24(key, b.p, b.len);
-	h[1] = siphash24(key + 2, b.p, b.len);
-	free(b.p);
-	snprintf(ret, POOL_SIG_LEN, "%016llx%016llx", (unsigned long long)h[0],
-		 (unsigned long long)h[1]);
+	put_compiled(&g, in->c4);
+	put_compiled(&g, in->c6);
+	put_u64(&g, in->n_names);
+	put_u64(&g, (uint64_t)in->tcp_reader);
+	put_u64(&g, (uint64_t)in->skb_task_helpers);
+	put_u64(&g, in->max_records);
+	put_u64(&g, in->procs_map_id);
+	snprintf(ret, POOL_SIG_LEN, "%016llx%016llx", (unsigned long long)sip_final(&g.h[0]),
+		 (unsigned long long)sip_final(&g.h[1]));
 	return 0;
 }
 
@@ -418,20 +431,36 @@ int pool_unhold(int dfd)
 
 /* ---- emptying a set's maps ---- */
 
+/* Delete every key: walked once in order, then deleted (in one batch where the kernel can). */
 static int clear_hash(int fd, const struct bpf_map_info *info)
 {
-	char key[256];
+	size_t ksz = info->key_size, n = 0;
+	_cleanup_free_ uint8_t *keys = NULL;
+	__u32 count;
 
-	if (info->key_size > sizeof(key))
-		return -E2BIG;
-	/* bounded: every round deletes the first key, or stops */
-	for (__u32 i = 0; i <= info->max_entries; i++) {
-		if (bpf_map_get_next_key(fd, NULL, key) < 0)
-			return errno == ENOENT ? 0 : -errno;
-		if (bpf_map_delete_elem(fd, key) < 0 && errno != ENOENT)
-			return -errno;
+	if (!ksz || info->max_entries == 0)
+		return 0;
+	keys = malloc(((size_t)info->max_entries + 1) * ksz);
+	if (!keys)
+		return -ENOMEM;
+	/* bounded: a full map has max_entries keys */
+	while (n <= info->max_entries) {
+		if (bpf_map_get_next_key(fd, n ? keys + (n - 1) * ksz : NULL, keys + n * ksz) < 0) {
+			if (errno != ENOENT)
+				return -errno;
+			break;
+		}
+		n++;
 	}
-	return -EBUSY; /* still filling: something writes it */
+	if (n > info->max_entries)
+		return -EBUSY; /* still filling: something writes it */
+	count = (__u32)n;
+	if (n && bpf_map_delete_batch(fd, keys, &count, NULL) == 0 && count == n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (bpf_map_delete_elem(fd, keys + i * ksz) < 0 && errno != ENOENT)
+			return -errno;
+	return 0;
 }
 
 static int clear_array(int fd, const struct bpf_map_info *info, int percpu)
@@ -456,14 +485,48 @@ static int clear_array(int fd, const struct bpf_map_info *info, int percpu)
 	return 0;
 }
 
-/* Empty every map of the set in dfd (pins POOL_PIN "m_*") but its config, which a take rewrites. */
+static int clear_pinned(int dfd, const char *name)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	_cleanup_close_ int fd = -1;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dfd, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		return -errno;
+	switch (info.type) {
+	case BPF_MAP_TYPE_HASH:
+	case BPF_MAP_TYPE_LRU_HASH:
+	case BPF_MAP_TYPE_SOCKHASH:
+		return clear_hash(fd, &info);
+	case BPF_MAP_TYPE_ARRAY:
+		return clear_array(fd, &info, 0);
+	case BPF_MAP_TYPE_PERCPU_ARRAY:
+		return clear_array(fd, &info, 1);
+	default:
+		return -EINVAL;
+	}
+}
+
+/*
+ * Empty every map of the set in dfd (pins POOL_PIN "m_*") but its config,
+ * which a take rewrites. The TCP reader's socket map first: a socket the
+ * fence made and passed out stays in it until then, and its writes would
+ * reach the reader, which writes to the others.
+ */
 static int clear_maps(int dfd)
 {
 	_cleanup_close_ int dup = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
 	struct dirent *de;
-	int r = 0, n = 0;
+	int r, n = 0;
 	DIR *d;
 
+	r = clear_pinned(dfd, POOL_PIN "m_dns_socks");
+	if (r < 0 && r != -ENOENT)
+		return r;
+	r = 0;
 	if (dup < 0)
 		return -errno;
 	d = fdopendir(TAKE_FD(dup));
@@ -471,35 +534,11 @@ static int clear_maps(int dfd)
 		return -errno;
 	rewinddir(d); /* a dup shares the offset: read the whole directory */
 	while (r == 0 && (de = readdir(d))) {
-		struct bpf_map_info info = {};
-		__u32 len = sizeof(info);
-		char path[PATH_MAX];
-		_cleanup_close_ int fd = -1;
-
 		if (strncmp(de->d_name, POOL_PIN "m_", strlen(POOL_PIN "m_")) ||
-		    !strcmp(de->d_name, POOL_PIN "m_config"))
+		    !strcmp(de->d_name, POOL_PIN "m_config") ||
+		    !strcmp(de->d_name, POOL_PIN "m_dns_socks"))
 			continue;
-		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd(d), de->d_name);
-		fd = bpf_obj_get(path);
-		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
-			r = -errno;
-			break;
-		}
-		switch (info.type) {
-		case BPF_MAP_TYPE_HASH:
-		case BPF_MAP_TYPE_LRU_HASH:
-		case BPF_MAP_TYPE_SOCKHASH:
-			r = clear_hash(fd, &info);
-			break;
-		case BPF_MAP_TYPE_ARRAY:
-			r = clear_array(fd, &info, 0);
-			break;
-		case BPF_MAP_TYPE_PERCPU_ARRAY:
-			r = clear_array(fd, &info, 1);
-			break;
-		default:
-			r = -EINVAL;
-		}
+		r = clear_pinned(dirfd(d), de->d_name);
 		n++;
 	}
 	closedir(d);
@@ -530,8 +569,8 @@ static int drop_fence_pins(int dfd)
 }
 
 int pool_park(const struct df_host_config *hc, const char *dir, const char *sig,
-	      unsigned long long cgroup_id, int (*after_move)(void *arg), void *arg,
-	      int *ret_moved)
+	      unsigned long long cgroup_id, int (*detach)(void *arg),
+	      int (*after_move)(void *arg), void *arg, int *ret_moved)
 {
 	_cleanup_close_ int lock = -1, pdfd = -1, dfd = -1;
 	struct walk w = {};
@@ -556,6 +595,14 @@ int pool_park(const struct df_host_config *hc, const char *dir, const char *sig,
 		df_debug("pool: sweep %s/%s: %s", hc->bpffs_root, POOL_DIR, strerror(-r));
 	if (w.ready >= (int)hc->fence_pool)
 		return 0;
+	/*
+	 * From the links' going to the state file's, under the lock and with no
+	 * wait in between: a park killed there leaves what it would have left
+	 * before the pool (links gone, the state naming the fence)
+	 */
+	r = detach ? detach(arg) : 0;
+	if (r < 0)
+		return r;
 	snprintf(ready, sizeof(ready), "%s-%llu-%llu", sig, cgroup_id, boottime_s());
 	snprintf(staged, sizeof(staged), "stage-%s", ready);
 	/* staged under a name walk_pool removes: a park killed from here on leaves nothing to take */

@@ -31,7 +31,7 @@
 #define POOL_KEY ".pool.key"
 #define POOL_SIG_LEN 33 /* 32 hex digits */
 /* a fence with more records is removed, not emptied record by record */
-#define POOL_MAX_RECORDS 16384
+#define POOL_MAX_RECORDS 4096
 /*
  * The prefix of the pins a set is kept by, in a fence's pin directory too:
  * POOL_PIN "p_" and a program's pin name, POOL_PIN "m_" and a map's (bpffs
@@ -55,6 +55,7 @@ struct pool_inputs {
 	const struct df_compiled *c4, *c6;
 	size_t n_names; /* name rules: the name_rules map's size, name_rules_on */
 	int tcp_reader;
+	int skb_task_helpers; /* the kernel's answer to fence_probe_skb_task_helpers() */
 	unsigned int max_records;
 	unsigned int procs_map_id; /* the host-wide attribution map the programs use, 0: none */
 };
@@ -74,17 +75,18 @@ int pool_take(const struct df_host_config *hc, const char *sig, unsigned long lo
 	      const char *dir);
 
 /*
- * Park the fence at dir: its links must be gone. Moves dir into the pool,
- * calls after_move() (the caller removes the state file there: from then on
- * nothing names the fence), empties the fence's maps and drops every pin but
- * the POOL_PIN ones. 1: the fence is gone (its set kept, or unloaded should
- * emptying it fail); 0: nothing done (the pool is full, or the set is not
- * whole); -errno: dir is gone when *ret_moved is set (after_move failed),
- * else as it was.
+ * Park the fence at dir, under the pool's lock: when the pool has room and
+ * dir holds a whole set, detach() (the caller unpins the fence's links), move
+ * dir into the pool, after_move() (the caller removes the state file: from
+ * then on nothing names the fence), empty the fence's maps and drop every pin
+ * but the POOL_PIN ones. 1: the fence is gone (its set kept, or unloaded
+ * should emptying it fail); 0: nothing done (the pool is full, or the set is
+ * not whole); -errno: after_move failed (*ret_moved set: dir is gone), or
+ * detach or the move did (dir is still there).
  */
 int pool_park(const struct df_host_config *hc, const char *dir, const char *sig,
-	      unsigned long long cgroup_id, int (*after_move)(void *arg), void *arg,
-	      int *ret_moved);
+	      unsigned long long cgroup_id, int (*detach)(void *arg),
+	      int (*after_move)(void *arg), void *arg, int *ret_moved);
 
 /* The hold cgroup, made (empty, frozen) when missing: an open fd, or -errno. */
 int pool_hold_cgroup(void);

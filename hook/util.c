@@ -170,8 +170,8 @@ static int write_all(int fd, const void *data, size_t len)
  * rename over the target, fsync the directory. Readers see the old file or
  * the whole new one, never a part.
  */
-static int write_atomic(const char *dir, const char *name, const void *data, size_t len,
-			unsigned int mode, int durable)
+int write_file_atomic(const char *dir, const char *name, const void *data, size_t len,
+		      unsigned int mode)
 {
 	_cleanup_close_ int dfd = -1, fd = -1;
 	char tmp[NAME_MAX + 1];
@@ -188,7 +188,7 @@ static int write_atomic(const char *dir, const char *name, const void *data, siz
 	r = write_all(fd, data, len);
 	if (r >= 0 && fchmod(fd, mode) < 0)
 		r = -errno;
-	if (r >= 0 && durable && fsync(fd) < 0)
+	if (r >= 0 && fsync(fd) < 0)
 		r = -errno;
 	if (r >= 0 && close(TAKE_FD(fd)) < 0)
 		r = -errno;
@@ -198,21 +198,9 @@ static int write_atomic(const char *dir, const char *name, const void *data, siz
 		unlinkat(dfd, tmp, 0);
 		return r;
 	}
-	if (durable && fsync(dfd) < 0)
+	if (fsync(dfd) < 0)
 		return -errno;
 	return 0;
-}
-
-int write_file_atomic(const char *dir, const char *name, const void *data, size_t len,
-		      unsigned int mode)
-{
-	return write_atomic(dir, name, data, len, mode, 1);
-}
-
-int write_file_replace(const char *dir, const char *name, const void *data, size_t len,
-		       unsigned int mode)
-{
-	return write_atomic(dir, name, data, len, mode, 0);
 }
 
 const char *df_file_kind(mode_t mode)

@@ -74,14 +74,6 @@ int read_fd_capped(int fd, size_t cap, char **ret_buf, size_t *ret_len);
 int read_file_capped(int dirfd, const char *path, size_t cap, char **ret_buf, size_t *ret_len);
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len,
 		      unsigned int mode);
-/*
- * The same without the fsyncs: whoever reads it sees the old file or the new,
- * whatever kills the writer, but a power cut may lose both. For what means
- * nothing after a reboot anyway: a fence's state (its pins are gone with the
- * kernel that held them), the attribution programs' idle mark.
- */
-int write_file_replace(const char *dir, const char *name, const void *data, size_t len,
-		       unsigned int mode);
 int mkdir_p(const char *path, unsigned int mode);
 /* "a directory", "a character device", ... for a stat mode */
 const char *df_file_kind(mode_t mode);

@@ -84,6 +84,30 @@ df_hook_detach p5
 check "thawed: its report has its own connect only" "1 0" "$(jqr "$HOOK_REP" '"\(.summary.connections) \(.summary.blocked)"')"
 X=$X5
 
+# --- a fence whose link pins someone removed is not kept ---
+df_hook_hold p6 "$A" "$C" tcp 203.0.113.10 80
+X6=$(live_prog p6)
+rm -f "$DF_PINS/p6/connect4"
+df_release p6
+df_hook_detach p6
+check "links removed: reported as lost" '["links"]' "$(jq -c .records_lost "$HOOK_REP" 2>/dev/null)"
+check "links removed: its programs are not kept, but unloaded" "0 " \
+	"$(sets | while read -r s; do set_prog "$s"; done | grep -cx "$X6") $(bpftool prog show id "$X6" 2>/dev/null)"
+df_hook_job p6b "$A" true
+
+# --- a kept set missing a pin is not taken: the fence loads its own ---
+S=$(sets | head -n 1)
+rm -f "$S/pool_m_names"
+Y=$(set_prog "$S")
+df_hook_hold p7 "$A" "$C" tcp 203.0.113.10 443
+X7=$(live_prog p7)
+check "broken set: the fence loads its own programs" "1" "$([ -n "$X7" ] && [ "$X7" != null ] && [ "$X7" != "$Y" ] && echo 1)"
+check "broken set: ... and the broken one is unloaded" "" "$(bpftool prog show id "$Y" 2>/dev/null)"
+df_release p7
+df_hook_detach p7
+check "broken set: the fence held" "EPERM" "$HOOK_OUT"
+X=$X7
+
 # --- other rules: programs of their own ---
 df_hook_job p3 '{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.20:443"}' \
 	sh -c "$C tcp 203.0.113.20 443; $C tcp 203.0.113.10 443"
