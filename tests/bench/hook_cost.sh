@@ -39,6 +39,7 @@ cleanup() {
 	done
 	[ -d "$PINS" ] && find "$PINS" -mindepth 1 -depth -delete 2>/dev/null
 	rmdir "$PINS" 2>/dev/null || true
+	[ -n "${TRACEFS_MOUNTED:-}" ] && umount /sys/kernel/tracing 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -92,6 +93,11 @@ ms() { echo $(( ($(date +%s%N) - $1) / 1000 )); }
 # its annotation; it writes the traced syscalls as a seccomp profile.
 peer=none
 if [ -x "$PEER" ]; then
+	# its BCC program reads syscall tracepoints, whose layout BCC takes from
+	# tracefs: mounted on a host booted by systemd, not always on this VM
+	if [ ! -d /sys/kernel/tracing/events ] && mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null; then
+		TRACEFS_MOUNTED=1
+	fi
 	mkdir -p "$T/peer"
 	cp -a "$T/plain/rootfs" "$T/peer/"
 	jq --arg bin "$PEER" --arg cg "/$CGP/peer" --arg out "of:$T/peer-profile.json" \
