@@ -74,6 +74,14 @@ $(BUILD)/fence_loop.skel.h: $(BUILD)/fence_loop.bpf.o $(BUILD)/fence.skel.h
 	rm -f $@.a $@.b
 SKELS += $(BUILD)/fence_loop.skel.h
 
+# the fence object's identity (both builds, as the skeletons embed them), for
+# the signature of the pool's program sets (hook/pool.h): computed here, not
+# hashed again by every hook
+$(BUILD)/fence_objid.h: $(BUILD)/fence.bpf.o $(BUILD)/fence_loop.bpf.o
+	$(call msg,GEN,$@)
+	$(Q)printf '#define DF_FENCE_OBJ_ID "%s"\n' "$$(cat $^ | sha256sum | cut -d' ' -f1)" >$@.tmp && mv $@.tmp $@
+SKELS += $(BUILD)/fence_objid.h
+
 $(BUILD)/obj/%.o: %.c $(SKELS) $(wildcard hook/*.h oci/*.h bpf/*.h)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)

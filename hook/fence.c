@@ -16,6 +16,7 @@
 #include "breakglass.h"
 #include "cgroup.h"
 #include "fence_obj.h"
+#include "fence_objid.h"
 #include "cli.h"
 #include "livefence.h"
 #include "pool.h"
@@ -803,40 +804,6 @@ static int fds_of_pins(const char *dir, int tcp_reader, struct fence_fds *f, str
 	return 0;
 }
 
-/*
- * Attach a finished fence's programs (its pool pins in dfd's directory dir)
- * to the hold cgroup, before its own links go (pool.h, POOL_HOLD). Best
- * effort: without the holds the set is kept all the same.
- */
-static void hold_set(const char *dir, int dfd)
-{
-	_cleanup_fds_ struct fence_fds f;
-	_cleanup_close_ int hfd = -1;
-	struct df_error e = {};
-	char name[64], path[PATH_MAX];
-	int r;
-
-	fence_fds_init(&f);
-	hfd = pool_hold_cgroup();
-	r = hfd < 0 ? hfd
-		    : fds_of_pins(dir, faccessat(dfd, POOL_PIN "p_sockops", F_OK,
-						 AT_SYMLINK_NOFOLLOW) == 0,
-				  &f, &e);
-	for (size_t i = 0; r == 0 && i < FP_N; i++) {
-		_cleanup_close_ int fd = -1;
-
-		if (f.prog[i] < 0)
-			continue;
-		fd = bpf_link_create(f.prog[i], hfd, fence_progs[i].type, NULL);
-		snprintf(name, sizeof(name), POOL_PIN "l_%s", fence_progs[i].name);
-		if (fd < 0 || join(path, sizeof(path), dir, name, NULL) < 0 ||
-		    bpf_obj_pin(fd, path) < 0)
-			r = fd < 0 || errno ? -errno : -ENAMETOOLONG;
-	}
-	if (r < 0)
-		df_debug("hold the programs of %s on %s: %s", dir, POOL_HOLD, strerror(-r));
-}
-
 static int fill_config(int fd, const struct df_config *cfg, struct df_error *e)
 {
 	__u32 zero = 0;
@@ -857,26 +824,74 @@ static int pin_fd(int fd, const char *dir, const char *name, struct df_error *e)
 
 /*
  * Attach the program to the cgroup and pin the link as dir/name: the pin
- * holds it from then on. The link's fd stays open for the life of the
- * process, holding it too: depfence run lives as long as its job, so its
- * fence holds even if the pins go (the hook exits, and the pins alone hold
- * a container's fence).
+ * holds it from then on. The link's fd, or -errno.
  */
-static int attach_pinned(int prog_fd, enum bpf_attach_type type, int cgfd, const char *dir,
-			 const char *name, const char *cgroup, struct df_error *e)
+static int link_pinned(int prog_fd, enum bpf_attach_type type, int cgfd, const char *dir,
+		       const char *name, const char *cgroup, struct df_error *e)
 {
 	int fd = bpf_link_create(prog_fd, cgfd, type, NULL), r;
 
 	if (fd < 0)
 		return df_fail(e, -errno, "attach %s to %s: %s", name, cgroup, strerror(errno));
 	r = pin_fd(fd, dir, name, e);
-	if (r < 0 || n_held_links == ARRAY_SIZE(held_links))
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/*
+ * link_pinned, and the link's fd stays open for the life of the process,
+ * holding it too: depfence run lives as long as its job, so its fence holds
+ * even if the pins go (the hook exits, and the pins alone hold a
+ * container's fence).
+ */
+static int attach_pinned(int prog_fd, enum bpf_attach_type type, int cgfd, const char *dir,
+			 const char *name, const char *cgroup, struct df_error *e)
+{
+	int fd = link_pinned(prog_fd, type, cgfd, dir, name, cgroup, e);
+
+	if (fd < 0)
+		return fd;
+	if (n_held_links == ARRAY_SIZE(held_links))
 		close(fd);
 	else
 		held_links[n_held_links++] = fd;
-	return r;
+	return 0;
 }
 
+/*
+ * Attach a finished fence's programs (its pool pins in dfd's directory dir)
+ * to the hold cgroup, before its own links go (pool.h, POOL_HOLD). Best
+ * effort: without the holds the set is kept all the same.
+ */
+static void hold_set(const char *dir, int dfd)
+{
+	_cleanup_fds_ struct fence_fds f;
+	_cleanup_close_ int hfd = -1;
+	struct df_error e = {};
+	char name[64];
+	int r;
+
+	fence_fds_init(&f);
+	hfd = pool_hold_cgroup();
+	r = hfd < 0 ? hfd
+		    : fds_of_pins(dir, faccessat(dfd, POOL_PIN "p_sockops", F_OK,
+						 AT_SYMLINK_NOFOLLOW) == 0,
+				  &f, &e);
+	for (size_t i = 0; r == 0 && i < FP_N; i++) {
+		if (f.prog[i] < 0)
+			continue;
+		snprintf(name, sizeof(name), POOL_PIN "l_%s", fence_progs[i].name);
+		r = link_pinned(f.prog[i], fence_progs[i].type, hfd, dir, name, POOL_HOLD, &e);
+		if (r >= 0)
+			r = close(r);
+	}
+	if (r < 0)
+		df_debug("hold the programs of %s on %s: %s", dir, POOL_HOLD,
+			 e.msg[0] ? e.msg : strerror(-r));
+}
 
 /*
  * The reader of DNS questions over TCP: its sk_msg program on the sockhash
@@ -1104,13 +1119,12 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	/* a set verified for a fence like this one, kept by the pool: no verification */
 	if (pool_enabled(hc) && cgroup_id_of(st->cgroup, &stw.cgroup_id) == 0) {
 		struct pool_inputs in = {
-			.c4 = &c4, .c6 = &c6, .n_names = cn.n, .tcp_reader = tcp_reader,
+			.obj_id = DF_FENCE_OBJ_ID, .c4 = &c4, .c6 = &c6, .n_names = cn.n,
+			.tcp_reader = tcp_reader,
 			.skb_task_helpers = skb_task_helpers, .max_records = hc->max_records,
 			.procs_map_id = stw.attrib.gen ? map_id_of(procs_fd) : 0,
 		};
 
-		in.obj[0] = fence_bpf__elf_bytes(&in.obj_sz[0]);
-		in.obj[1] = fence_loop_bpf__elf_bytes(&in.obj_sz[1]);
 		r = pool_sig(hc, &in, stw.pool_sig);
 		if (r == 0)
 			taken = pool_take(hc, stw.pool_sig, stw.cgroup_id, dir);

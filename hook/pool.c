@@ -191,10 +191,7 @@ int pool_sig(const struct df_host_config *hc, const struct pool_inputs *in,
 	sip_init(&g.h[1], key + 2);
 	put(&g, tag, sizeof(tag));
 	/* the programs themselves: both builds, whichever this kernel loads */
-	for (int i = 0; i < 2; i++) {
-		put_u64(&g, in->obj_sz[i]);
-		put(&g, in->obj[i], in->obj_sz[i]);
-	}
+	put(&g, in->obj_id, strlen(in->obj_id) + 1);
 	put_compiled(&g, in->c4);
 	put_compiled(&g, in->c6);
 	put_u64(&g, in->n_names);
@@ -238,24 +235,54 @@ static int parse_entry(const char *name, char sig[POOL_SIG_LEN], unsigned long l
 	return 0;
 }
 
-/* Unpin everything in dfd's directory name (a set: its programs and maps go with the pins). */
-static int remove_entry(int pdfd, const char *name)
+/* A DIR on dfd's directory, from its start (a dup shares the offset: rewound); dfd stays open. */
+static DIR *dir_of(int dfd)
 {
-	_cleanup_close_ int dfd = openat(pdfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dup = fcntl(dfd, F_DUPFD_CLOEXEC, 3), err;
 	DIR *d;
+
+	if (dup < 0)
+		return NULL;
+	d = fdopendir(dup);
+	if (!d) {
+		err = errno;
+		close(dup);
+		errno = err;
+		return NULL;
+	}
+	rewinddir(d);
+	return d;
+}
+
+/* Unpin what dfd's directory holds whose name starts with prefix (match) or does not (!match). */
+static int unpin_prefixed(int dfd, const char *prefix, int match)
+{
+	DIR *d = dir_of(dfd);
 	struct dirent *de;
 	int r = 0;
 
-	if (dfd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	d = fdopendir(TAKE_FD(dfd));
 	if (!d)
 		return -errno;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    (strncmp(de->d_name, prefix, strlen(prefix)) == 0) != match)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
 			r = -errno;
+	}
 	closedir(d);
+	return r;
+}
+
+/* Remove the set pdfd's directory holds as name: its programs and maps go with the pins. */
+static int remove_entry(int pdfd, const char *name)
+{
+	_cleanup_close_ int dfd = openat(pdfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r;
+
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	r = unpin_prefixed(dfd, "", 1);
 	if (unlinkat(pdfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		r = -errno;
 	return r;
@@ -286,18 +313,13 @@ struct walk {
 static int walk_pool(const struct df_host_config *hc, int pdfd, struct walk *w)
 {
 	unsigned long long now = boottime_s(), cgid, since;
-	_cleanup_close_ int dfd = fcntl(pdfd, F_DUPFD_CLOEXEC, 3);
 	char sig[POOL_SIG_LEN];
 	struct dirent *de;
+	DIR *d = dir_of(pdfd);
 	int r = 0, r2;
-	DIR *d;
 
-	if (dfd < 0)
-		return -errno;
-	d = fdopendir(TAKE_FD(dfd));
 	if (!d)
 		return -errno;
-	rewinddir(d); /* a dup shares the offset: read the whole directory */
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
@@ -410,23 +432,7 @@ int pool_hold_cgroup(void)
 
 int pool_unhold(int dfd)
 {
-	_cleanup_close_ int dup = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-	struct dirent *de;
-	int r = 0;
-	DIR *d;
-
-	if (dup < 0)
-		return -errno;
-	d = fdopendir(TAKE_FD(dup));
-	if (!d)
-		return -errno;
-	rewinddir(d); /* a dup shares the offset: read the whole directory */
-	while ((de = readdir(d)))
-		if (!strncmp(de->d_name, POOL_PIN "l_", strlen(POOL_PIN "l_")) &&
-		    unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
-			r = -errno;
-	closedir(d);
-	return r;
+	return unpin_prefixed(dfd, POOL_PIN "l_", 1);
 }
 
 /* ---- emptying a set's maps ---- */
@@ -518,7 +524,6 @@ static int clear_pinned(int dfd, const char *name)
  */
 static int clear_maps(int dfd)
 {
-	_cleanup_close_ int dup = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
 	struct dirent *de;
 	int r, n = 0;
 	DIR *d;
@@ -527,12 +532,9 @@ static int clear_maps(int dfd)
 	if (r < 0 && r != -ENOENT)
 		return r;
 	r = 0;
-	if (dup < 0)
-		return -errno;
-	d = fdopendir(TAKE_FD(dup));
+	d = dir_of(dfd);
 	if (!d)
 		return -errno;
-	rewinddir(d); /* a dup shares the offset: read the whole directory */
 	while (r == 0 && (de = readdir(d))) {
 		if (strncmp(de->d_name, POOL_PIN "m_", strlen(POOL_PIN "m_")) ||
 		    !strcmp(de->d_name, POOL_PIN "m_config") ||
@@ -548,24 +550,7 @@ static int clear_maps(int dfd)
 /* Unpin all but the set's own pins (the fence's links went before, its map pins go now). */
 static int drop_fence_pins(int dfd)
 {
-	_cleanup_close_ int dup = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-	struct dirent *de;
-	int r = 0;
-	DIR *d;
-
-	if (dup < 0)
-		return -errno;
-	d = fdopendir(TAKE_FD(dup));
-	if (!d)
-		return -errno;
-	rewinddir(d); /* a dup shares the offset: read the whole directory */
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    strncmp(de->d_name, POOL_PIN, strlen(POOL_PIN)) &&
-		    unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
-			r = -errno;
-	closedir(d);
-	return r;
+	return unpin_prefixed(dfd, POOL_PIN, 0);
 }
 
 int pool_park(const struct df_host_config *hc, const char *dir, const char *sig,

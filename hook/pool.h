@@ -50,8 +50,7 @@
 
 /* What decides the programs a fence loads and the maps they are bound to. */
 struct pool_inputs {
-	const void *obj[2]; /* the BPF object's two builds (fence_obj.h) */
-	size_t obj_sz[2];
+	const char *obj_id; /* the BPF object's two builds (fence_obj.h): their SHA-256 */
 	const struct df_compiled *c4, *c6;
 	size_t n_names; /* name rules: the name_rules map's size, name_rules_on */
 	int tcp_reader;

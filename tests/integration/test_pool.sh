@@ -75,14 +75,21 @@ echo 0 >"$HOLD/cgroup.freeze"
 (echo "$BASHPID" >"$HOLD/cgroup.procs" && exec nsenter --net="/run/netns/$NS" "$C" tcp 203.0.113.10 443) >"$DF_T/thawed.out" 2>&1
 echo 1 >"$HOLD/cgroup.freeze"
 check "thawed: the kept programs judged a process put in the hold cgroup" "EPERM" "$(cat "$DF_T/thawed.out")"
-df_hook_hold p5 "$A" "$C" tcp 203.0.113.10 80
-X5=$(live_prog p5)
-check "thawed: the next fence loads its own programs" "1" "$([ -n "$X5" ] && [ "$X5" != null ] && [ "$X5" != "$X" ] && echo 1)"
-check "thawed: ... and the set that ran is unloaded" "" "$(bpftool prog show id "$X" 2>/dev/null)"
-df_release p5
-df_hook_detach p5
+# not_taken WHAT ID OLD CMD...: a fence of the rules A running CMD loads its
+# own programs, not the set of programs OLD, which is unloaded; X its programs
+not_taken() {
+	local what=$1 id=$2 old=$3 x
+	shift 3
+	df_hook_hold "$id" "$A" "$@"
+	x=$(live_prog "$id")
+	check "$what: the fence loads its own programs" "1" "$([ -n "$x" ] && [ "$x" != null ] && [ "$x" != "$old" ] && echo 1)"
+	check "$what: ... and the kept set is unloaded" "" "$(bpftool prog show id "$old" 2>/dev/null)"
+	df_release "$id"
+	df_hook_detach "$id"
+	X=$x
+}
+not_taken thawed p5 "$X" "$C" tcp 203.0.113.10 80
 check "thawed: its report has its own connect only" "1 0" "$(jqr "$HOOK_REP" '"\(.summary.connections) \(.summary.blocked)"')"
-X=$X5
 
 # --- a fence whose link pins someone removed is not kept ---
 df_hook_hold p6 "$A" "$C" tcp 203.0.113.10 80
@@ -98,15 +105,8 @@ df_hook_job p6b "$A" true
 # --- a kept set missing a pin is not taken: the fence loads its own ---
 S=$(sets | head -n 1)
 rm -f "$S/pool_m_names"
-Y=$(set_prog "$S")
-df_hook_hold p7 "$A" "$C" tcp 203.0.113.10 443
-X7=$(live_prog p7)
-check "broken set: the fence loads its own programs" "1" "$([ -n "$X7" ] && [ "$X7" != null ] && [ "$X7" != "$Y" ] && echo 1)"
-check "broken set: ... and the broken one is unloaded" "" "$(bpftool prog show id "$Y" 2>/dev/null)"
-df_release p7
-df_hook_detach p7
+not_taken "broken set" p7 "$(set_prog "$S")" "$C" tcp 203.0.113.10 443
 check "broken set: the fence held" "EPERM" "$HOOK_OUT"
-X=$X7
 
 # --- other rules: programs of their own ---
 df_hook_job p3 '{"depfence.io/mode": "enforce", "depfence.io/deny": "203.0.113.20:443"}' \
