@@ -361,6 +361,24 @@ static int open_pool(const struct df_host_config *hc, int create, int *ret_lock)
 	return dfd;
 }
 
+/*
+ * open_pool, then walk_pool with w: the pool's directory (its lock in
+ * *ret_lock), -ENOENT when there is none and !create, or -errno. A walk
+ * that failed part way is in *ret_walk (it has swept what it could).
+ */
+static int open_walked(const struct df_host_config *hc, int create, struct walk *w,
+		       int *ret_lock, int *ret_walk)
+{
+	int pdfd = open_pool(hc, create, ret_lock);
+
+	if (pdfd < 0)
+		return pdfd;
+	*ret_walk = walk_pool(hc, pdfd, w);
+	if (*ret_walk < 0)
+		df_debug("pool: sweep %s/%s: %s", hc->bpffs_root, POOL_DIR, strerror(-*ret_walk));
+	return pdfd;
+}
+
 int pool_take(const struct df_host_config *hc, const char *sig, unsigned long long cgroup_id,
 	      const char *dir)
 {
@@ -368,14 +386,11 @@ int pool_take(const struct df_host_config *hc, const char *sig, unsigned long lo
 	struct walk w = { .sig = sig, .cgroup_id = cgroup_id };
 	int r;
 
-	pdfd = open_pool(hc, 0, &lock);
+	pdfd = open_walked(hc, 0, &w, &lock, &r);
 	if (pdfd == -ENOENT)
 		return 0;
 	if (pdfd < 0)
 		return pdfd;
-	r = walk_pool(hc, pdfd, &w);
-	if (r < 0)
-		df_debug("pool: sweep %s/%s: %s", hc->bpffs_root, POOL_DIR, strerror(-r));
 	if (!w.found[0])
 		return 0;
 	if (renameat2(pdfd, w.found, AT_FDCWD, dir, RENAME_NOREPLACE) < 0)
@@ -572,12 +587,9 @@ int pool_park(const struct df_host_config *hc, const char *dir, const char *sig,
 	if (faccessat(dfd, POOL_PIN "m_config", F_OK, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    faccessat(dfd, POOL_PIN "p_egress", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
-	pdfd = open_pool(hc, 1, &lock);
+	pdfd = open_walked(hc, 1, &w, &lock, &r);
 	if (pdfd < 0)
 		return pdfd;
-	r = walk_pool(hc, pdfd, &w);
-	if (r < 0)
-		df_debug("pool: sweep %s/%s: %s", hc->bpffs_root, POOL_DIR, strerror(-r));
 	if (w.ready >= (int)hc->fence_pool)
 		return 0;
 	/*
@@ -619,12 +631,11 @@ int pool_gc(const struct df_host_config *hc, int all)
 	char dir[PATH_MAX];
 	int r;
 
-	pdfd = open_pool(hc, 0, &lock);
+	pdfd = open_walked(hc, 0, &w, &lock, &r);
 	if (pdfd == -ENOENT)
 		return 0;
 	if (pdfd < 0)
 		return pdfd;
-	r = walk_pool(hc, pdfd, &w);
 	if (r < 0)
 		return r;
 	/*
