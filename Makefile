@@ -217,7 +217,10 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man1/depfence.1 $(DESTDIR)$(MANDIR)/man5/depfence-policy.5
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/depfence (the admin's configuration and profiles)"
 
+# without a .clang-format here, clang-format would look in the directories
+# above and fall back to its own default style: the whole tree rewritten
 format:
+	@test -f .clang-format || { echo "make format: no .clang-format in $(CURDIR): refusing to reformat the tree in clang-format's default style" >&2; exit 1; }
 	clang-format -i bpf/*.c bpf/*.h hook/*.c hook/*.h oci/*.c oci/*.h tests/unit/*.c tests/tools/*.c \
 		tests/fuzz/*.c tests/fuzz/*.h
 
