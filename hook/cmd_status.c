@@ -6,6 +6,7 @@
 #include "../oci/json.h"
 #include "cli.h"
 #include "livefence.h"
+#include "pool.h"
 #include "report_doc.h"
 
 static void status_usage(FILE *f)
@@ -15,7 +16,8 @@ static void status_usage(FILE *f)
 		   "List the fences on this host: one per state file in the state dir, with its\n"
 		   "id, kind, label, mode, age, cgroup and the counters so far, read from the\n"
 		   "pinned maps without changing them. Pin directories without a state file are\n"
-		   "listed as orphans (depfence gc reports and removes them).\n"
+		   "listed as orphans (depfence gc reports and removes them), and the verified\n"
+		   "program sets kept for the next fence like theirs (fence_pool) are counted.\n"
 		   "\n"
 		   "  --json      machine output\n"
 		   "  -h, --help  this text\n"
@@ -59,7 +61,7 @@ static int print_json(const struct fence_row *rows, size_t n, const struct live_
 	_cleanup_yajl_gen_ yajl_gen g = yajl_gen_alloc(NULL);
 	const unsigned char *buf;
 	size_t len;
-	int r = 0;
+	int r = 0, kept;
 
 	if (!g)
 		return -ENOMEM;
@@ -68,6 +70,9 @@ static int print_json(const struct fence_row *rows, size_t n, const struct live_
 	yajl_gen_map_open(g);
 	r |= jg_key_str(g, "state_dir", hc->state_dir);
 	r |= jg_key_str(g, "bpffs_root", hc->bpffs_root);
+	/* verified program sets kept for the next fence like theirs (pool.h) */
+	kept = pool_count(hc);
+	r |= jg_key_int(g, "kept_program_sets", kept > 0 ? kept : 0);
 	r |= jg_str(g, "fences");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < n; i++) {
@@ -139,7 +144,7 @@ static int print_text(const struct fence_row *rows, size_t n, const struct live_
 						 "DNS-REFUSED", "LABEL" };
 	char *(*cells)[SCOLS + 1] = calloc(n + 1, sizeof(*cells));
 	size_t width[SCOLS] = {};
-	int r = 0;
+	int r = 0, kept;
 
 	if (!cells)
 		return -ENOMEM;
@@ -212,6 +217,10 @@ static int print_text(const struct fence_row *rows, size_t n, const struct live_
 	for (size_t i = 0; i < orphans->n; i++)
 		printf("orphan pins %s/%s: no state file (depfence gc reports and removes them)\n",
 		       hc->bpffs_root, orphans->ids[i]);
+	kept = pool_count(hc);
+	if (kept > 0)
+		printf("%d verified program set%s kept for the next fence like theirs in %s/%s (fence_pool)\n",
+		       kept, kept > 1 ? "s" : "", hc->bpffs_root, POOL_DIR);
 out:
 	for (size_t i = 0; i < n; i++)
 		for (int c = 0; c < SCOLS; c++)

@@ -652,3 +652,22 @@ int pool_gc(const struct df_host_config *hc, int all)
 	}
 	return w.removed;
 }
+
+int pool_count(const struct df_host_config *hc)
+{
+	char dir[PATH_MAX], sig[POOL_SIG_LEN];
+	unsigned long long cgid, since;
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	if (pool_dir(hc, dir, sizeof(dir)) < 0)
+		return -ENAMETOOLONG;
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d)))
+		n += parse_entry(de->d_name, sig, &cgid, &since) == 0;
+	closedir(d);
+	return n;
+}

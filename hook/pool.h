@@ -93,6 +93,9 @@ int pool_hold_cgroup(void);
 /* Unpin the hold links in the directory dfd (the set's links to the hold cgroup). */
 int pool_unhold(int dfd);
 
+/* Sets kept now (depfence status), -errno. */
+int pool_count(const struct df_host_config *hc);
+
 /* Remove idle sets (all with all != 0) and leftovers of killed parks. Count removed, -errno. */
 int pool_gc(const struct df_host_config *hc, int all);
 

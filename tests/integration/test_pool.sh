@@ -38,6 +38,9 @@ df_hook_detach p1
 check "first: the fence held" "$OUT" "$HOOK_OUT"
 check "first: its report" "4 1 1 1" "$(jqr "$HOOK_REP" '"\(.summary.connections) \(.summary.blocked) \(.summary.dns_queries - .summary.dns_blocked) \(.summary.dns_blocked)"')"
 check "first: its set is kept" "1" "$(nsets)"
+check "first: status counts it" "1" "$("$DF_BIN" status --json 2>/dev/null | jq .kept_program_sets)"
+check "first: status says so" "1 verified program set kept for the next fence like theirs in $POOL (fence_pool)" \
+	"$("$DF_BIN" status 2>/dev/null | grep 'verified program set')"
 S1=$(sets)
 X=$(set_prog "$S1")
 check "first: the set holds its programs" "1" "$([ -n "$X" ] && [ "$X" != null ] && echo 1)"
