@@ -39,14 +39,18 @@ static void gc_usage(FILE *f)
 		"  the pins; rule texts, label and start time are lost) to <report_dir>/<id>.json\n"
 		"  (<id>.gc.json when that exists), then the pins are removed. Directories\n"
 		"  without depfence's config map are another tool's: skipped (said).\n"
+		"- a state file that cannot be read (not JSON, not depfence's) and is older\n"
+		"  than the grace time: moved aside to <id>.json.unreadable; the fence's pins\n"
+		"  are then pins without a state file (above).\n"
 		"Records stay pinned when their report cannot be written. A fence whose id is\n"
 		"locked by a hook for more than 3 s is skipped (said). One line per fence\n"
 		"handled on stdout; nothing when there is nothing to do. Safe to run from a\n"
 		"timer.\n"
 		"\n"
 		"  -n, --dry-run        say what would be done, change nothing\n"
-		"      --grace SECONDS  leave pins without a state file alone while they are\n"
-		"                       younger than this (a fence being set up); default %d\n"
+		"      --grace SECONDS  leave pins without a state file, and state files that\n"
+		"                       cannot be read, alone while they are younger than\n"
+		"                       this (a fence being set up); default %d\n"
 		"  -h, --help           this text\n"
 		"\n"
 		"Exit status: 0 ok (also when nothing was to be done), 1 a fence could not be\n"
@@ -138,8 +142,46 @@ static int gc_lock(const struct df_host_config *hc, const char *id, int *ret_loc
 	return 1;
 }
 
+/*
+ * A state file that does not parse (a power cut before its data reached the
+ * disk, a hand edit, another depfence's format) would stop poststop and gc on
+ * its id for good: once older than the grace time it is moved aside, to
+ * <id>.json.unreadable, and the id is free again. The fence's pins, if any,
+ * are then pins without a state file: reported from what they hold and
+ * removed once attached to no cgroup (gc_orphan, in the same run).
+ * 1 handled, 0 left alone, < 0 failed (logged).
+ */
+static int gc_unreadable(const struct df_host_config *hc, const char *id, const char *why,
+			 unsigned int grace, int dry_run)
+{
+	char from[PATH_MAX], to[PATH_MAX + 16];
+	struct stat sb;
+
+	snprintf(from, sizeof(from), "%s/%s.json", hc->state_dir, id);
+	snprintf(to, sizeof(to), "%s.unreadable", from);
+	if (lstat(from, &sb) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		df_err("gc %s: stat %s: %s; left as it is", id, from, strerror(errno));
+		return -errno;
+	}
+	if (grace && time(NULL) - sb.st_mtime < (time_t)grace) {
+		printf("skipped %s: its state file %s cannot be read (%s); it is moved aside once older than %us\n",
+		       id, from, why, grace);
+		return 0;
+	}
+	if (!dry_run && rename(from, to) < 0) {
+		df_err("gc %s: move %s aside to %s: %s; left as it is", id, from, to, strerror(errno));
+		return -errno;
+	}
+	printf("%s %s: its state file cannot be read (%s); %s to %s\n",
+	       dry_run ? "would free" : "freed", id, why, dry_run ? "would move it" : "moved it", to);
+	return 1;
+}
+
 /* 1 handled, 0 left alone, < 0 failed (logged). */
-static int gc_stale(const struct df_host_config *hc, const char *id, int dry_run)
+static int gc_stale(const struct df_host_config *hc, const char *id, unsigned int grace,
+		    int dry_run)
 {
 	struct fence_state st = {};
 	struct df_error e = {};
@@ -155,6 +197,9 @@ static int gc_stale(const struct df_host_config *hc, const char *id, int dry_run
 			return r;
 	}
 	r = fence_load_state(hc, id, &st, &e);
+	/* its content, not the reading of it (EACCES, EIO: left, said) */
+	if (r == -EINVAL || r == -E2BIG || r == -EFBIG)
+		return gc_unreadable(hc, id, e.msg, grace, dry_run);
 	if (r <= 0) {
 		if (r < 0)
 			df_err("gc %s: %s; left as it is", id, e.msg);
@@ -423,7 +468,7 @@ int cmd_gc(int argc, char **argv)
 		return DF_EXIT_ERROR;
 	}
 	for (size_t i = 0; i < ids.n; i++)
-		failed |= gc_stale(&hc, ids.ids[i], dry_run) < 0;
+		failed |= gc_stale(&hc, ids.ids[i], grace, dry_run) < 0;
 	live_ids_free(&ids);
 
 	/* pins without a state file, after the stale fences above are gone */

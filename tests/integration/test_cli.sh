@@ -479,6 +479,26 @@ check "gc on orphan pins: the report keeps mode, default and the refused call" "
 	"$(jqr "$DF_REPORTS/$ID.json" '"\(.mode) \(.default) " + (.events[0] | "\(.verdict) \(.daddr) \(.dport) \(.rule)")')"
 check "gc on orphan pins: the report says what was lost" "1" "$(jqr "$DF_REPORTS/$ID.json" '[.notes[] | select(startswith("recovered by depfence gc"))] | length')"
 schema_ok "gc on orphan pins: the report validates against the schema" "$DF_REPORTS/$ID.json"
+# a state file that does not parse (a power cut, a hand edit) would stop
+# poststop and gc on its id for good: once older than the grace time, gc
+# moves it aside and the id is free again
+ID=gc-unreadable-$$
+printf '{"schema": "depfence.state/v1", "id": ' >"$DF_STATE/$ID.json"
+echo "{\"id\": \"$ID\"}" | "$DF_BIN" hook poststop 2>/dev/null
+check "unreadable state: poststop fails on it" "1" "$?"
+out=$("$DF_BIN" gc 2>&1)
+case $out in "skipped $ID: its state file $DF_STATE/$ID.json cannot be read (state file: not valid JSON"*"moved aside once older than 60s") ok "unreadable state: gc leaves a young one, and says why" ;;
+*) notok "unreadable state: gc leaves a young one, and says why" "got '$out'" ;; esac
+touch -d '-2 min' "$DF_STATE/$ID.json"
+out=$("$DF_BIN" gc --dry-run 2>&1)
+check "unreadable state: gc --dry-run says what it would do, changes nothing" "would free 1" \
+	"$(echo "$out" | grep -o "^would free $ID" | sed "s/ $ID//") $(ls "$DF_STATE/$ID.json" | wc -l)"
+out=$("$DF_BIN" gc 2>&1)
+check "unreadable state: gc moves an old one aside, exit 0" "0 freed $ID: its state file cannot be read" "$? ${out%% (*}"
+check "unreadable state: ... kept beside, the id free" "$ID.json.unreadable" "$(cd "$DF_STATE" && ls -d "$ID".json* 2>/dev/null)"
+echo "{\"id\": \"$ID\"}" | "$DF_BIN" hook poststop 2>/dev/null
+check "unreadable state: poststop of the id then finds no fence" "0" "$?"
+rm -f "$DF_STATE/$ID.json.unreadable"
 # what gc and poststop leave: no fence pins and no state files (host-wide pins, "@..."
 # directories that are not fence ids, are not a fence's)
 check "cli: no fence pins or state left" "" \
