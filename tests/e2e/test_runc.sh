@@ -125,3 +125,28 @@ for bad in 'mode|{"depfence.io/mode": "enforcing"}|depfence.io/mode.*enforcing' 
 	check "bad $what: runc left no container" "" "$("${RUNC[@]}" list -q 2>/dev/null | grep -x "$ID")"
 	df_check_clean "bad $what"
 done
+
+# --- the pool: containers one after another with the same policy (the
+# default fence_pool, with attribution_linger on): the second takes the
+# first's verified programs, and each report is its own ---
+jq '.attribution_linger = 60' "$DEPFENCE_CONFIG" >"$DF_T/pool.json"
+SAVED_CONFIG=$DEPFENCE_CONFIG
+export DEPFENCE_CONFIG=$DF_T/pool.json
+kept() { for s in "$DF_PINS"/@pool/*/; do [ -d "$s" ] && bpftool -j prog show pinned "${s}pool_p_egress" 2>/dev/null | jq -r .id; done | tr '\n' ' '; }
+for n in 1 2; do
+	ID=df$$-pool$n
+	bundle pool$n createRuntime "$POLICY" "$CLIENT"
+	run pool$n
+	df_check_exit "pool $n: runc run exit 0" $? "$DF_T/pool$n.err"
+	check "pool $n: denied calls EPERM, allowed calls ok" "EPERM ok EPERM ok" "$(echo $(cat "$DF_T/pool$n.out"))"
+	check "pool $n: its report has its own two refusals" "2 2 4" \
+		"$(jqr "$DF_REPORTS/$ID.json" '"\(.events | length) \(.summary.blocked) \(.summary.connections)"')"
+	eval "kept$n=\$(kept)"
+done
+check "pool: the first container's programs were kept" "1" "$(echo $kept1 | wc -w)"
+check "pool: the second took them and gave them back (no second set)" "$kept1" "$kept2"
+export DEPFENCE_CONFIG=$SAVED_CONFIG
+jq '.fence_pool = 0 | .attribution_linger = 0' "$DF_T/pool.json" >"$DF_T/pool-off.json"
+DEPFENCE_CONFIG=$DF_T/pool-off.json "$DF_BIN" gc >/dev/null 2>&1
+check "pool: gc with the pool off removes the kept set (and the attribution programs)" "" "$(kept)"
+df_check_clean "pool"
