@@ -79,7 +79,8 @@ SKELS += $(BUILD)/fence_loop.skel.h
 # hashed again by every hook
 $(BUILD)/fence_objid.h: $(BUILD)/fence.bpf.o $(BUILD)/fence_loop.bpf.o
 	$(call msg,GEN,$@)
-	$(Q)printf '#define DF_FENCE_OBJ_ID "%s"\n' "$$(cat $^ | sha256sum | cut -d' ' -f1)" >$@.tmp && mv $@.tmp $@
+	$(Q)id=$$(cat $^ | sha256sum | cut -d' ' -f1) && [ $${#id} = 64 ] && \
+		printf '#define DF_FENCE_OBJ_ID "%s"\n' "$$id" >$@.tmp && mv $@.tmp $@
 SKELS += $(BUILD)/fence_objid.h
 
 $(BUILD)/obj/%.o: %.c $(SKELS) $(wildcard hook/*.h oci/*.h bpf/*.h)

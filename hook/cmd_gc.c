@@ -160,10 +160,12 @@ static int gc_unreadable(const struct df_host_config *hc, const char *id, const 
 	snprintf(from, sizeof(from), "%s/%s.json", hc->state_dir, id);
 	snprintf(to, sizeof(to), "%s.unreadable", from);
 	if (lstat(from, &sb) < 0) {
-		if (errno == ENOENT)
+		int r = -errno;
+
+		if (r == -ENOENT)
 			return 0;
-		df_err("gc %s: stat %s: %s; left as it is", id, from, strerror(errno));
-		return -errno;
+		df_err("gc %s: stat %s: %s; left as it is", id, from, strerror(-r));
+		return r;
 	}
 	if (grace && time(NULL) - sb.st_mtime < (time_t)grace) {
 		printf("skipped %s: its state file %s cannot be read (%s); it is moved aside once older than %us\n",
@@ -171,10 +173,16 @@ static int gc_unreadable(const struct df_host_config *hc, const char *id, const 
 		return 0;
 	}
 	if (!dry_run && rename(from, to) < 0) {
-		df_err("gc %s: move %s aside to %s: %s; left as it is", id, from, to, strerror(errno));
-		return -errno;
+		int r = -errno;
+
+		df_err("gc %s: move %s aside to %s: %s; left as it is", id, from, to, strerror(-r));
+		return r;
 	}
-	printf("%s %s: its state file cannot be read (%s); %s to %s\n",
+	/*
+	 * The attribution slot the fence held, if any, was named in that file
+	 * only: it stays taken (one of 256) until the host restarts
+	 */
+	printf("%s %s: its state file cannot be read (%s); %s to %s (an attribution slot it held stays taken)\n",
 	       dry_run ? "would free" : "freed", id, why, dry_run ? "would move it" : "moved it", to);
 	return 1;
 }

@@ -885,8 +885,10 @@ static void hold_set(const char *dir, int dfd)
 			continue;
 		snprintf(name, sizeof(name), POOL_PIN "l_%s", fence_progs[i].name);
 		r = link_pinned(f.prog[i], fence_progs[i].type, hfd, dir, name, POOL_HOLD, &e);
-		if (r >= 0)
-			r = close(r);
+		if (r >= 0) {
+			close(r);
+			r = 0;
+		}
 	}
 	if (r < 0)
 		df_debug("hold the programs of %s on %s: %s", dir, POOL_HOLD,
@@ -1155,8 +1157,13 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 				st->id, r < 0 ? (pe.msg[0] ? pe.msg : "could not be read") : "ran while kept");
 			fence_fds_close(&fds);
 			fence_fds_init(&fds);
-			remove_pin_dir(dir);
 			taken = 0;
+			r = remove_pin_dir(dir);
+			if (r < 0) {
+				df_fail(e, r, "remove the kept program set at %s: %s", dir,
+					strerror(-r));
+				goto out;
+			}
 		}
 	}
 	if (!taken)
@@ -1216,10 +1223,12 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 	if (taken) {
 		_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
+		int ur = dfd < 0 ? -errno : pool_unhold(dfd);
+
 		/* attached here now, the set lets go of the hold cgroup */
-		if (dfd < 0 || pool_unhold(dfd) < 0)
+		if (ur < 0)
 			df_debug("fence %s: unpin the hold links in %s: %s", st->id, dir,
-				 strerror(errno));
+				 strerror(-ur));
 	}
 	/*
 	 * A container's fence is fresh too when, with its programs attached (so

@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 
 #include "livefence.h"
+#include "pool.h"
 
 void live_ids_free(struct live_ids *l)
 {
@@ -209,7 +210,8 @@ int live_links_attached(const struct df_host_config *hc, const char *id,
 		__u32 len = sizeof(info);
 		char path[PATH_MAX], kind[64];
 
-		if (de->d_name[0] == '.')
+		/* the pool's links to its hold cgroup (pool.h) hold nothing of the fence's */
+		if (de->d_name[0] == '.' || !strncmp(de->d_name, POOL_PIN, strlen(POOL_PIN)))
 			continue;
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= sizeof(path))
 			continue;

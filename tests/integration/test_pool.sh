@@ -151,6 +151,23 @@ state same2 creating | "$DF_BIN" hook createRuntime 2>/dev/null
 g2=$(live_prog same2)
 check "same cgroup: the next fence on that very cgroup loads its own" "1" "$([ -n "$g2" ] && [ "$g2" != null ] && [ "$g2" != "$g1" ] && echo 1)"
 state same2 stopped | "$DF_BIN" hook poststop 2>/dev/null
+
+# --- a hook killed after attaching a taken set, before it let go of the hold
+# cgroup (its first unlinkat): the retry for the same id and cgroup finishes
+# that fence and holds, the hold links not taken for another cgroup's ---
+CGK=$(df_cg2root)/df$$-killed
+mkdir "$CGK" && df_track_cgroup "$CGK"
+echo "$SL" >"$CGK/cgroup.procs"
+(state killed creating | strace -f -qq -o /dev/null -e trace=unlinkat -e inject=unlinkat:signal=SIGKILL:when=1 \
+	"$DF_BIN" hook createRuntime) 2>/dev/null
+check "killed take: the hook was killed" "137" "$?"
+check "killed take: it left its links and the hold links" "1" \
+	"$([ -e "$DF_PINS/killed/egress" ] && [ -e "$DF_PINS/killed/pool_l_egress" ] && echo 1)"
+state killed creating | "$DF_BIN" hook createRuntime 2>"$DF_T/killed.err"
+check "killed take: the retry holds" "0" "$?"
+check "killed take: ... on this cgroup" "$(stat -c %i "$CGK")" \
+	"$(bpftool -j link show pinned "$DF_PINS/killed/egress" 2>/dev/null | jq -r .cgroup_id)"
+state killed stopped | "$DF_BIN" hook poststop 2>/dev/null
 kill $SL; wait $SL 2>/dev/null
 
 # --- a full pool: the set is unloaded ---
