@@ -531,7 +531,7 @@ int fence_retire(const struct df_host_config *hc, const struct fence_state *st, 
 		return fence_remove(hc, st->id);
 	a.dir = dir;
 	a.dfd = dfd;
-	r = pool_park(hc, dir, st->pool_sig, st->cgroup_id, retire_links, retire_state, &a,
+	r = pool_park(hc, dir, dfd, st->pool_sig, st->cgroup_id, retire_links, retire_state, &a,
 		      &moved);
 	if (r > 0)
 		return 0;
@@ -778,9 +778,16 @@ static int fds_of_objs(const struct fence_objs *o, int tcp_reader, struct fence_
 	return 0;
 }
 
-/* The fds of the set the pool gave (its pins in dir). */
-static int fds_of_pins(const char *dir, int tcp_reader, struct fence_fds *f, struct df_error *e)
+/*
+ * The fds of a kept set (its pins in dir): its programs, and with maps the
+ * maps a start fills or pins (the others only a park empties, by their pins).
+ */
+static int fds_of_pins(const char *dir, int tcp_reader, int maps, struct fence_fds *f,
+		       struct df_error *e)
 {
+	static const unsigned int started = 1u << FM_CONFIG | 1u << FM_COUNTERS |
+					    1u << FM_RECORDS | 1u << FM_NAMES |
+					    1u << FM_NAME_RULES | 1u << FM_DNS_SOCKS;
 	char path[PATH_MAX];
 	int n;
 
@@ -789,6 +796,8 @@ static int fds_of_pins(const char *dir, int tcp_reader, struct fence_fds *f, str
 		int *fd = i < FP_N ? &f->prog[i] : &f->map[i - FP_N];
 
 		if ((i == FP_SOCKOPS || i == FP_N + FM_DNS_SOCKS) && !tcp_reader)
+			continue;
+		if (i >= FP_N && !(maps && (started >> (i - FP_N) & 1)))
 			continue;
 		n = i < FP_N ? snprintf(path, sizeof(path), "%s/" POOL_PIN "p_%s", dir,
 					fence_progs[i].name)
@@ -879,7 +888,7 @@ static void hold_set(const char *dir, int dfd)
 	r = hfd < 0 ? hfd
 		    : fds_of_pins(dir, faccessat(dfd, POOL_PIN "p_sockops", F_OK,
 						 AT_SYMLINK_NOFOLLOW) == 0,
-				  &f, &e);
+				  0, &f, &e);
 	for (size_t i = 0; r == 0 && i < FP_N; i++) {
 		if (f.prog[i] < 0)
 			continue;
@@ -1149,7 +1158,7 @@ int fence_start(const struct df_host_config *hc, const struct fence_state *st, s
 		 * anything since (someone thawed the hold cgroup and ran something
 		 * there) would bring that into this fence's report and provenance
 		 */
-		r = fds_of_pins(dir, tcp_reader, &fds, &pe);
+		r = fds_of_pins(dir, tcp_reader, 1, &fds, &pe);
 		if (r == 0)
 			r = fence_read_counters(fds.map[FM_COUNTERS], &cnt);
 		if (r < 0 || memcmp(&cnt, &zero, sizeof(cnt))) {

@@ -568,11 +568,11 @@ static int drop_fence_pins(int dfd)
 	return unpin_prefixed(dfd, POOL_PIN, 0);
 }
 
-int pool_park(const struct df_host_config *hc, const char *dir, const char *sig,
+int pool_park(const struct df_host_config *hc, const char *dir, int dfd, const char *sig,
 	      unsigned long long cgroup_id, int (*detach)(void *arg),
 	      int (*after_move)(void *arg), void *arg, int *ret_moved)
 {
-	_cleanup_close_ int lock = -1, pdfd = -1, dfd = -1;
+	_cleanup_close_ int lock = -1, pdfd = -1;
 	struct walk w = {};
 	char staged[NAME_MAX + 1], ready[NAME_MAX + 1];
 	int r;
@@ -581,9 +581,6 @@ int pool_park(const struct df_host_config *hc, const char *dir, const char *sig,
 	if (!pool_enabled(hc) || !sig || strlen(sig) != POOL_SIG_LEN - 1)
 		return 0;
 	/* a whole set: the programs of its links and its config */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return 0;
 	if (faccessat(dfd, POOL_PIN "m_config", F_OK, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    faccessat(dfd, POOL_PIN "p_egress", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;

@@ -74,7 +74,7 @@ int pool_take(const struct df_host_config *hc, const char *sig, unsigned long lo
 	      const char *dir);
 
 /*
- * Park the fence at dir, under the pool's lock: when the pool has room and
+ * Park the fence at dir (open as dfd), under the pool's lock: when the pool has room and
  * dir holds a whole set, detach() (the caller unpins the fence's links), move
  * dir into the pool, after_move() (the caller removes the state file: from
  * then on nothing names the fence), empty the fence's maps and drop every pin
@@ -83,7 +83,7 @@ int pool_take(const struct df_host_config *hc, const char *sig, unsigned long lo
  * not whole); -errno: after_move failed (*ret_moved set: dir is gone), or
  * detach or the move did (dir is still there).
  */
-int pool_park(const struct df_host_config *hc, const char *dir, const char *sig,
+int pool_park(const struct df_host_config *hc, const char *dir, int dfd, const char *sig,
 	      unsigned long long cgroup_id, int (*detach)(void *arg),
 	      int (*after_move)(void *arg), void *arg, int *ret_moved);
 
